@@ -316,6 +316,27 @@ impl AlipayPublicKey {
     }
 }
 
+/// What a piece of key text is, in words ("PEM `PRIVATE KEY`, PKCS#8 RSA
+/// private key"), for diagnostics. Never includes key material.
+///
+/// # Errors
+/// [`Error::Key`] when the text is not PEM or base64 at all.
+pub fn describe_key_text(text: &str) -> Result<String> {
+    let decoded = decode_text(text, KeyRole::PublicKey)?;
+    let body = match classify(&decoded.der) {
+        DerKind::Pkcs1Private => "PKCS#1 RSA private key",
+        DerKind::Pkcs8Private => "PKCS#8 RSA private key",
+        DerKind::Spki => "SPKI RSA public key",
+        DerKind::Pkcs1Public => "PKCS#1 RSA public key",
+        DerKind::Certificate => "X.509 certificate",
+        DerKind::Unknown => "unrecognised DER",
+    };
+    Ok(match decoded.label {
+        Some(l) => format!("PEM `{l}`, {body}"),
+        None => format!("bare base64, {body}"),
+    })
+}
+
 /// Wraps base64 in PEM armour with 64-column lines.
 pub(crate) fn pem(label: &str, der: &[u8]) -> String {
     let b = B64.encode(der);

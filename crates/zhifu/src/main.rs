@@ -1,1 +1,50 @@
-fn main() {}
+//! `zhifu`: the command line that ties Zhifu together.
+//!
+//! Protocol tools (`keygen`, `sign`, `verify-notify`, `verify-response`,
+//! `doctor`) live in [`protocol_cmds`]; each other area adds its own module
+//! and one variant here. With no subcommand, `zhifu` runs `zhifu dev` once
+//! the payment backend exists (see the README).
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod protocol_cmds;
+
+/// Alipay payments for serverless applications.
+#[derive(Debug, Parser)]
+#[command(name = "zhifu", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write a new RSA-2048 app key pair (PEM and the console's bare base64).
+    Keygen(protocol_cmds::KeygenArgs),
+    /// Sign request parameters read from stdin (form-encoded).
+    Sign(protocol_cmds::SignArgs),
+    /// Verify a notification body read from stdin.
+    VerifyNotify(protocol_cmds::VerifyNotifyArgs),
+    /// Verify a gateway response body read from stdin.
+    VerifyResponse(protocol_cmds::VerifyResponseArgs),
+    /// Check an Alipay configuration and explain what is wrong.
+    Doctor(protocol_cmds::DoctorArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Keygen(a)) => protocol_cmds::keygen(a),
+        Some(Command::Sign(a)) => protocol_cmds::sign(a),
+        Some(Command::VerifyNotify(a)) => protocol_cmds::verify_notify(a),
+        Some(Command::VerifyResponse(a)) => protocol_cmds::verify_response(a),
+        Some(Command::Doctor(a)) => protocol_cmds::doctor(a),
+        None => {
+            use clap::CommandFactory;
+            let _ = Cli::command().print_help();
+            ExitCode::SUCCESS
+        }
+    }
+}
