@@ -296,7 +296,8 @@ pub struct SignedRequest {
 impl SignedRequest {
     /// Signs an arbitrary parameter set (must include `sign_type` and the
     /// other system params). Used by [`Alipay::sign_request`] and by tools
-    /// that sign what they are given.
+    /// that sign what they are given. Empty values are dropped: they are not
+    /// signed (§3.1), so they must not be sent either.
     ///
     /// # Errors
     /// [`crate::Error::Crypto`].
@@ -305,7 +306,7 @@ impl SignedRequest {
         key: &AppPrivateKey,
         sign_type: SignType,
     ) -> Result<Self> {
-        params.retain(|(k, _)| k != "sign");
+        params.retain(|(k, v)| k != "sign" && !v.trim().is_empty());
         let content = request_sign_content(params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let sign = key.sign(sign_type, content.as_bytes())?;
         params.push(("sign".into(), sign));
