@@ -1,0 +1,40 @@
+//! The crate's error type.
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A uniqueness rule was broken; the field says which.
+    #[error("`{0}` is already taken")]
+    Conflict(&'static str),
+    /// A row referenced by the call does not exist.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The database URL names no backend this crate supports.
+    #[error("unsupported database URL (expected sqlite:… or postgres://…)")]
+    UnsupportedUrl,
+    /// The database holds a value this crate does not understand.
+    #[error("unexpected value in column `{column}`")]
+    Corrupt {
+        /// Which column.
+        column: &'static str,
+    },
+    /// The database failed or could not be reached.
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+    /// Running the migrations failed.
+    #[error("database migration failed")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Database(e)
+    }
+}
+
+impl StoreError {
+    pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+        matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+    }
+}

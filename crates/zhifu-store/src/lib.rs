@@ -1,0 +1,116 @@
+//! # zhifu-store — where the payment backend's state lives
+//!
+//! This crate owns everything persistent about Zhifu's orders: the [`Store`]
+//! trait the server talks to, the domain records ([`Order`], [`Refund`],
+//! [`OrderEvent`], [`NotificationRecord`]), the [`StoreError`] type, and
+//! [`SqlStore`], one sqlx implementation that runs on **SQLite** (embedded,
+//! file or in-memory) and **PostgreSQL**, each with its own embedded
+//! migrations (`migrations/sqlite`, `migrations/postgres`).
+//!
+//! ## Invariants
+//!
+//! - Money is integer fen (`i64`), times are epoch milliseconds (`i64`).
+//! - An order's payment state changes only in [`Store::apply_trade_update`]
+//!   (and [`Store::finish_refund`], which calls the same code inside its
+//!   transaction). Every transition is a conditional `UPDATE … WHERE status =
+//!   …`, so a replayed or concurrent update is a no-op; each effective
+//!   transition writes exactly one [`OrderEvent`] in the same transaction,
+//!   together with the [`NotificationRecord`] that caused it.
+//! - States never go backwards: `pending → paid → refunded`, `pending →
+//!   closed`. `refunded_fen` only grows, and only to amounts Alipay reported.
+//! - The store does not verify signatures and knows nothing of HTTP; callers
+//!   hand it only updates they have already verified.
+
+#![deny(missing_docs)]
+
+mod error;
+mod model;
+mod sql;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+use async_trait::async_trait;
+
+pub use crate::error::StoreError;
+pub use crate::model::*;
+pub use crate::sql::{Backend, SqlStore, StoreOptions, new_id};
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Everything the payment backend persists. Implementations must make every
+/// method safe to call concurrently from many processes.
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Checks that the database answers.
+    async fn ping(&self) -> Result<()>;
+
+    /// Inserts a new order. When `idempotency_key` is set and already used,
+    /// answers [`CreateOrderOutcome::Existing`] with the earlier order (the
+    /// caller compares `request_hash`).
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when `out_trade_no` is taken.
+    async fn create_order(&self, order: NewOrder) -> Result<CreateOrderOutcome>;
+
+    /// The order with this id.
+    async fn get_order(&self, id: &str) -> Result<Option<Order>>;
+
+    /// The order with this merchant order number.
+    async fn get_order_by_out_trade_no(&self, out_trade_no: &str) -> Result<Option<Order>>;
+
+    /// Orders newest first, optionally filtered by status, after `cursor`.
+    async fn list_orders(&self, query: &OrderQuery) -> Result<Vec<Order>>;
+
+    /// Records the channel last used to pay and, for channels where Alipay
+    /// creates the trade up front (`jsapi`), its `trade_no`. Neither is payment
+    /// state. Does nothing unless the order is still pending.
+    async fn record_payment_attempt(
+        &self,
+        order_id: &str,
+        channel: &str,
+        trade_no: Option<&str>,
+        at: i64,
+    ) -> Result<()>;
+
+    /// The single path that changes an order's payment state: applies what
+    /// Alipay reported (already verified by the caller) with conditional
+    /// updates, writes the resulting events and the notification record in
+    /// one transaction.
+    async fn apply_trade_update(
+        &self,
+        update: &TradeUpdate,
+        record: &NewNotification,
+    ) -> Result<ApplyResult>;
+
+    /// Records a notification that never reached [`Store::apply_trade_update`]
+    /// (bad signature, unknown order, mismatching fields).
+    async fn record_notification(&self, record: &NewNotification) -> Result<()>;
+
+    /// Notifications recorded for an order, oldest first.
+    async fn list_notifications(&self, order_id: &str) -> Result<Vec<NotificationRecord>>;
+
+    /// Notifications recorded with no order (unknown `out_trade_no`, bad
+    /// signature before the order could be trusted), newest first.
+    async fn list_orphan_notifications(&self, limit: i64) -> Result<Vec<NotificationRecord>>;
+
+    /// State changes of an order, oldest first.
+    async fn list_events(&self, order_id: &str) -> Result<Vec<OrderEvent>>;
+
+    /// Reserves the amount and inserts a `pending` refund in one transaction.
+    async fn create_refund(&self, refund: NewRefund) -> Result<CreateRefundOutcome>;
+
+    /// A refund by id.
+    async fn get_refund(&self, id: &str) -> Result<Option<Refund>>;
+
+    /// Refunds of an order, oldest first.
+    async fn list_refunds(&self, order_id: &str) -> Result<Vec<Refund>>;
+
+    /// Settles a `pending` refund (no-op if it is already settled). On
+    /// success the cumulative `refund_fee` Alipay reported goes through the
+    /// same state-change code as notifications, in the same transaction.
+    async fn finish_refund(&self, refund_id: &str, result: &RefundResult) -> Result<Refund>;
+
+    /// Number of orders per status (for metrics).
+    async fn count_orders_by_status(&self) -> Result<Vec<(OrderStatus, i64)>>;
+}

@@ -1,0 +1,142 @@
+//! Test support (feature `testing`): a fresh database per test, on SQLite
+//! always and on PostgreSQL when `ZHIFU_TEST_DATABASE_URL` is set.
+//!
+//! When `CI` is set and the PostgreSQL URL is not, PostgreSQL tests fail
+//! instead of being skipped: CI must never pass without having run them.
+
+use tempfile::TempDir;
+
+use crate::Backend;
+
+/// The variable naming the PostgreSQL server tests create databases on.
+pub const PG_URL_VAR: &str = "ZHIFU_TEST_DATABASE_URL";
+
+/// A database that exists for one test.
+#[derive(Debug)]
+pub struct TestDatabase {
+    /// Its URL.
+    pub url: String,
+    /// Its backend.
+    pub backend: Backend,
+    _dir: Option<TempDir>,
+}
+
+/// A fresh, empty database, or `None` when `backend` is PostgreSQL and no
+/// server is configured outside CI.
+///
+/// # Panics
+/// When PostgreSQL is asked for in CI without `ZHIFU_TEST_DATABASE_URL`, or
+/// the database cannot be created: a test must fail, not pass vacuously.
+pub async fn fresh_database(backend: Backend) -> Option<TestDatabase> {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("a temporary directory can be created");
+            let url = format!("sqlite://{}/zhifu.db", dir.path().display());
+            Some(TestDatabase {
+                url,
+                backend,
+                _dir: Some(dir),
+            })
+        }
+        Backend::Postgres => {
+            let base = match std::env::var(PG_URL_VAR) {
+                Ok(u) if !u.is_empty() => u,
+                _ => {
+                    assert!(
+                        std::env::var_os("CI").is_none(),
+                        "CI is set but {PG_URL_VAR} is not: the PostgreSQL suite must run in CI"
+                    );
+                    return None;
+                }
+            };
+            let name = format!("zhifu_test_{}", uuid::Uuid::new_v4().simple());
+            create_pg_database(&base, &name).await;
+            Some(TestDatabase {
+                url: with_database(&base, &name),
+                backend,
+                _dir: None,
+            })
+        }
+    }
+}
+
+async fn create_pg_database(base: &str, name: &str) {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(base)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {PG_URL_VAR}: {e}"));
+    // `name` is generated above from hex digits only.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE DATABASE \"{name}\" TEMPLATE template0"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap_or_else(|e| panic!("cannot create test database: {e}"));
+    let _ = conn.close().await;
+}
+
+/// `base` with its database path replaced by `name`, query kept.
+pub fn with_database(base: &str, name: &str) -> String {
+    let (head, query) = match base.split_once('?') {
+        Some((h, q)) => (h, Some(q)),
+        None => (base, None),
+    };
+    let after_scheme = head.find("://").map(|i| i + 3).unwrap_or(0);
+    let prefix = match head[after_scheme..].find('/') {
+        Some(i) => &head[..after_scheme + i],
+        None => head,
+    };
+    match query {
+        Some(q) => format!("{prefix}/{name}?{q}"),
+        None => format!("{prefix}/{name}"),
+    }
+}
+
+/// Declares each listed `async fn NAME(db: TestDatabase)` as two tests,
+/// `sqlite::NAME` and `postgres::NAME`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = $crate::testing::fresh_database($crate::Backend::Sqlite)
+                        .await
+                        .expect("SQLite is always available");
+                    super::$name(db).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = $crate::testing::fresh_database($crate::Backend::Postgres).await
+                    else {
+                        return;
+                    };
+                    super::$name(db).await
+                }
+            )*
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn database_is_swapped_keeping_the_query() {
+        assert_eq!(
+            with_database("postgres://u@127.0.0.1:5434/postgres", "t1"),
+            "postgres://u@127.0.0.1:5434/t1"
+        );
+        assert_eq!(
+            with_database("postgres://u@h:1/db?sslmode=disable", "t2"),
+            "postgres://u@h:1/t2?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://h", "t3"), "postgres://h/t3");
+    }
+}

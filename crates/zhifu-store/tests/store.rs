@@ -1,0 +1,622 @@
+//! The store's state machine, idempotency and concurrency, on SQLite and
+//! (with `ZHIFU_TEST_DATABASE_URL`) PostgreSQL.
+
+// The test bodies are plain functions instantiated per backend by a macro,
+// so clippy's `allow-unwrap-in-tests` does not see them as tests.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use zhifu_store::testing::TestDatabase;
+use zhifu_store::*;
+
+zhifu_store::backend_tests!(
+    orders_roundtrip_and_idempotency_key,
+    listing_is_newest_first_with_cursor,
+    payment_is_applied_once_and_recorded,
+    refund_notifications_only_move_forward,
+    closed_after_paid_and_paid_after_close_are_anomalies,
+    trade_no_mismatch_is_an_anomaly,
+    refunds_reserve_and_settle,
+    concurrent_payment_updates_apply_once,
+    migrations_are_idempotent,
+);
+
+async fn store(db: &TestDatabase) -> SqlStore {
+    SqlStore::connect_and_migrate(&db.url, &StoreOptions::default())
+        .await
+        .expect("store opens and migrates")
+}
+
+fn new_order(n: u32, at: i64) -> NewOrder {
+    NewOrder {
+        id: new_id("ord"),
+        out_trade_no: format!("T{n}_{}", uuid_suffix()),
+        subject: "Mug".into(),
+        body: None,
+        total_fen: 8888,
+        metadata: Some(r#"{"sku":"mug"}"#.into()),
+        idempotency_key: None,
+        request_hash: None,
+        created_at: at,
+        expires_at: at + 900_000,
+    }
+}
+
+fn uuid_suffix() -> String {
+    new_id("x")[2..14].to_owned()
+}
+
+async fn create(s: &SqlStore, o: NewOrder) -> Order {
+    match s.create_order(o).await.expect("create") {
+        CreateOrderOutcome::Created(o) => o,
+        CreateOrderOutcome::Existing(_) => panic!("expected a new order"),
+    }
+}
+
+fn update(order: &Order, state: TradeState, refund_fee: Option<i64>, at: i64) -> TradeUpdate {
+    TradeUpdate {
+        order_id: order.id.clone(),
+        source: UpdateSource::Notify,
+        notify_id: Some(format!("n-{}", order.id)),
+        trade_state: state,
+        trade_no: Some(format!("2024{}", &order.id[4..20])),
+        buyer_logon_id: Some("b***@example.com".into()),
+        buyer_id: Some("2088000000000001".into()),
+        paid_at: Some(at),
+        refund_fee,
+        at,
+    }
+}
+
+fn record(order: &Order, at: i64) -> NewNotification {
+    NewNotification {
+        id: new_id("ntf"),
+        order_id: Some(order.id.clone()),
+        out_trade_no: Some(order.out_trade_no.clone()),
+        notify_id: Some(format!("n-{}", order.id)),
+        source: UpdateSource::Notify,
+        trade_status: None,
+        anomaly: None,
+        payload: None,
+        received_at: at,
+    }
+}
+
+async fn orders_roundtrip_and_idempotency_key(db: TestDatabase) {
+    let s = store(&db).await;
+    s.ping().await.unwrap();
+    let mut o = new_order(1, 1_000);
+    o.idempotency_key = Some("key-1".into());
+    o.request_hash = Some("h1".into());
+    let created = create(&s, o.clone()).await;
+    assert_eq!(created.status, OrderStatus::Pending);
+    assert_eq!(created.total_fen, 8888);
+    assert_eq!(created.metadata.as_deref(), Some(r#"{"sku":"mug"}"#));
+    assert_eq!(
+        s.get_order(&created.id).await.unwrap(),
+        Some(created.clone())
+    );
+    assert_eq!(
+        s.get_order_by_out_trade_no(&created.out_trade_no)
+            .await
+            .unwrap()
+            .map(|o| o.id),
+        Some(created.id.clone())
+    );
+
+    // Same key again (even with another id and number): the first order.
+    let mut again = new_order(2, 2_000);
+    again.idempotency_key = Some("key-1".into());
+    match s.create_order(again).await.unwrap() {
+        CreateOrderOutcome::Existing(e) => assert_eq!(e.id, created.id),
+        CreateOrderOutcome::Created(_) => panic!("key reuse must not create"),
+    }
+
+    // A taken out_trade_no is a conflict and inserts nothing.
+    let mut dup = new_order(3, 3_000);
+    dup.out_trade_no = created.out_trade_no.clone();
+    assert!(matches!(
+        s.create_order(dup).await,
+        Err(StoreError::Conflict("out_trade_no"))
+    ));
+    let all = s
+        .list_orders(&OrderQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1);
+    assert!(s.get_order("ord_missing").await.unwrap().is_none());
+}
+
+async fn listing_is_newest_first_with_cursor(db: TestDatabase) {
+    let s = store(&db).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        // Two orders share a timestamp to exercise the id tie-break.
+        let at = 10_000 + (i / 2) as i64;
+        ids.push(create(&s, new_order(i, at)).await);
+    }
+    let paid = &ids[1];
+    s.apply_trade_update(
+        &update(paid, TradeState::Success, None, 20_000),
+        &record(paid, 20_000),
+    )
+    .await
+    .unwrap();
+
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = s
+            .list_orders(&OrderQuery {
+                status: None,
+                limit: 2,
+                after: after.clone(),
+            })
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(|o| (o.created_at, o.id.clone()));
+        seen.extend(page);
+    }
+    assert_eq!(seen.len(), 5);
+    for w in seen.windows(2) {
+        assert!((w[0].created_at, &w[0].id) > (w[1].created_at, &w[1].id));
+    }
+    let only_paid = s
+        .list_orders(&OrderQuery {
+            status: Some(OrderStatus::Paid),
+            limit: 10,
+            after: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(only_paid.len(), 1);
+    assert_eq!(only_paid[0].id, paid.id);
+    let counts = s.count_orders_by_status().await.unwrap();
+    assert!(counts.contains(&(OrderStatus::Pending, 4)));
+    assert!(counts.contains(&(OrderStatus::Paid, 1)));
+    assert!(counts.contains(&(OrderStatus::Refunded, 0)));
+}
+
+async fn payment_is_applied_once_and_recorded(db: TestDatabase) {
+    let s = store(&db).await;
+    let o = create(&s, new_order(1, 1_000)).await;
+    let u = update(&o, TradeState::Success, None, 5_000);
+    let r1 = s.apply_trade_update(&u, &record(&o, 5_000)).await.unwrap();
+    assert_eq!(r1.outcome, Outcome::Applied);
+    assert_eq!(r1.events, vec![EventType::Paid]);
+    assert_eq!(r1.order.status, OrderStatus::Paid);
+    assert_eq!(r1.order.paid_at, Some(5_000));
+    assert_eq!(r1.order.trade_no, u.trade_no);
+    assert_eq!(r1.order.buyer_logon_id.as_deref(), Some("b***@example.com"));
+
+    let r2 = s.apply_trade_update(&u, &record(&o, 6_000)).await.unwrap();
+    assert_eq!(r2.outcome, Outcome::Duplicate);
+    assert!(r2.events.is_empty());
+    // WAIT_BUYER_PAY never moves a paid order back.
+    let wait = update(&o, TradeState::WaitBuyerPay, None, 7_000);
+    let r3 = s
+        .apply_trade_update(&wait, &record(&o, 7_000))
+        .await
+        .unwrap();
+    assert_eq!(r3.outcome, Outcome::Duplicate);
+    assert_eq!(r3.order.status, OrderStatus::Paid);
+
+    let events = s.list_events(&o.id).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event_type, EventType::Paid);
+    assert_eq!(events[0].from_status, OrderStatus::Pending);
+    assert_eq!(events[0].to_status, OrderStatus::Paid);
+    let notes = s.list_notifications(&o.id).await.unwrap();
+    let outcomes: Vec<&str> = notes.iter().map(|n| n.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["applied", "duplicate", "duplicate"]);
+
+    // Pending + TRADE_CLOSED closes.
+    let o2 = create(&s, new_order(2, 1_000)).await;
+    let c = s
+        .apply_trade_update(
+            &update(&o2, TradeState::Closed, None, 8_000),
+            &record(&o2, 8_000),
+        )
+        .await
+        .unwrap();
+    assert_eq!(c.events, vec![EventType::Closed]);
+    assert_eq!(c.order.status, OrderStatus::Closed);
+    assert_eq!(c.order.closed_at, Some(8_000));
+}
+
+async fn refund_notifications_only_move_forward(db: TestDatabase) {
+    let s = store(&db).await;
+    let o = create(&s, new_order(1, 1_000)).await;
+    let at = 2_000;
+    s.apply_trade_update(&update(&o, TradeState::Success, None, at), &record(&o, at))
+        .await
+        .unwrap();
+    let partial = s
+        .apply_trade_update(
+            &update(&o, TradeState::Success, Some(1_000), 3_000),
+            &record(&o, 3_000),
+        )
+        .await
+        .unwrap();
+    assert_eq!(partial.events, vec![EventType::PartiallyRefunded]);
+    assert_eq!(partial.order.refunded_fen, 1_000);
+    assert_eq!(partial.order.status, OrderStatus::Paid);
+    // An older redelivery (lower refund_fee) changes nothing.
+    let old = s
+        .apply_trade_update(
+            &update(&o, TradeState::Success, Some(500), 3_500),
+            &record(&o, 3_500),
+        )
+        .await
+        .unwrap();
+    assert_eq!(old.outcome, Outcome::Duplicate);
+    assert_eq!(old.order.refunded_fen, 1_000);
+    // More than the total is refused.
+    let too_much = s
+        .apply_trade_update(
+            &update(&o, TradeState::Success, Some(9_999), 3_600),
+            &record(&o, 3_600),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        too_much.outcome,
+        Outcome::Anomaly("refund_exceeds_total".into())
+    );
+    let full = s
+        .apply_trade_update(
+            &update(&o, TradeState::Closed, Some(8_888), 4_000),
+            &record(&o, 4_000),
+        )
+        .await
+        .unwrap();
+    assert_eq!(full.events, vec![EventType::Refunded]);
+    assert_eq!(full.order.status, OrderStatus::Refunded);
+    assert_eq!(full.order.refunded_fen, 8_888);
+    let again = s
+        .apply_trade_update(
+            &update(&o, TradeState::Closed, Some(8_888), 5_000),
+            &record(&o, 5_000),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.outcome, Outcome::Duplicate);
+    let types: Vec<EventType> = s
+        .list_events(&o.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event_type)
+        .collect();
+    assert_eq!(
+        types,
+        [
+            EventType::Paid,
+            EventType::PartiallyRefunded,
+            EventType::Refunded
+        ]
+    );
+
+    // A pending order whose notification was lost sees a full refund first:
+    // it goes through paid to refunded, both recorded.
+    let o2 = create(&s, new_order(2, 1_000)).await;
+    let r = s
+        .apply_trade_update(
+            &update(&o2, TradeState::Closed, Some(8_888), 6_000),
+            &record(&o2, 6_000),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.events, vec![EventType::Paid, EventType::Refunded]);
+    assert_eq!(r.order.status, OrderStatus::Refunded);
+}
+
+async fn closed_after_paid_and_paid_after_close_are_anomalies(db: TestDatabase) {
+    let s = store(&db).await;
+    let o = create(&s, new_order(1, 1_000)).await;
+    s.apply_trade_update(
+        &update(&o, TradeState::Success, None, 2_000),
+        &record(&o, 2_000),
+    )
+    .await
+    .unwrap();
+    let r = s
+        .apply_trade_update(
+            &update(&o, TradeState::Closed, None, 3_000),
+            &record(&o, 3_000),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, Outcome::Anomaly("closed_after_paid".into()));
+    assert_eq!(r.order.status, OrderStatus::Paid);
+    let partial_close = s
+        .apply_trade_update(
+            &update(&o, TradeState::Closed, Some(100), 3_100),
+            &record(&o, 3_100),
+        )
+        .await
+        .unwrap();
+    // The refund part is real and applied; the close itself is not.
+    assert_eq!(partial_close.events, vec![EventType::PartiallyRefunded]);
+    assert_eq!(partial_close.order.status, OrderStatus::Paid);
+
+    let o2 = create(&s, new_order(2, 1_000)).await;
+    s.apply_trade_update(
+        &update(&o2, TradeState::Closed, None, 2_000),
+        &record(&o2, 2_000),
+    )
+    .await
+    .unwrap();
+    let late = s
+        .apply_trade_update(
+            &update(&o2, TradeState::Success, None, 4_000),
+            &record(&o2, 4_000),
+        )
+        .await
+        .unwrap();
+    assert_eq!(late.outcome, Outcome::Anomaly("paid_after_close".into()));
+    assert_eq!(late.order.status, OrderStatus::Closed);
+    let notes = s.list_notifications(&o2.id).await.unwrap();
+    assert_eq!(
+        notes.last().unwrap().reason.as_deref(),
+        Some("paid_after_close")
+    );
+}
+
+async fn trade_no_mismatch_is_an_anomaly(db: TestDatabase) {
+    let s = store(&db).await;
+    let o = create(&s, new_order(1, 1_000)).await;
+    s.record_payment_attempt(&o.id, "jsapi", Some("2024KNOWN"), 1_500)
+        .await
+        .unwrap();
+    let got = s.get_order(&o.id).await.unwrap().unwrap();
+    assert_eq!(got.channel.as_deref(), Some("jsapi"));
+    assert_eq!(got.trade_no.as_deref(), Some("2024KNOWN"));
+    let r = s
+        .apply_trade_update(
+            &update(&o, TradeState::Success, None, 2_000),
+            &record(&o, 2_000),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, Outcome::Anomaly("trade_no_mismatch".into()));
+    assert_eq!(r.order.status, OrderStatus::Pending);
+    assert!(s.list_events(&o.id).await.unwrap().is_empty());
+
+    // Orphans: recorded without an order.
+    let orphan = NewNotification {
+        id: new_id("ntf"),
+        order_id: None,
+        out_trade_no: Some("NOPE".into()),
+        notify_id: Some("n1".into()),
+        source: UpdateSource::Notify,
+        trade_status: Some("TRADE_SUCCESS".into()),
+        anomaly: Some("unknown_order".into()),
+        payload: Some("{}".into()),
+        received_at: 3_000,
+    };
+    s.record_notification(&orphan).await.unwrap();
+    let orphans = s.list_orphan_notifications(10).await.unwrap();
+    assert_eq!(orphans.len(), 1);
+    assert_eq!(orphans[0].reason.as_deref(), Some("unknown_order"));
+    assert_eq!(orphans[0].outcome, "anomaly");
+}
+
+fn new_refund(o: &Order, amount: i64, key: Option<&str>, n: u32) -> NewRefund {
+    NewRefund {
+        id: new_id("rf"),
+        order_id: o.id.clone(),
+        out_request_no: format!("RQ{n}"),
+        amount_fen: amount,
+        reason: None,
+        idempotency_key: key.map(str::to_owned),
+        request_hash: None,
+        created_at: 10_000 + n as i64,
+    }
+}
+
+async fn refunds_reserve_and_settle(db: TestDatabase) {
+    let s = store(&db).await;
+    let o = create(&s, new_order(1, 1_000)).await;
+    assert!(matches!(
+        s.create_refund(new_refund(&o, 100, None, 1)).await.unwrap(),
+        CreateRefundOutcome::NotPaid(OrderStatus::Pending)
+    ));
+    s.apply_trade_update(
+        &update(&o, TradeState::Success, None, 2_000),
+        &record(&o, 2_000),
+    )
+    .await
+    .unwrap();
+
+    let CreateRefundOutcome::Created(r1) = s
+        .create_refund(new_refund(&o, 5_000, Some("k1"), 1))
+        .await
+        .unwrap()
+    else {
+        panic!("first refund is created")
+    };
+    assert_eq!(r1.status, RefundStatus::Pending);
+    // Same key: the same refund, nothing reserved twice.
+    let CreateRefundOutcome::Existing(again) = s
+        .create_refund(new_refund(&o, 5_000, Some("k1"), 2))
+        .await
+        .unwrap()
+    else {
+        panic!("same key answers the existing refund")
+    };
+    assert_eq!(again.id, r1.id);
+    // 5000 pending + 4000 > 8888.
+    match s
+        .create_refund(new_refund(&o, 4_000, None, 3))
+        .await
+        .unwrap()
+    {
+        CreateRefundOutcome::ExceedsRemaining { remaining_fen } => assert_eq!(remaining_fen, 3_888),
+        other => panic!("expected ExceedsRemaining, got {other:?}"),
+    }
+    let order = s.get_order(&o.id).await.unwrap().unwrap();
+    assert_eq!(order.refund_pending_fen, 5_000);
+
+    let rec = |at| NewNotification {
+        id: new_id("ntf"),
+        order_id: Some(o.id.clone()),
+        out_trade_no: Some(o.out_trade_no.clone()),
+        notify_id: None,
+        source: UpdateSource::Refund,
+        trade_status: None,
+        anomaly: None,
+        payload: None,
+        received_at: at,
+    };
+    let done = s
+        .finish_refund(
+            &r1.id,
+            &RefundResult::Succeeded {
+                refund_fee: Some(5_000),
+                record: rec(20_000),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.status, RefundStatus::Succeeded);
+    // Settling twice is a no-op.
+    let twice = s
+        .finish_refund(
+            &r1.id,
+            &RefundResult::Failed {
+                code: "X".into(),
+                at: 20_001,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(twice.status, RefundStatus::Succeeded);
+    let order = s.get_order(&o.id).await.unwrap().unwrap();
+    assert_eq!(order.refunded_fen, 5_000);
+    assert_eq!(order.refund_pending_fen, 0);
+    assert_eq!(order.status, OrderStatus::Paid);
+
+    // A refused refund frees its reservation.
+    let CreateRefundOutcome::Created(r2) = s
+        .create_refund(new_refund(&o, 3_888, None, 4))
+        .await
+        .unwrap()
+    else {
+        panic!("second refund is created")
+    };
+    let failed = s
+        .finish_refund(
+            &r2.id,
+            &RefundResult::Failed {
+                code: "ACQ.SELLER_BALANCE_NOT_ENOUGH".into(),
+                at: 21_000,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(failed.status, RefundStatus::Failed);
+    assert_eq!(
+        failed.failure_code.as_deref(),
+        Some("ACQ.SELLER_BALANCE_NOT_ENOUGH")
+    );
+    assert_eq!(
+        s.get_order(&o.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .refund_pending_fen,
+        0
+    );
+
+    // The rest, confirmed without a cumulative figure: the sum of confirmed
+    // refunds is used, and the order is refunded.
+    let CreateRefundOutcome::Created(r3) = s
+        .create_refund(new_refund(&o, 3_888, None, 5))
+        .await
+        .unwrap()
+    else {
+        panic!("third refund is created")
+    };
+    s.finish_refund(
+        &r3.id,
+        &RefundResult::Succeeded {
+            refund_fee: None,
+            record: rec(22_000),
+        },
+    )
+    .await
+    .unwrap();
+    let order = s.get_order(&o.id).await.unwrap().unwrap();
+    assert_eq!(order.status, OrderStatus::Refunded);
+    assert_eq!(order.refunded_fen, 8_888);
+    let types: Vec<EventType> = s
+        .list_events(&o.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event_type)
+        .collect();
+    assert_eq!(
+        types,
+        [
+            EventType::Paid,
+            EventType::PartiallyRefunded,
+            EventType::Refunded
+        ]
+    );
+    assert_eq!(s.list_refunds(&o.id).await.unwrap().len(), 3);
+}
+
+async fn concurrent_payment_updates_apply_once(db: TestDatabase) {
+    let s = Arc::new(store(&db).await);
+    let mut orders = Vec::new();
+    for i in 0..20 {
+        orders.push(create(&s, new_order(i, 1_000 + i as i64)).await);
+    }
+    let mut tasks = Vec::new();
+    for o in &orders {
+        for k in 0..5 {
+            let s = s.clone();
+            let o = o.clone();
+            tasks.push(tokio::spawn(async move {
+                let u = update(&o, TradeState::Success, None, 2_000 + k);
+                s.apply_trade_update(&u, &record(&o, 2_000 + k))
+                    .await
+                    .expect("apply")
+                    .outcome
+            }));
+        }
+    }
+    let mut applied = 0;
+    for t in tasks {
+        if t.await.unwrap() == Outcome::Applied {
+            applied += 1;
+        }
+    }
+    assert_eq!(applied, orders.len());
+    for o in &orders {
+        let events = s.list_events(&o.id).await.unwrap();
+        assert_eq!(events.len(), 1, "one transition for {}", o.id);
+        assert_eq!(s.list_notifications(&o.id).await.unwrap().len(), 5);
+        assert_eq!(
+            s.get_order(&o.id).await.unwrap().unwrap().status,
+            OrderStatus::Paid
+        );
+    }
+}
+
+async fn migrations_are_idempotent(db: TestDatabase) {
+    let s = store(&db).await;
+    s.migrate().await.unwrap();
+    let again = store(&db).await;
+    again.ping().await.unwrap();
+    assert_eq!(s.backend(), db.backend);
+}
