@@ -27,7 +27,7 @@ impl Amount {
     /// The smallest payable amount, 0.01.
     pub const MIN_PAYABLE: Amount = Amount(1);
     /// The largest amount Alipay accepts on a trade, 100000000.00.
-    pub const MAX: Amount = Amount(100_000_000_00);
+    pub const MAX: Amount = Amount(10_000_000_000);
 
     /// An amount from fen. Fails above [`Amount::MAX`].
     ///

@@ -49,6 +49,13 @@ impl Charset {
 
     /// Decodes bytes received in this charset; malformed input is an error,
     /// never silently replaced (that would change what the signature covers).
+    pub(crate) fn decode_owned(self, b: Vec<u8>) -> Option<String> {
+        match self {
+            Charset::Utf8 => String::from_utf8(b).ok(),
+            Charset::Gbk => self.decode(&b),
+        }
+    }
+
     pub(crate) fn decode(self, b: &[u8]) -> Option<String> {
         match self {
             Charset::Utf8 => String::from_utf8(b.to_vec()).ok(),

@@ -69,7 +69,7 @@ pub enum Error {
     UnknownAlipayCert(String),
     /// The gateway answered with a non-success `code` (verified when it was signed).
     #[error("{0}")]
-    Gateway(GatewayError),
+    Gateway(Box<GatewayError>),
     /// A verified notification does not match the merchant's order.
     #[error("notification does not match the order: {}", join_mismatches(.0))]
     NotifyMismatch(Vec<Mismatch>),

@@ -5,8 +5,6 @@
 //! build a [`TradeNotification`]) → [`TradeNotification::check_against`] the
 //! merchant's own order. Only then may anything change.
 
-use std::collections::HashSet;
-
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -48,23 +46,20 @@ impl FormParams {
             Some((_, v)) => Charset::parse(&String::from_utf8_lossy(v))?,
             None => Charset::Utf8,
         };
-        let mut seen = HashSet::new();
         let mut pairs = Vec::with_capacity(raw.len());
         for (k, v) in raw {
-            let k = charset.decode(&k).ok_or_else(|| {
+            let k = charset.decode_owned(k).ok_or_else(|| {
                 Error::MalformedForm(format!("a key is not valid {}", charset.as_str()))
             })?;
-            let v = charset.decode(&v).ok_or_else(|| {
+            let v = charset.decode_owned(v).ok_or_else(|| {
                 Error::MalformedForm(format!(
                     "the value of `{k}` is not valid {}",
                     charset.as_str()
                 ))
             })?;
-            if !seen.insert(k.clone()) {
-                return Err(Error::MalformedForm(format!("key `{k}` appears twice")));
-            }
             pairs.push((k, v));
         }
+        reject_duplicate_keys(&pairs)?;
         Ok(FormParams { pairs, charset })
     }
 
@@ -83,12 +78,7 @@ impl FormParams {
             .into_iter()
             .map(|(k, v)| (k.into(), v.into()))
             .collect();
-        let mut seen = HashSet::new();
-        for (k, _) in &pairs {
-            if !seen.insert(k.as_str()) {
-                return Err(Error::MalformedForm(format!("key `{k}` appears twice")));
-            }
-        }
+        reject_duplicate_keys(&pairs)?;
         let charset = match pairs.iter().find(|(k, _)| k == "charset") {
             Some((_, v)) => Charset::parse(v)?,
             None => Charset::Utf8,
@@ -125,12 +115,47 @@ impl FormParams {
     }
 }
 
+/// A duplicated key would make "the value" ambiguous between the verifier
+/// and whoever reads the form after it; refuse it.
+fn reject_duplicate_keys(pairs: &[(String, String)]) -> Result<()> {
+    let mut keys: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
+    keys.sort_unstable();
+    match keys.windows(2).find(|w| w[0] == w[1]) {
+        Some(w) => Err(Error::MalformedForm(format!(
+            "key `{}` appears twice",
+            w[0]
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// `application/x-www-form-urlencoded` decoding of one component: `+` is a
+/// space, `%XX` a byte; a `%` not followed by two hex digits stays literal
+/// (as browsers and the WHATWG URL spec do).
 fn percent_decode_form(s: &[u8]) -> Vec<u8> {
-    let plus_as_space: Vec<u8> = s
-        .iter()
-        .map(|&b| if b == b'+' { b' ' } else { b })
-        .collect();
-    percent_encoding::percent_decode(&plus_as_space).collect()
+    let hex = |b: u8| match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    };
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < s.len() => match (hex(s[i + 1]), hex(s[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h << 4) | l);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    out
 }
 
 /// Parameters whose signature has been checked. Only [`NotifyVerifier`]

@@ -227,14 +227,14 @@ pub fn verify_response<T: DeserializeOwned>(
         source,
     })?;
     if status.code != "10000" {
-        return Err(Error::Gateway(GatewayError {
+        return Err(Error::Gateway(Box::new(GatewayError {
             code: status.code,
             msg: status.msg,
             sub_code: status.sub_code,
             sub_msg: status.sub_msg,
             verified: signed,
             node: json,
-        }));
+        })));
     }
     if !signed {
         return Err(Error::MissingSignature);

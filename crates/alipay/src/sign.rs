@@ -34,7 +34,9 @@ pub fn notify_sign_content<'a, I>(params: I, rule: NotifySignRule, keep_empty: b
 where
     I: IntoIterator<Item = (&'a str, &'a str)>,
 {
-    let sorted: BTreeMap<&str, &str> = params
+    // Keys are unique (FormParams refuses duplicates), so a plain sort is
+    // the same order as the request rule's map, without the tree.
+    let mut sorted: Vec<(&str, &str)> = params
         .into_iter()
         .filter(|(k, v)| {
             *k != "sign"
@@ -42,6 +44,7 @@ where
                 && (keep_empty || !v.is_empty())
         })
         .collect();
+    sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
     join(sorted.into_iter())
 }
 

@@ -1,6 +1,8 @@
 //! The async client against a scripted gateway on 127.0.0.1:0: every answer
 //! is verified, and only retry-safe requests are retried on unknown outcomes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests state their expectations by panicking
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;

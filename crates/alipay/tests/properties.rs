@@ -1,6 +1,8 @@
 //! Property tests: sign/verify round-trips with arbitrary UTF-8 values, and
 //! the single-decoding rule for forms carrying arbitrary text.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests state their expectations by panicking
+
 use std::sync::OnceLock;
 
 use alipay::notify::{FormParams, NotifyVerifier};

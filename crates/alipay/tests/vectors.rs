@@ -1,6 +1,8 @@
 //! Every applicable upstream vector (`vectors/upstream`, a copy of
 //! `../shared/vectors`) as a test, each also tampered and expected to fail.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests state their expectations by panicking
+
 use alipay::cert::{AlipayCertStore, cert_public_key, cert_sn, root_cert_sn};
 use alipay::notify::{FormParams, NotifyVerifier, ReturnParams, TradeNotification};
 use alipay::response::{ResponseCheck, extract_signed_node, verify_response};

@@ -4,6 +4,8 @@
 //! that broke. Regenerate deliberately with `UPDATE_VECTORS=1 cargo test -p
 //! alipay --test zhifu_vectors` and review the diff; CI never regenerates.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests state their expectations by panicking
+
 use std::path::{Path, PathBuf};
 
 use alipay::{
