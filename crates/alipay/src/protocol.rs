@@ -32,6 +32,21 @@ pub struct CertSns {
     pub alipay_root_cert_sn: String,
 }
 
+impl CertSns {
+    /// Computes both SNs from the app's public-key certificate
+    /// (`appCertPublicKey_<appid>.crt`) and Alipay's root bundle
+    /// (`alipayRootCert.crt`), as §7.2–§7.3 describe.
+    ///
+    /// # Errors
+    /// [`crate::Error::Certificate`].
+    pub fn from_certs(app_cert_pem: &[u8], alipay_root_cert_pem: &[u8]) -> Result<Self> {
+        Ok(CertSns {
+            app_cert_sn: crate::cert::cert_sn(app_cert_pem)?,
+            alipay_root_cert_sn: crate::cert::root_cert_sn(alipay_root_cert_pem)?,
+        })
+    }
+}
+
 /// A merchant's Alipay configuration: who signs, who is trusted, where to go.
 #[derive(Clone)]
 pub struct Alipay {
@@ -156,6 +171,14 @@ impl Alipay {
     /// The configured sign type.
     pub fn sign_type(&self) -> SignType {
         self.inner.sign_type
+    }
+    /// Certificate-mode SNs, when configured.
+    pub fn cert_sns(&self) -> Option<&CertSns> {
+        self.inner.cert_sns.as_ref()
+    }
+    /// The OpenAPI v3 endpoint: the gateway URL without `/gateway.do`.
+    pub fn v3_endpoint(&self) -> &str {
+        self.inner.gateway.trim_end_matches("/gateway.do")
     }
     /// Alipay's keys.
     pub fn alipay_keys(&self) -> &AlipayKeys {

@@ -207,3 +207,84 @@ async fn connection_refused_is_an_unknown_outcome() {
         .unwrap_err();
     assert!(e.is_unknown_outcome(), "{e:?}");
 }
+
+/// A v3 endpoint that checks our Authorization header and signs its answer.
+#[tokio::test]
+async fn v3_call_signs_and_verifies() {
+    use axum::http::{HeaderMap, StatusCode};
+    let app = AppPrivateKey::parse(&read("nodejs-sdk/keys/app-private-key.pem")).unwrap();
+    let app_public = app.public_key();
+    let ali =
+        Arc::new(AppPrivateKey::parse(&read("fzlee-alipay/keys/ali_private_key.pem")).unwrap());
+    let ali_for_handler = ali.clone();
+    let tamper = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let tamper_h = tamper.clone();
+    let handler = move |headers: HeaderMap, body: String| {
+        let ali = ali_for_handler.clone();
+        let app_public = app_public.clone();
+        let tamper = tamper_h.clone();
+        async move {
+            let auth = headers["authorization"].to_str().unwrap().to_owned();
+            let rest = auth.strip_prefix("ALIPAY-SHA256withRSA ").unwrap();
+            let (auth_string, sign) = rest.rsplit_once(",sign=").unwrap();
+            let to_sign = format!("{auth_string}\nPOST\n/v3/alipay/trade/query\n{body}\n");
+            if app_public
+                .verify(SignType::Rsa2, to_sign.as_bytes(), sign)
+                .is_err()
+            {
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    HeaderMap::new(),
+                    r#"{"code":"invalid-signature","message":"bad"}"#.to_owned(),
+                );
+            }
+            let answer = r#"{"trade_no":"2024010222001400000000000001","out_trade_no":"A1","trade_status":"TRADE_SUCCESS","total_amount":"88.88"}"#;
+            let sig = ali
+                .sign(
+                    SignType::Rsa2,
+                    format!("1704135845999\nn0nce\n{answer}\n").as_bytes(),
+                )
+                .unwrap();
+            let mut h = HeaderMap::new();
+            h.insert("alipay-timestamp", "1704135845999".parse().unwrap());
+            h.insert("alipay-nonce", "n0nce".parse().unwrap());
+            h.insert("alipay-signature", sig.parse().unwrap());
+            let body = if tamper.load(Ordering::SeqCst) {
+                answer.replace("88.88", "0.01")
+            } else {
+                answer.to_owned()
+            };
+            (StatusCode::OK, h, body)
+        }
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = axum::Router::new().route("/v3/alipay/trade/query", post(handler));
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let core = Alipay::builder("2021000122671080", app, ali.public_key())
+        .gateway(format!("http://{addr}/gateway.do"))
+        .build();
+    let client = AlipayClient::new(core);
+    let body = serde_json::json!({"out_trade_no": "A1"});
+    let v = client
+        .execute_v3(
+            reqwest::Method::POST,
+            "/v3/alipay/trade/query",
+            Some(&body),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(v["total_amount"], "88.88");
+    tamper.store(true, Ordering::SeqCst);
+    let e = client
+        .execute_v3(
+            reqwest::Method::POST,
+            "/v3/alipay/trade/query",
+            Some(&body),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::BadSignature), "{e:?}");
+}
