@@ -1,0 +1,526 @@
+//! Configuration from the environment (12-factor), optionally backed by a
+//! TOML file named by `ZHIFU_CONFIG` whose keys are the variable names in
+//! lower case (`alipay_app_id = "…"`). The environment wins over the file.
+//!
+//! Every problem names the variable; no message ever contains a secret.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+
+use alipay::{AlipayPublicKey, AppPrivateKey, PRODUCTION_GATEWAY, SANDBOX_GATEWAY};
+
+/// A configuration problem, naming the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {problem}")]
+pub struct ConfigError {
+    /// The variable (or file) at fault.
+    pub var: String,
+    /// What is wrong, without the value when it may be secret.
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(var: &str, problem: impl Into<String>) -> Self {
+        ConfigError {
+            var: var.to_owned(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// The merchant API key. Its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    /// Shortest accepted key: a guessable key protects nothing.
+    pub const MIN_LEN: usize = 16;
+
+    /// Validates a key.
+    ///
+    /// # Errors
+    /// When shorter than [`ApiKey::MIN_LEN`] or not printable ASCII.
+    pub fn new(key: impl Into<String>) -> Result<Self, ConfigError> {
+        let key = key.into();
+        if key.len() < Self::MIN_LEN {
+            return Err(ConfigError::new(
+                "ZHIFU_API_KEY",
+                format!("must be at least {} characters", Self::MIN_LEN),
+            ));
+        }
+        if !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ConfigError::new(
+                "ZHIFU_API_KEY",
+                "must be printable ASCII without spaces",
+            ));
+        }
+        Ok(ApiKey(key))
+    }
+
+    /// A fresh random key (`zk_` + 32 hex digits).
+    pub fn generate() -> Self {
+        ApiKey(format!("zk_{}", uuid::Uuid::new_v4().simple()))
+    }
+
+    /// The key, for printing it once to its owner.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Constant-time comparison with a presented key.
+    pub fn matches(&self, presented: &str) -> bool {
+        let (a, b) = (self.0.as_bytes(), presented.as_bytes());
+        if a.len() != b.len() {
+            return false;
+        }
+        a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey(<redacted>)")
+    }
+}
+
+/// What the payment backend needs to talk to Alipay and to merchants.
+#[derive(Debug)]
+pub struct Settings {
+    /// `ALIPAY_APP_ID`.
+    pub app_id: String,
+    /// `ALIPAY_APP_PRIVATE_KEY` (or `_FILE`).
+    pub app_private_key: AppPrivateKey,
+    /// `ALIPAY_PUBLIC_KEY` (or `_FILE`).
+    pub alipay_public_key: AlipayPublicKey,
+    /// `ALIPAY_SELLER_ID`: checked on notifications when set.
+    pub seller_id: Option<String>,
+    /// `ALIPAY_GATEWAY`: `production`, `sandbox` or a URL.
+    pub gateway: String,
+    /// `ZHIFU_PUBLIC_URL`, without a trailing slash.
+    pub public_url: String,
+    /// `ZHIFU_API_KEY`.
+    pub api_key: ApiKey,
+    /// `ZHIFU_ORDER_EXPIRY_MINUTES`: default payment deadline (default 30).
+    pub default_expiry_minutes: i64,
+}
+
+impl Settings {
+    /// `notify_url` sent with every order.
+    pub fn notify_url(&self) -> String {
+        format!("{}/alipay/notify", self.public_url)
+    }
+
+    /// Default `return_url` for page and wap pay.
+    pub fn return_url(&self) -> String {
+        format!("{}/alipay/return", self.public_url)
+    }
+}
+
+/// Everything `zhifu serve` needs.
+#[derive(Debug)]
+pub struct Config {
+    /// The backend settings.
+    pub settings: Settings,
+    /// `ZHIFU_DATABASE_URL`: `sqlite:…` or `postgres://…`.
+    pub database_url: String,
+    /// `PORT` (default 8080).
+    pub port: u16,
+    /// `ZHIFU_DB_MAX_CONNECTIONS` (default 4).
+    pub db_max_connections: u32,
+    /// `ZHIFU_AUTO_MIGRATE` (default true): run migrations at start-up.
+    pub auto_migrate: bool,
+}
+
+/// Where configuration values come from.
+#[derive(Debug, Default)]
+pub struct Source {
+    env: HashMap<String, String>,
+    file: HashMap<String, String>,
+}
+
+impl Source {
+    /// The process environment plus the TOML file `ZHIFU_CONFIG` names.
+    ///
+    /// # Errors
+    /// When the file cannot be read or is not a flat TOML table.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_map(std::env::vars().collect())
+    }
+
+    /// A given environment (tests), plus the TOML file it names.
+    ///
+    /// # Errors
+    /// As [`Source::from_env`].
+    pub fn from_map(env: HashMap<String, String>) -> Result<Self, ConfigError> {
+        let file = match env.get("ZHIFU_CONFIG").filter(|p| !p.is_empty()) {
+            Some(path) => read_toml(Path::new(path))?,
+            None => HashMap::new(),
+        };
+        Ok(Source { env, file })
+    }
+
+    /// The value of `var`: the environment first, then the file; empty means unset.
+    pub fn get(&self, var: &str) -> Option<String> {
+        self.env
+            .get(var)
+            .or_else(|| self.file.get(&var.to_ascii_lowercase()))
+            .filter(|v| !v.trim().is_empty())
+            .cloned()
+    }
+
+    fn required(&self, var: &str) -> Result<String, ConfigError> {
+        self.get(var)
+            .ok_or_else(|| ConfigError::new(var, "must be set"))
+    }
+
+    /// `VAR`, or the contents of the file `VAR_FILE` names.
+    fn secret(&self, var: &str) -> Result<Option<String>, ConfigError> {
+        if let Some(v) = self.get(var) {
+            return Ok(Some(v));
+        }
+        let file_var = format!("{var}_FILE");
+        match self.get(&file_var) {
+            None => Ok(None),
+            Some(path) => std::fs::read_to_string(&path)
+                .map(Some)
+                .map_err(|e| ConfigError::new(&file_var, format!("cannot read {path}: {e}"))),
+        }
+    }
+}
+
+fn read_toml(path: &Path) -> Result<HashMap<String, String>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::new(
+            "ZHIFU_CONFIG",
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        ConfigError::new(
+            "ZHIFU_CONFIG",
+            format!("{} is not valid TOML: {}", path.display(), e.message()),
+        )
+    })?;
+    let mut out = HashMap::new();
+    for (k, v) in table {
+        let v = match v {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            _ => {
+                return Err(ConfigError::new(
+                    "ZHIFU_CONFIG",
+                    format!("key `{k}` must be a string, integer or boolean"),
+                ));
+            }
+        };
+        out.insert(k.to_ascii_lowercase(), v);
+    }
+    Ok(out)
+}
+
+fn parse_bool(var: &str, v: &str) -> Result<bool, ConfigError> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError::new(
+            var,
+            format!("expected true or false, got {v:?}"),
+        )),
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(var: &str, v: &str, range: (T, T)) -> Result<T, ConfigError>
+where
+    T: PartialOrd + fmt::Display + Copy,
+{
+    let n: T = v
+        .trim()
+        .parse()
+        .map_err(|_| ConfigError::new(var, format!("expected a number, got {v:?}")))?;
+    if n < range.0 || n > range.1 {
+        return Err(ConfigError::new(
+            var,
+            format!("must be between {} and {}", range.0, range.1),
+        ));
+    }
+    Ok(n)
+}
+
+/// Checks an absolute http(s) URL and strips its trailing slash.
+pub fn check_base_url(var: &str, v: &str) -> Result<String, ConfigError> {
+    let parsed =
+        url::Url::parse(v).map_err(|e| ConfigError::new(var, format!("not a URL ({e})")))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(ConfigError::new(var, "must be an http(s) URL with a host"));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(ConfigError::new(var, "must not have a query or fragment"));
+    }
+    Ok(v.trim_end_matches('/').to_owned())
+}
+
+/// Resolves `ALIPAY_GATEWAY`.
+pub fn resolve_gateway(v: Option<&str>) -> Result<String, ConfigError> {
+    match v {
+        None | Some("production") => Ok(PRODUCTION_GATEWAY.to_owned()),
+        Some("sandbox") => Ok(SANDBOX_GATEWAY.to_owned()),
+        Some(url) => {
+            let base = check_base_url("ALIPAY_GATEWAY", url)?;
+            Ok(base)
+        }
+    }
+}
+
+impl Settings {
+    /// Reads the backend settings.
+    ///
+    /// # Errors
+    /// The first [`ConfigError`], naming its variable.
+    pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
+        let app_id = src.required("ALIPAY_APP_ID")?;
+        if app_id.len() > 32 || !app_id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ConfigError::new(
+                "ALIPAY_APP_ID",
+                "expected the app id's digits, e.g. 2021000122671080",
+            ));
+        }
+        let key_text = src.secret("ALIPAY_APP_PRIVATE_KEY")?.ok_or_else(|| {
+            ConfigError::new(
+                "ALIPAY_APP_PRIVATE_KEY",
+                "must be set (or ALIPAY_APP_PRIVATE_KEY_FILE)",
+            )
+        })?;
+        // The alipay crate's errors describe the key's shape, never its content.
+        let app_private_key = AppPrivateKey::parse(&key_text)
+            .map_err(|e| ConfigError::new("ALIPAY_APP_PRIVATE_KEY", e.to_string()))?;
+        let pub_text = src.secret("ALIPAY_PUBLIC_KEY")?.ok_or_else(|| {
+            ConfigError::new(
+                "ALIPAY_PUBLIC_KEY",
+                "must be set (or ALIPAY_PUBLIC_KEY_FILE)",
+            )
+        })?;
+        let alipay_public_key = AlipayPublicKey::parse(&pub_text)
+            .map_err(|e| ConfigError::new("ALIPAY_PUBLIC_KEY", e.to_string()))?;
+        if alipay_public_key.spki_der() == app_private_key.public_key().spki_der() {
+            return Err(ConfigError::new(
+                "ALIPAY_PUBLIC_KEY",
+                "is the app's own public key; Alipay's public key (from the console) is needed",
+            ));
+        }
+        let seller_id = src.get("ALIPAY_SELLER_ID");
+        if let Some(s) = &seller_id
+            && !(s.len() == 16 && s.starts_with("2088") && s.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(ConfigError::new(
+                "ALIPAY_SELLER_ID",
+                "expected 2088 followed by 12 digits",
+            ));
+        }
+        let gateway = resolve_gateway(src.get("ALIPAY_GATEWAY").as_deref())?;
+        let public_url = check_base_url("ZHIFU_PUBLIC_URL", &src.required("ZHIFU_PUBLIC_URL")?)?;
+        let api_key = ApiKey::new(src.required("ZHIFU_API_KEY")?)?;
+        let default_expiry_minutes = match src.get("ZHIFU_ORDER_EXPIRY_MINUTES") {
+            Some(v) => parse_num("ZHIFU_ORDER_EXPIRY_MINUTES", &v, (1, MAX_EXPIRY_MINUTES))?,
+            None => 30,
+        };
+        Ok(Settings {
+            app_id,
+            app_private_key,
+            alipay_public_key,
+            seller_id,
+            gateway,
+            public_url,
+            api_key,
+            default_expiry_minutes,
+        })
+    }
+}
+
+/// Longest payment deadline: Alipay's `timeout_express` maximum, 15 days.
+pub const MAX_EXPIRY_MINUTES: i64 = 15 * 24 * 60;
+
+impl Config {
+    /// Reads the whole configuration.
+    ///
+    /// # Errors
+    /// The first [`ConfigError`], naming its variable.
+    pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
+        let settings = Settings::from_source(src)?;
+        let database_url = src.required("ZHIFU_DATABASE_URL")?;
+        if zhifu_store::Backend::from_url(&database_url).is_err() {
+            return Err(ConfigError::new(
+                "ZHIFU_DATABASE_URL",
+                "expected sqlite:PATH, sqlite::memory: or postgres://…",
+            ));
+        }
+        let port = match src.get("PORT") {
+            Some(v) => parse_num("PORT", &v, (1u16, u16::MAX))?,
+            None => 8080,
+        };
+        let db_max_connections = match src.get("ZHIFU_DB_MAX_CONNECTIONS") {
+            Some(v) => parse_num("ZHIFU_DB_MAX_CONNECTIONS", &v, (1u32, 1000))?,
+            None => 4,
+        };
+        let auto_migrate = match src.get("ZHIFU_AUTO_MIGRATE") {
+            Some(v) => parse_bool("ZHIFU_AUTO_MIGRATE", &v)?,
+            None => true,
+        };
+        Ok(Config {
+            settings,
+            database_url,
+            port,
+            db_max_connections,
+            auto_migrate,
+        })
+    }
+
+    /// Reads the configuration from the process environment.
+    ///
+    /// # Errors
+    /// The first [`ConfigError`].
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_source(&Source::from_env()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn good() -> Vec<(&'static str, String)> {
+        let app = AppPrivateKey::generate().unwrap();
+        let ali = AppPrivateKey::generate().unwrap();
+        vec![
+            ("ALIPAY_APP_ID", "2021000122671080".into()),
+            ("ALIPAY_APP_PRIVATE_KEY", app.to_pkcs8_pem().unwrap()),
+            ("ALIPAY_PUBLIC_KEY", ali.public_key().to_base64()),
+            ("ZHIFU_PUBLIC_URL", "https://shop.example.com/".into()),
+            ("ZHIFU_API_KEY", "0123456789abcdef0123".into()),
+            ("ZHIFU_DATABASE_URL", "sqlite::memory:".into()),
+        ]
+    }
+
+    fn with(over: &[(&'static str, &str)]) -> Result<Config, ConfigError> {
+        let mut m: HashMap<String, String> =
+            good().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        for (k, v) in over {
+            m.insert((*k).to_owned(), (*v).to_owned());
+        }
+        Config::from_source(&Source::from_map(m)?)
+    }
+
+    #[test]
+    fn good_config_parses_with_defaults() {
+        let c = with(&[]).unwrap();
+        assert_eq!(c.port, 8080);
+        assert_eq!(c.settings.public_url, "https://shop.example.com");
+        assert_eq!(
+            c.settings.notify_url(),
+            "https://shop.example.com/alipay/notify"
+        );
+        assert_eq!(c.settings.gateway, PRODUCTION_GATEWAY);
+        assert!(c.auto_migrate);
+        assert_eq!(c.settings.default_expiry_minutes, 30);
+    }
+
+    #[test]
+    fn each_bad_value_names_its_variable_and_hides_secrets() {
+        for (var, value) in [
+            ("ALIPAY_APP_ID", "abc"),
+            ("ALIPAY_APP_PRIVATE_KEY", "not-a-key-SECRETMARKER"),
+            ("ALIPAY_PUBLIC_KEY", "garbage-SECRETMARKER"),
+            ("ALIPAY_SELLER_ID", "12345"),
+            ("ALIPAY_GATEWAY", "ftp://x"),
+            ("ZHIFU_PUBLIC_URL", "shop.example.com"),
+            ("ZHIFU_API_KEY", "short"),
+            ("ZHIFU_DATABASE_URL", "mysql://x"),
+            ("PORT", "0"),
+            ("ZHIFU_DB_MAX_CONNECTIONS", "lots"),
+            ("ZHIFU_AUTO_MIGRATE", "maybe"),
+            ("ZHIFU_ORDER_EXPIRY_MINUTES", "999999"),
+        ] {
+            let err = with(&[(var, value)]).unwrap_err();
+            assert_eq!(err.var, var, "{var}");
+            assert!(!err.to_string().contains("SECRETMARKER"), "{err}");
+        }
+        let m: HashMap<String, String> = good()
+            .into_iter()
+            .filter(|(k, _)| *k != "ALIPAY_APP_ID")
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        let err = Config::from_source(&Source::from_map(m).unwrap()).unwrap_err();
+        assert_eq!(err.to_string(), "ALIPAY_APP_ID: must be set");
+    }
+
+    #[test]
+    fn the_app_key_is_refused_as_alipay_key() {
+        let app = AppPrivateKey::generate().unwrap();
+        let pem = app.to_pkcs8_pem().unwrap();
+        let own = app.public_key().to_base64();
+        let err = with(&[
+            ("ALIPAY_APP_PRIVATE_KEY", pem.as_str()),
+            ("ALIPAY_PUBLIC_KEY", own.as_str()),
+        ])
+        .unwrap_err();
+        assert_eq!(err.var, "ALIPAY_PUBLIC_KEY");
+    }
+
+    #[test]
+    fn toml_file_and_key_files_are_read_env_wins() {
+        let dir = tempfile_dir();
+        let app = AppPrivateKey::generate().unwrap();
+        let key_path = dir.join("app.pem");
+        std::fs::write(&key_path, app.to_pkcs8_pem().unwrap()).unwrap();
+        let ali = AppPrivateKey::generate().unwrap().public_key().to_base64();
+        let toml_path = dir.join("zhifu.toml");
+        std::fs::write(
+            &toml_path,
+            format!(
+                "alipay_app_id = \"2021000000000001\"\nalipay_app_private_key_file = {:?}\n\
+                 alipay_public_key = {ali:?}\nzhifu_public_url = \"http://127.0.0.1:1\"\n\
+                 zhifu_api_key = \"from-file-0123456789\"\nzhifu_database_url = \"sqlite::memory:\"\n\
+                 port = 9000\nalipay_gateway = \"sandbox\"\n",
+                key_path.display().to_string()
+            ),
+        )
+        .unwrap();
+        let c = Config::from_source(
+            &Source::from_map(env(&[
+                ("ZHIFU_CONFIG", toml_path.to_str().unwrap()),
+                ("PORT", "9100"),
+            ]))
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(c.settings.app_id, "2021000000000001");
+        assert_eq!(c.port, 9100);
+        assert_eq!(c.settings.gateway, SANDBOX_GATEWAY);
+        assert!(c.settings.api_key.matches("from-file-0123456789"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn api_key_compare_and_debug() {
+        let k = ApiKey::new("0123456789abcdefXYZ").unwrap();
+        assert!(k.matches("0123456789abcdefXYZ"));
+        assert!(!k.matches("0123456789abcdefXYz"));
+        assert!(!k.matches(""));
+        assert!(!format!("{k:?}").contains("0123"));
+        assert!(ApiKey::generate().expose().len() >= ApiKey::MIN_LEN);
+    }
+
+    fn tempfile_dir() -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("zhifu-cfg-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+}

@@ -1,0 +1,157 @@
+//! Prometheus text exposition. Counters are per process (Prometheus sums
+//! instances); order counts come from the database at scrape time, so every
+//! instance reports the same, true figure.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use zhifu_store::OrderStatus;
+
+/// Upper bounds (seconds) of the Alipay latency histogram.
+const BUCKETS: [f64; 10] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+#[derive(Debug, Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum_micros: u64,
+}
+
+/// In-process counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    notifications: BTreeMap<(String, String), u64>,
+    alipay_calls: BTreeMap<(String, String), u64>,
+    alipay_latency: BTreeMap<String, Histogram>,
+}
+
+impl Metrics {
+    fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
+        // A panic while holding the lock leaves plain counters behind; they
+        // are still usable.
+        let mut g = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut g)
+    }
+
+    /// Counts a processed notification (`outcome`: applied, duplicate,
+    /// anomaly; `reason` for anomalies).
+    pub fn notification(&self, outcome: &str, reason: Option<&str>) {
+        self.with(|i| {
+            *i.notifications
+                .entry((outcome.to_owned(), reason.unwrap_or("").to_owned()))
+                .or_default() += 1;
+        });
+    }
+
+    /// Counts an Alipay call and records its latency.
+    pub fn alipay_call(&self, method: &str, outcome: &str, elapsed: Duration) {
+        self.with(|i| {
+            *i.alipay_calls
+                .entry((method.to_owned(), outcome.to_owned()))
+                .or_default() += 1;
+            let h = i.alipay_latency.entry(method.to_owned()).or_default();
+            let secs = elapsed.as_secs_f64();
+            for (slot, bound) in h.counts.iter_mut().zip(BUCKETS) {
+                if secs <= bound {
+                    *slot += 1;
+                }
+            }
+            h.count += 1;
+            h.sum_micros += u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        });
+    }
+
+    /// The exposition text, with the order counts given.
+    pub fn render(&self, orders: &[(OrderStatus, i64)]) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP zhifu_orders Orders in the database by status.\n");
+        out.push_str("# TYPE zhifu_orders gauge\n");
+        for (status, n) in orders {
+            let _ = writeln!(out, "zhifu_orders{{status=\"{status}\"}} {n}");
+        }
+        self.with(|i| {
+            out.push_str(
+                "# HELP zhifu_notifications_total Notifications processed by this instance, by outcome.\n",
+            );
+            out.push_str("# TYPE zhifu_notifications_total counter\n");
+            for ((outcome, reason), n) in &i.notifications {
+                let _ = writeln!(
+                    out,
+                    "zhifu_notifications_total{{outcome=\"{outcome}\",reason=\"{reason}\"}} {n}"
+                );
+            }
+            out.push_str("# HELP zhifu_alipay_calls_total Calls to the Alipay gateway by method and outcome.\n");
+            out.push_str("# TYPE zhifu_alipay_calls_total counter\n");
+            for ((method, outcome), n) in &i.alipay_calls {
+                let _ = writeln!(
+                    out,
+                    "zhifu_alipay_calls_total{{method=\"{method}\",outcome=\"{outcome}\"}} {n}"
+                );
+            }
+            out.push_str("# HELP zhifu_alipay_call_duration_seconds Latency of calls to the Alipay gateway.\n");
+            out.push_str("# TYPE zhifu_alipay_call_duration_seconds histogram\n");
+            for (method, h) in &i.alipay_latency {
+                for (bound, n) in BUCKETS.iter().zip(h.counts) {
+                    let _ = writeln!(
+                        out,
+                        "zhifu_alipay_call_duration_seconds_bucket{{method=\"{method}\",le=\"{bound}\"}} {n}"
+                    );
+                }
+                let _ = writeln!(
+                    out,
+                    "zhifu_alipay_call_duration_seconds_bucket{{method=\"{method}\",le=\"+Inf\"}} {}",
+                    h.count
+                );
+                let _ = writeln!(
+                    out,
+                    "zhifu_alipay_call_duration_seconds_sum{{method=\"{method}\"}} {}",
+                    h.sum_micros as f64 / 1e6
+                );
+                let _ = writeln!(
+                    out,
+                    "zhifu_alipay_call_duration_seconds_count{{method=\"{method}\"}} {}",
+                    h.count
+                );
+            }
+        });
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_histogram() {
+        let m = Metrics::default();
+        m.notification("applied", None);
+        m.notification("anomaly", Some("bad_signature"));
+        m.notification("anomaly", Some("bad_signature"));
+        m.alipay_call("alipay.trade.query", "success", Duration::from_millis(30));
+        let text = m.render(&[(OrderStatus::Paid, 3)]);
+        assert!(text.contains("zhifu_orders{status=\"paid\"} 3\n"));
+        assert!(text.contains(
+            "zhifu_notifications_total{outcome=\"anomaly\",reason=\"bad_signature\"} 2\n"
+        ));
+        assert!(text.contains(
+            "zhifu_alipay_calls_total{method=\"alipay.trade.query\",outcome=\"success\"} 1\n"
+        ));
+        assert!(text.contains(
+            "zhifu_alipay_call_duration_seconds_bucket{method=\"alipay.trade.query\",le=\"0.025\"} 0\n"
+        ));
+        assert!(text.contains(
+            "zhifu_alipay_call_duration_seconds_bucket{method=\"alipay.trade.query\",le=\"0.05\"} 1\n"
+        ));
+    }
+}

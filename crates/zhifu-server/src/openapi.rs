@@ -1,0 +1,148 @@
+//! `GET /openapi.json`: the HTTP contract as an OpenAPI 3.1 document,
+//! written by hand so that it says exactly what the handlers do.
+
+use axum::Json;
+use serde_json::{Value, json};
+
+/// Error codes per status, as the handlers return them.
+pub const ERROR_CODES: &[(u16, &str)] = &[
+    (400, "invalid_json"),
+    (400, "unknown_field"),
+    (400, "invalid_field"),
+    (400, "invalid_amount"),
+    (400, "invalid_query"),
+    (400, "invalid_idempotency_key"),
+    (401, "unauthorized"),
+    (404, "order_not_found"),
+    (404, "not_found"),
+    (405, "method_not_allowed"),
+    (409, "idempotency_key_reused"),
+    (409, "out_trade_no_taken"),
+    (409, "order_not_payable"),
+    (409, "order_expired"),
+    (409, "order_not_refundable"),
+    (409, "refund_exceeds_remaining"),
+    (409, "order_not_closable"),
+    (413, "payload_too_large"),
+    (415, "unsupported_media_type"),
+    (500, "internal_error"),
+    (502, "alipay_error"),
+    (502, "alipay_unavailable"),
+    (502, "alipay_mismatch"),
+    (503, "database_unavailable"),
+];
+
+fn err(desc: &str) -> Value {
+    json!({"description": desc, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+}
+
+fn ok(desc: &str, schema: &str) -> Value {
+    json!({"description": desc, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}})
+}
+
+fn body(schema: &str) -> Value {
+    json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}})
+}
+
+fn id_param() -> Value {
+    json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string"}, "description": "The order id (`ord_…`)."})
+}
+
+fn idem_param() -> Value {
+    json!({"name": "Idempotency-Key", "in": "header", "required": false, "schema": {"type": "string", "maxLength": 255},
+           "description": "Same key + same body returns the first result (header `Idempotent-Replayed: true`); same key + different body is 409 `idempotency_key_reused`."})
+}
+
+/// The document.
+pub fn spec() -> Value {
+    let money = json!({"type": "string", "pattern": "^[0-9]{1,9}(\\.[0-9]{1,2})?$", "examples": ["88.88"],
+                       "description": "Yuan as a decimal string; never a JSON number."});
+    let codes: Vec<&str> = ERROR_CODES.iter().map(|(_, c)| *c).collect();
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "Zhifu payment backend", "version": env!("CARGO_PKG_VERSION"),
+                 "description": "Orders, Alipay payment parameters, verified notifications, query, refunds and close. Money is a \"88.88\" string; errors are {\"error\":{\"code\",\"message\"}} with a stable code."},
+        "components": {
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer", "description": "ZHIFU_API_KEY"}},
+            "schemas": {
+                "Money": money,
+                "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"],
+                    "properties": {"code": {"type": "string", "enum": codes}, "message": {"type": "string"}}}}},
+                "Order": {"type": "object", "properties": {
+                    "id": {"type": "string"}, "out_trade_no": {"type": "string"}, "subject": {"type": "string"},
+                    "body": {"type": ["string", "null"]}, "total_amount": {"$ref": "#/components/schemas/Money"},
+                    "status": {"type": "string", "enum": ["pending", "paid", "closed", "refunded"]},
+                    "refunded_amount": {"$ref": "#/components/schemas/Money"},
+                    "trade_no": {"type": ["string", "null"]}, "buyer_logon_id": {"type": ["string", "null"]},
+                    "channel": {"type": ["string", "null"]},
+                    "paid_at": {"type": ["string", "null"], "format": "date-time"},
+                    "closed_at": {"type": ["string", "null"], "format": "date-time"},
+                    "created_at": {"type": "string", "format": "date-time"},
+                    "expires_at": {"type": "string", "format": "date-time"},
+                    "metadata": {"type": ["object", "null"]}}},
+                "CreateOrder": {"type": "object", "additionalProperties": false, "required": ["subject", "total_amount"], "properties": {
+                    "subject": {"type": "string", "maxLength": 256, "description": "No `/`, `=` or `&` (Alipay's rule)."},
+                    "total_amount": {"$ref": "#/components/schemas/Money"},
+                    "body": {"type": "string", "maxLength": 128},
+                    "out_trade_no": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$", "description": "Generated when absent."},
+                    "expires_in_minutes": {"type": "integer", "minimum": 1, "maximum": 21600},
+                    "metadata": {"type": "object", "description": "At most 4096 bytes serialised."}}},
+                "Pay": {"type": "object", "additionalProperties": false, "required": ["channel"], "properties": {
+                    "channel": {"type": "string", "enum": ["page", "wap", "qr", "app", "jsapi"]},
+                    "return_url": {"type": "string", "format": "uri", "description": "page/wap only; default is this server's /alipay/return"},
+                    "buyer_id": {"type": "string", "description": "jsapi only"},
+                    "buyer_open_id": {"type": "string", "description": "jsapi only"}}},
+                "PayParams": {"type": "object", "required": ["channel"], "properties": {
+                    "channel": {"type": "string"}, "url": {"type": "string", "description": "page/wap: redirect the buyer here (GET)"},
+                    "form_html": {"type": "string", "description": "page/wap: auto-submitting POST form"},
+                    "qr_code": {"type": "string", "description": "qr: content to render as a QR code"},
+                    "order_string": {"type": "string", "description": "app: hand to the Alipay app SDK"},
+                    "trade_no": {"type": "string", "description": "jsapi: hand to tradePay"}}},
+                "CreateRefund": {"type": "object", "additionalProperties": false, "required": ["amount"], "properties": {
+                    "amount": {"$ref": "#/components/schemas/Money"}, "reason": {"type": "string", "maxLength": 256}}},
+                "Refund": {"type": "object", "properties": {
+                    "id": {"type": "string"}, "order_id": {"type": "string"}, "amount": {"$ref": "#/components/schemas/Money"},
+                    "status": {"type": "string", "enum": ["succeeded", "pending", "failed"]},
+                    "reason": {"type": ["string", "null"]}, "out_request_no": {"type": "string"},
+                    "failure_code": {"type": ["string", "null"]}, "created_at": {"type": "string", "format": "date-time"}}},
+                "OrderList": {"type": "object", "properties": {
+                    "data": {"type": "array", "items": {"$ref": "#/components/schemas/Order"}},
+                    "next_cursor": {"type": ["string", "null"]}}}
+            }
+        },
+        "security": [{"apiKey": []}],
+        "paths": {
+            "/v1/orders": {
+                "post": {"summary": "Create an order", "parameters": [idem_param()], "requestBody": body("CreateOrder"),
+                         "responses": {"201": ok("The order", "Order"), "400": err("Malformed body"), "401": err("Bad API key"), "409": err("Key reuse or out_trade_no taken")}},
+                "get": {"summary": "List orders, newest first", "parameters": [
+                            {"name": "status", "in": "query", "schema": {"type": "string", "enum": ["pending", "paid", "closed", "refunded"]}},
+                            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
+                            {"name": "cursor", "in": "query", "schema": {"type": "string"}, "description": "`next_cursor` of the previous page"}],
+                        "responses": {"200": ok("A page", "OrderList"), "400": err("Bad query"), "401": err("Bad API key")}}
+            },
+            "/v1/orders/{id}": {"get": {"summary": "Get an order", "parameters": [id_param(),
+                    {"name": "refresh", "in": "query", "schema": {"type": "boolean"}, "description": "On a pending order, ask Alipay (alipay.trade.query) and apply the verified answer; close it when expired."}],
+                "responses": {"200": ok("The order", "Order"), "404": err("No such order"), "502": err("Alipay failed")}}},
+            "/v1/orders/{id}/pay": {"post": {"summary": "Payment parameters for a channel", "parameters": [id_param()], "requestBody": body("Pay"),
+                "responses": {"200": ok("What the buyer's device needs", "PayParams"), "409": err("Not payable or expired"), "502": err("Alipay failed")}}},
+            "/v1/orders/{id}/refunds": {"post": {"summary": "Refund (partially or fully)", "parameters": [id_param(), idem_param()], "requestBody": body("CreateRefund"),
+                "responses": {"201": ok("The refund; `pending` when Alipay's answer was not definite", "Refund"), "409": err("Not paid, too much, or key reuse")}}},
+            "/v1/orders/{id}/close": {"post": {"summary": "Close a pending order at Alipay and locally", "parameters": [id_param()],
+                "responses": {"200": ok("The closed order", "Order"), "409": err("Paid or refunded"), "502": err("Alipay failed")}}},
+            "/alipay/notify": {"post": {"summary": "Alipay's asynchronous notification", "security": [],
+                "requestBody": {"content": {"application/x-www-form-urlencoded": {}}},
+                "responses": {"200": {"description": "`success` (text/plain) once committed"}, "400": {"description": "`failure`: forged, malformed or mismatching; nothing changed"}, "500": {"description": "`failure`: try again later"}}}},
+            "/alipay/return": {"get": {"summary": "Buyer's landing page after page/wap pay; shows the stored status, never trusts its parameters", "security": [],
+                "responses": {"200": {"description": "HTML"}}}},
+            "/healthz": {"get": {"summary": "Database check", "security": [], "responses": {"200": {"description": "{\"status\":\"ok\"}"}, "503": err("Database unavailable")}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics", "security": [], "responses": {"200": {"description": "text/plain exposition"}}}},
+            "/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3.1"}}}}
+        }
+    })
+}
+
+/// `GET /openapi.json`.
+pub async fn document() -> Json<Value> {
+    Json(spec())
+}

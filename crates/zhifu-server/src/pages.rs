@@ -1,0 +1,96 @@
+//! `GET /alipay/return`: where the buyer's browser lands after page or wap
+//! pay. Its parameters are never trusted: the page shows the status stored
+//! in the database. When the parameters do carry a valid Alipay signature
+//! (the buyer really came back from the cashier) and the order is still
+//! pending, the server asks Alipay through the verified query path, which
+//! covers a notification that is late or lost.
+
+use alipay::FormParams;
+use alipay::protocol::html_escape;
+use axum::extract::{RawQuery, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use zhifu_store::OrderStatus;
+
+use crate::AppState;
+use crate::api::{refresh_order, yuan};
+
+/// `GET /alipay/return`.
+pub async fn return_page(State(st): State<AppState>, RawQuery(q): RawQuery) -> Response {
+    let raw = q.unwrap_or_default();
+    let params = FormParams::parse(raw.as_bytes()).ok();
+    let out_trade_no = params
+        .as_ref()
+        .and_then(|p| p.get("out_trade_no"))
+        .map(str::to_owned);
+    let signed = params
+        .clone()
+        .is_some_and(|p| st.inner.verifier.verify(p).is_ok());
+    let mut order = match &out_trade_no {
+        Some(no) if no.len() <= 64 => st
+            .store()
+            .get_order_by_out_trade_no(no)
+            .await
+            .ok()
+            .flatten(),
+        _ => None,
+    };
+    if signed
+        && let Some(o) = order.clone()
+        && o.status == OrderStatus::Pending
+    {
+        match refresh_order(&st, o).await {
+            Ok(fresh) => order = Some(fresh),
+            Err(e) => tracing::warn!(code = e.code(), "refresh on return failed"),
+        }
+    }
+    let (title, line, pending) = match &order {
+        None => (
+            "Order not found · 未找到订单",
+            "We cannot find this order.".to_owned(),
+            false,
+        ),
+        Some(o) => match o.status {
+            OrderStatus::Paid | OrderStatus::Refunded => (
+                "Paid · 已支付",
+                format!("Order {} is paid: ¥{}.", o.out_trade_no, yuan(o.total_fen)),
+                false,
+            ),
+            OrderStatus::Pending => (
+                "Checking payment… · 正在确认支付…",
+                format!(
+                    "We have not received Alipay's confirmation for order {} yet.",
+                    o.out_trade_no
+                ),
+                true,
+            ),
+            OrderStatus::Closed => (
+                "Not paid · 未支付",
+                format!("Order {} was closed without payment.", o.out_trade_no),
+                false,
+            ),
+        },
+    };
+    let status = order.as_ref().map_or("unknown", |o| o.status.as_str());
+    let refresh = if pending {
+        "<meta http-equiv=\"refresh\" content=\"3\">"
+    } else {
+        ""
+    };
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">{refresh}\
+         <title>{t}</title></head><body><main data-status=\"{status}\">\
+         <h1>{t}</h1><p>{l}</p></main></body></html>",
+        t = html_escape(title),
+        l = html_escape(&line),
+    );
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        html,
+    )
+        .into_response()
+}
