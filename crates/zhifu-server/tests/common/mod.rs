@@ -1,0 +1,329 @@
+//! Test harness: a real server on 127.0.0.1:0 with a fresh database, and
+//! either the real sandbox mounted on the same port (as `zhifu dev` does) or
+//! a test-held "Alipay" key for hand-signed notifications.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use alipay::sign::{NotifySignRule, notify_sign_content};
+use alipay::{AppPrivateKey, Clock, SignType};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use zhifu_sandbox::{Sandbox, SandboxConfig, SandboxMode};
+use zhifu_server::{ApiKey, AppState, Settings};
+use zhifu_store::testing::TestDatabase;
+use zhifu_store::{SqlStore, Store, StoreOptions};
+
+pub const API_KEY: &str = "test-api-key-0123456789";
+
+/// The system clock plus an offset tests can move.
+#[derive(Debug, Default)]
+pub struct TestClock {
+    offset_ms: AtomicI64,
+}
+
+impl TestClock {
+    pub fn advance(&self, d: Duration) {
+        self.offset_ms
+            .fetch_add(d.as_millis() as i64, Ordering::SeqCst);
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc() + time::Duration::milliseconds(self.offset_ms.load(Ordering::SeqCst))
+    }
+}
+
+pub fn init_logs() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("info,sqlx=warn")
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub store: Arc<SqlStore>,
+    pub state: AppState,
+    pub clock: Arc<TestClock>,
+    pub sandbox: Option<Sandbox>,
+    /// The key that signs "Alipay" notifications when there is no sandbox.
+    pub alipay_key: Option<Arc<AppPrivateKey>>,
+    pub app_id: String,
+    pub seller_id: String,
+    _db: Arc<TestDatabase>,
+}
+
+pub struct Options {
+    pub sandbox: bool,
+    pub seller_id: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            sandbox: true,
+            seller_id: true,
+        }
+    }
+}
+
+/// A server (and sandbox) on one fresh port.
+pub async fn spawn_app(db: TestDatabase, opts: Options) -> TestApp {
+    spawn_on(Arc::new(db), opts, None).await
+}
+
+/// A server on the given database; with `sandbox`, it uses that sandbox's
+/// app instead of starting one (several instances, one sandbox).
+pub async fn spawn_on(
+    db: Arc<TestDatabase>,
+    opts: Options,
+    shared: Option<(&Sandbox, &str, &str, &alipay::AlipayPublicKey, Arc<AppPrivateKey>)>,
+) -> TestApp {
+    init_logs();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let store = Arc::new(
+        SqlStore::connect_and_migrate(&db.url, &StoreOptions::default())
+            .await
+            .unwrap(),
+    );
+    let clock = Arc::new(TestClock::default());
+    let (sandbox, app_key, app_id, seller_id, alipay_pub, alipay_key, gateway);
+    if let Some((sb, id, seller, pubkey, key)) = shared {
+        sandbox = None;
+        app_key = AppPrivateKey::parse(&key.to_pkcs8_base64().unwrap()).unwrap();
+        app_id = id.to_owned();
+        seller_id = seller.to_owned();
+        alipay_pub = pubkey.clone();
+        alipay_key = None;
+        gateway = format!("{}/gateway.do", sb.config().public_url);
+    } else if opts.sandbox {
+        let sb = Sandbox::start(SandboxConfig {
+            public_url: base.clone(),
+            mode: SandboxMode::Explicit,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        app_key = AppPrivateKey::generate().unwrap();
+        let reg = sb.register_app(None, app_key.public_key()).await.unwrap();
+        app_id = reg.app_id;
+        seller_id = reg.seller_id;
+        alipay_pub = reg.alipay_public_key;
+        alipay_key = None;
+        gateway = format!("{base}/gateway.do");
+        sandbox = Some(sb);
+    } else {
+        let ak = AppPrivateKey::generate().unwrap();
+        alipay_pub = ak.public_key();
+        alipay_key = Some(Arc::new(ak));
+        app_key = AppPrivateKey::generate().unwrap();
+        app_id = "2021000122671080".into();
+        seller_id = "2088102177846880".into();
+        // Nothing listens there: these tests never call Alipay.
+        gateway = "http://127.0.0.1:9/gateway.do".into();
+        sandbox = None;
+    }
+    let settings = Settings {
+        app_id: app_id.clone(),
+        app_private_key: app_key,
+        alipay_public_key: alipay_pub,
+        seller_id: opts.seller_id.then(|| seller_id.clone()),
+        gateway,
+        public_url: base.clone(),
+        api_key: ApiKey::new(API_KEY).unwrap(),
+        default_expiry_minutes: 30,
+    };
+    let store_dyn: Arc<dyn Store> = store.clone();
+    let state = AppState::with_clock(settings, store_dyn, clock.clone());
+    let mut router = zhifu_server::router(state.clone());
+    if let Some(sb) = &sandbox {
+        router = router.merge(sb.router());
+    }
+    tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    });
+    TestApp {
+        base,
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        store,
+        state,
+        clock,
+        sandbox,
+        alipay_key,
+        app_id,
+        seller_id,
+        _db: db,
+    }
+}
+
+pub struct Resp {
+    pub status: u16,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn api(&self, method: &str, path: &str, body: Option<Value>) -> Resp {
+        self.api_with(method, path, body, &[]).await
+    }
+
+    pub async fn api_with(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), self.url(path))
+            .bearer_auth(API_KEY);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Resp {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    pub async fn create_order(&self, amount: &str) -> Value {
+        let r = self
+            .api(
+                "POST",
+                "/v1/orders",
+                Some(json!({"subject": "Ceramic mug 马克杯", "total_amount": amount})),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        r.body
+    }
+
+    pub async fn order(&self, id: &str) -> Value {
+        let r = self.api("GET", &format!("/v1/orders/{id}"), None).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        r.body
+    }
+
+    pub async fn pay(&self, id: &str, body: Value) -> Resp {
+        self.api("POST", &format!("/v1/orders/{id}/pay"), Some(body))
+            .await
+    }
+
+    pub fn sandbox(&self) -> &Sandbox {
+        self.sandbox.as_ref().expect("this app has a sandbox")
+    }
+
+    /// The buyer pays in the sandbox; then every due notification is
+    /// delivered and awaited.
+    pub async fn buyer_pays(&self, out_trade_no: &str) {
+        self.sandbox().pay(None, out_trade_no).await.unwrap();
+        self.deliver_due().await;
+    }
+
+    pub async fn deliver_due(&self) {
+        self.sandbox().advance(Duration::ZERO).await.unwrap();
+    }
+
+    pub async fn post_notify(&self, body: &str) -> (u16, String) {
+        let r = self
+            .http
+            .post(self.url("/alipay/notify"))
+            .header("content-type", "application/x-www-form-urlencoded; charset=utf-8")
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    /// A trade notification signed with the test's "Alipay" key.
+    pub fn signed_notification(&self, fields: &[(&str, &str)]) -> String {
+        let key = self.alipay_key.as_ref().expect("no sandbox: the test signs");
+        sign_form(key, fields)
+    }
+}
+
+pub fn sign_form(key: &AppPrivateKey, fields: &[(&str, &str)]) -> String {
+    let mut pairs: Vec<(String, String)> = fields
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    pairs.push(("sign_type".into(), "RSA2".into()));
+    let content = notify_sign_content(
+        pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        NotifySignRule::ExcludeSignType,
+        false,
+    );
+    let sign = key.sign(SignType::Rsa2, content.as_bytes()).unwrap();
+    pairs.push(("sign".into(), sign));
+    let mut ser = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in &pairs {
+        ser.append_pair(k, v);
+    }
+    ser.finish()
+}
+
+/// The fields of a plausible TRADE_SUCCESS notification for an order.
+pub fn paid_fields(app: &TestApp, order: &Value, notify_id: &str) -> Vec<(String, String)> {
+    vec![
+        ("notify_time".into(), "2024-05-01 10:00:00".into()),
+        ("notify_type".into(), "trade_status_sync".into()),
+        ("notify_id".into(), notify_id.into()),
+        ("app_id".into(), app.app_id.clone()),
+        ("charset".into(), "utf-8".into()),
+        ("version".into(), "1.0".into()),
+        ("trade_no".into(), format!("2024050122001{}", &notify_id.len())),
+        (
+            "out_trade_no".into(),
+            order["out_trade_no"].as_str().unwrap().into(),
+        ),
+        ("buyer_id".into(), "2088002222222222".into()),
+        ("buyer_logon_id".into(), "buy***@example.com".into()),
+        ("seller_id".into(), app.seller_id.clone()),
+        ("trade_status".into(), "TRADE_SUCCESS".into()),
+        (
+            "total_amount".into(),
+            order["total_amount"].as_str().unwrap().into(),
+        ),
+        ("subject".into(), "Ceramic mug 马克杯".into()),
+        ("gmt_payment".into(), "2024-05-01 09:59:58".into()),
+    ]
+}
+
+pub fn as_refs(v: &[(String, String)]) -> Vec<(&str, &str)> {
+    v.iter().map(|(k, s)| (k.as_str(), s.as_str())).collect()
+}
+
+pub fn set(v: &mut Vec<(String, String)>, k: &str, val: &str) {
+    if let Some(slot) = v.iter_mut().find(|(key, _)| key == k) {
+        slot.1 = val.to_owned();
+    } else {
+        v.push((k.to_owned(), val.to_owned()));
+    }
+}

@@ -1,0 +1,190 @@
+//! The notification path and its tamper matrix, with notifications signed
+//! by a test-held "Alipay" key through the `alipay` crate's signer.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use zhifu_store::Store;
+use zhifu_store::testing::TestDatabase;
+
+zhifu_store::backend_tests!(tamper_matrix, genuine_notification_pays_once_and_redelivery_is_noop);
+
+async fn app(db: TestDatabase) -> TestApp {
+    spawn_app(
+        db,
+        Options {
+            sandbox: false,
+            seller_id: true,
+        },
+    )
+    .await
+}
+
+async fn reasons(app: &TestApp, order: &Value) -> Vec<(String, Option<String>)> {
+    app.store
+        .list_notifications(order["id"].as_str().unwrap())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| (n.outcome, n.reason))
+        .collect()
+}
+
+async fn genuine_notification_pays_once_and_redelivery_is_noop(db: TestDatabase) {
+    let app = app(db).await;
+    let order = app.create_order("88.88").await;
+    let fields = paid_fields(&app, &order, "notify-1");
+    let body = app.signed_notification(&as_refs(&fields));
+    assert_eq!(app.post_notify(&body).await, (200, "success".into()));
+    let got = app.order(order["id"].as_str().unwrap()).await;
+    assert_eq!(got["status"], "paid");
+    assert_eq!(got["buyer_logon_id"], "buy***@example.com");
+    assert!(got["paid_at"].is_string());
+    // Redeliveries: still `success`, nothing changes.
+    for _ in 0..3 {
+        assert_eq!(app.post_notify(&body).await, (200, "success".into()));
+    }
+    let events = app
+        .store
+        .list_events(order["id"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    let r = reasons(&app, &order).await;
+    assert_eq!(r.len(), 4);
+    assert_eq!(r[0].0, "applied");
+    assert!(r[1..].iter().all(|(o, _)| o == "duplicate"));
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("zhifu_orders{status=\"paid\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("zhifu_notifications_total{outcome=\"duplicate\",reason=\"\"} 3"),
+        "{metrics}"
+    );
+}
+
+async fn tamper_matrix(db: TestDatabase) {
+    let app = app(db).await;
+    let a = app.create_order("88.88").await;
+    let b = app.create_order("88.88").await;
+    let a_id = a["id"].as_str().unwrap();
+    let b_id = b["id"].as_str().unwrap();
+    let genuine = paid_fields(&app, &a, "notify-a");
+
+    // Each case: (name, body, expected reason recorded on order A).
+    let mut cases: Vec<(&str, String, &str)> = Vec::new();
+
+    // A bad signature: one character of the signature flipped.
+    let body = app.signed_notification(&as_refs(&genuine));
+    let pos = body.find("sign=").unwrap() + 10;
+    let mut bad = body.clone().into_bytes();
+    bad[pos] = if bad[pos] == b'A' { b'B' } else { b'A' };
+    cases.push(("bad signature", String::from_utf8(bad).unwrap(), "bad_signature"));
+
+    // A field changed after signing.
+    let tampered = body.replace("total_amount=88.88", "total_amount=0.01");
+    assert_ne!(tampered, body);
+    cases.push(("amount changed after signing", tampered, "bad_signature"));
+
+    // Signed, but for another app.
+    let mut f = genuine.clone();
+    set(&mut f, "app_id", "2021000000000009");
+    cases.push(("wrong app_id", app.signed_notification(&as_refs(&f)), "app_id_mismatch"));
+
+    // Signed, but another payee.
+    let mut f = genuine.clone();
+    set(&mut f, "seller_id", "2088000000000009");
+    cases.push(("wrong seller_id", app.signed_notification(&as_refs(&f)), "seller_id_mismatch"));
+
+    // Signed, but another amount.
+    let mut f = genuine.clone();
+    set(&mut f, "total_amount", "0.01");
+    cases.push(("wrong amount", app.signed_notification(&as_refs(&f)), "amount_mismatch"));
+
+    // No signature at all.
+    let mut ser = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in &genuine {
+        ser.append_pair(k, v);
+    }
+    cases.push(("unsigned", ser.finish(), "bad_signature"));
+
+    for (name, body, reason) in &cases {
+        let (status, text) = app.post_notify(body).await;
+        assert_eq!((status, text.as_str()), (400, "failure"), "{name}");
+        let order = app.order(a_id).await;
+        assert_eq!(order["status"], "pending", "{name} changed the order");
+        let r = reasons(&app, &a).await;
+        assert_eq!(
+            r.last().unwrap(),
+            &("anomaly".to_owned(), Some((*reason).to_owned())),
+            "{name}"
+        );
+    }
+    assert_eq!(reasons(&app, &a).await.len(), cases.len());
+
+    // Unknown out_trade_no: refused and recorded without an order.
+    let mut f = genuine.clone();
+    set(&mut f, "out_trade_no", "NO_SUCH_ORDER_1");
+    let (status, text) = app.post_notify(&app.signed_notification(&as_refs(&f))).await;
+    assert_eq!((status, text.as_str()), (400, "failure"));
+    let orphans = app.store.list_orphan_notifications(10).await.unwrap();
+    assert_eq!(orphans[0].reason.as_deref(), Some("unknown_order"));
+    assert_eq!(orphans[0].out_trade_no.as_deref(), Some("NO_SUCH_ORDER_1"));
+
+    // Garbage body.
+    let (status, _) = app.post_notify("%%%&&&=").await;
+    assert_eq!(status, 400);
+
+    // A's genuine notification pays A only; replayed, it changes nothing;
+    // pointed at B (out_trade_no rewritten), its signature breaks.
+    let a_body = app.signed_notification(&as_refs(&genuine));
+    assert_eq!(app.post_notify(&a_body).await, (200, "success".into()));
+    assert_eq!(app.order(a_id).await["status"], "paid");
+    assert_eq!(app.post_notify(&a_body).await, (200, "success".into()));
+    let a_no = a["out_trade_no"].as_str().unwrap();
+    let b_no = b["out_trade_no"].as_str().unwrap();
+    let against_b = a_body.replace(a_no, b_no);
+    assert_ne!(against_b, a_body);
+    assert_eq!(app.post_notify(&against_b).await, (400, "failure".into()));
+    assert_eq!(app.order(b_id).await["status"], "pending");
+    assert_eq!(
+        reasons(&app, &b).await,
+        vec![("anomaly".to_owned(), Some("bad_signature".to_owned()))]
+    );
+    assert_eq!(app.store.list_events(b_id).await.unwrap().len(), 0);
+
+    // TRADE_CLOSED after paid (no refund behind it): refused, A stays paid.
+    let mut f = genuine.clone();
+    set(&mut f, "notify_id", "notify-a-closed");
+    set(&mut f, "trade_status", "TRADE_CLOSED");
+    set(&mut f, "gmt_close", "2024-05-01 11:00:00");
+    let (status, text) = app.post_notify(&app.signed_notification(&as_refs(&f))).await;
+    assert_eq!((status, text.as_str()), (400, "failure"));
+    assert_eq!(app.order(a_id).await["status"], "paid");
+    assert_eq!(
+        reasons(&app, &a).await.last().unwrap(),
+        &("anomaly".to_owned(), Some("closed_after_paid".to_owned()))
+    );
+    // A different trade_no for the same order is refused too.
+    let mut f = genuine.clone();
+    set(&mut f, "notify_id", "notify-a-other-trade");
+    set(&mut f, "trade_no", "2099999999999999999");
+    let (status, _) = app.post_notify(&app.signed_notification(&as_refs(&f))).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        reasons(&app, &a).await.last().unwrap().1.as_deref(),
+        Some("trade_no_mismatch")
+    );
+    let events = app.store.list_events(a_id).await.unwrap();
+    assert_eq!(events.len(), 1, "only the genuine payment changed A");
+}
