@@ -1,0 +1,238 @@
+//! Asynchronous notifications (§6): the `trade_status_sync` form, its
+//! signature (sign and sign_type excluded, §6.4) and the HTTP POST.
+
+use alipay::sign::{NotifySignRule, notify_sign_content};
+use alipay::{AppPrivateKey, Charset, SignType};
+use serde_json::json;
+
+use crate::error::SandboxError;
+use crate::model::{App, Trade, beijing, instant, yuan};
+use crate::state::Ctx;
+
+/// Why a notification is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Event {
+    Paid,
+    PartialRefund,
+    FullRefund,
+    Closed,
+    Finished,
+}
+
+impl Event {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Event::Paid => "paid",
+            Event::PartialRefund => "partial_refund",
+            Event::FullRefund => "full_refund",
+            Event::Closed => "closed",
+            Event::Finished => "finished",
+        }
+    }
+
+    fn trade_status(self) -> &'static str {
+        match self {
+            Event::Paid | Event::PartialRefund => "TRADE_SUCCESS",
+            Event::FullRefund | Event::Closed => "TRADE_CLOSED",
+            Event::Finished => "TRADE_FINISHED",
+        }
+    }
+}
+
+/// A signed notification body.
+#[derive(Debug, Clone)]
+pub(crate) struct Built {
+    pub body: String,
+    pub trade_status: String,
+    pub params: Vec<(String, String)>,
+}
+
+/// `gmt_refund` carries milliseconds in real notifications.
+fn beijing_millis(ms: i64) -> String {
+    format!("{}.{:03}", beijing(ms), ms.rem_euclid(1000))
+}
+
+/// Builds and signs the notification of `event` for `t`: every field the
+/// real one carries for that event, none empty (§6.3, §6.4 step 3).
+pub(crate) fn build(
+    t: &Trade,
+    app: &App,
+    event: Event,
+    notify_id: &str,
+    ctx: &Ctx<'_>,
+) -> Result<Built, SandboxError> {
+    let mut p: Vec<(String, String)> = Vec::with_capacity(32);
+    let mut push = |k: &str, v: String| {
+        if !v.is_empty() {
+            p.push((k.to_owned(), v));
+        }
+    };
+    let paid = t.gmt_payment.is_some();
+    let total = yuan(t.terms.total_fen);
+    push("gmt_create", beijing(t.gmt_create));
+    push("charset", t.terms.charset.clone());
+    push("seller_email", app.seller_email());
+    push("subject", t.terms.subject.clone());
+    if let Some(b) = &t.terms.body {
+        push("body", b.clone());
+    }
+    push("buyer_id", t.buyer_id.clone());
+    if paid {
+        push("invoice_amount", total.clone());
+    }
+    push("notify_id", notify_id.to_owned());
+    if paid {
+        push(
+            "fund_bill_list",
+            json!([{"amount": total, "fundChannel": "ALIPAYACCOUNT"}]).to_string(),
+        );
+    }
+    push("notify_type", "trade_status_sync".into());
+    push("trade_status", event.trade_status().into());
+    if paid {
+        push("receipt_amount", total.clone());
+        push("buyer_pay_amount", total.clone());
+    }
+    push("app_id", t.app_id.clone());
+    push("seller_id", t.seller_id.clone());
+    if let Some(pt) = t.gmt_payment {
+        push("gmt_payment", beijing(pt));
+    }
+    push("notify_time", alipay::time::format_beijing(ctx.now));
+    if let Some(pb) = &t.terms.passback_params {
+        push("passback_params", pb.clone());
+    }
+    push("version", "1.0".into());
+    push("out_trade_no", t.out_trade_no.clone());
+    push("total_amount", total);
+    push("trade_no", t.trade_no.clone());
+    push("auth_app_id", t.app_id.clone());
+    push("buyer_logon_id", t.buyer_logon_id.clone());
+    if paid {
+        push("point_amount", "0.00".into());
+    }
+    if matches!(event, Event::PartialRefund | Event::FullRefund)
+        && let Some(last) = t.refunds.last()
+    {
+        push("refund_fee", yuan(t.refunded_fen()));
+        push("gmt_refund", beijing_millis(last.at));
+        push("out_biz_no", last.out_request_no.clone());
+    }
+    if matches!(event, Event::FullRefund | Event::Closed | Event::Finished) {
+        let close = t.gmt_close.unwrap_or_else(|| crate::model::millis(ctx.now));
+        push("gmt_close", alipay::time::format_beijing(instant(close)));
+    }
+    let sign_type = SignType::parse(&t.terms.sign_type).unwrap_or(SignType::Rsa2);
+    let charset = Charset::parse(&t.terms.charset).unwrap_or(Charset::Utf8);
+    sign_params(&mut p, sign_type, charset, ctx.key)?;
+    Ok(Built {
+        body: encode_form(&p, charset),
+        trade_status: event.trade_status().to_owned(),
+        params: p,
+    })
+}
+
+/// Appends `sign_type` and `sign` over the notification/return rule:
+/// `sign` and `sign_type` are not signed (§6.4, §6.7).
+pub(crate) fn sign_params(
+    p: &mut Vec<(String, String)>,
+    sign_type: SignType,
+    charset: Charset,
+    key: &AppPrivateKey,
+) -> Result<(), SandboxError> {
+    p.retain(|(k, _)| k != "sign" && k != "sign_type");
+    let content = notify_sign_content(
+        p.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        NotifySignRule::ExcludeSignType,
+        false,
+    );
+    let sign = key.sign(sign_type, &charset.encode(&content))?;
+    p.push(("sign_type".into(), sign_type.as_str().into()));
+    p.push(("sign".into(), sign));
+    Ok(())
+}
+
+/// Form-encodes in the notification's charset.
+pub(crate) fn encode_form(p: &[(String, String)], charset: Charset) -> String {
+    fn gbk(s: &str) -> std::borrow::Cow<'_, [u8]> {
+        Charset::Gbk.encode(s)
+    }
+    let mut ser = form_urlencoded::Serializer::new(String::new());
+    if charset == Charset::Gbk {
+        ser.encoding_override(Some(&gbk));
+    }
+    for (k, v) in p {
+        ser.append_pair(k, v);
+    }
+    ser.finish()
+}
+
+/// What came back from one POST.
+#[derive(Debug, Clone)]
+pub(crate) enum Outcome {
+    Answered { status: u16, body: String },
+    Failed(String),
+}
+
+impl Outcome {
+    /// Only HTTP 200 with exactly `success` counts (§6.1).
+    pub(crate) fn is_success(&self) -> bool {
+        matches!(self, Outcome::Answered { status: 200, body } if body == "success")
+    }
+}
+
+/// POSTs one notification body.
+pub(crate) async fn post(http: &reqwest::Client, url: &str, body: &str, charset: &str) -> Outcome {
+    let resp = http
+        .post(url)
+        .header(
+            "content-type",
+            format!("application/x-www-form-urlencoded; charset={charset}"),
+        )
+        .body(body.to_owned())
+        .send()
+        .await;
+    match resp {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            match r.bytes().await {
+                Ok(b) => {
+                    let mut body = String::from_utf8_lossy(&b[..b.len().min(2048)]).into_owned();
+                    body.shrink_to_fit();
+                    Outcome::Answered { status, body }
+                }
+                Err(e) => Outcome::Failed(error_chain(&e)),
+            }
+        }
+        Err(e) => Outcome::Failed(error_chain(&e)),
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_exact_success_counts() {
+        let ok = |status, body: &str| Outcome::Answered {
+            status,
+            body: body.into(),
+        };
+        assert!(ok(200, "success").is_success());
+        assert!(!ok(200, "success\n").is_success());
+        assert!(!ok(200, "SUCCESS").is_success());
+        assert!(!ok(500, "success").is_success());
+        assert!(!Outcome::Failed("refused".into()).is_success());
+    }
+}

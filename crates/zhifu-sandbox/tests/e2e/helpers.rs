@@ -1,0 +1,248 @@
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use alipay::{
+    Alipay, AlipayClient, AppPrivateKey, ClientConfig, NotifyVerifier, TradeNotification,
+};
+use axum::Router;
+use axum::routing::post;
+use tokio::sync::mpsc;
+use zhifu_sandbox::{Sandbox, SandboxConfig, SandboxMode};
+
+fn init_logs() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter("debug")
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
+/// RSA key generation is slow; every test shares one app key and one
+/// sandbox key, each parsed fresh.
+pub fn app_key() -> AppPrivateKey {
+    static K: OnceLock<String> = OnceLock::new();
+    let text = K.get_or_init(|| {
+        AppPrivateKey::generate()
+            .unwrap()
+            .to_pkcs8_base64()
+            .unwrap()
+    });
+    AppPrivateKey::parse(text).unwrap()
+}
+
+pub fn sandbox_key() -> AppPrivateKey {
+    static K: OnceLock<String> = OnceLock::new();
+    let text = K.get_or_init(|| {
+        AppPrivateKey::generate()
+            .unwrap()
+            .to_pkcs8_base64()
+            .unwrap()
+    });
+    AppPrivateKey::parse(text).unwrap()
+}
+
+pub struct TestApp {
+    pub sandbox: Sandbox,
+    pub base: String,
+    pub gateway: String,
+    pub app_id: String,
+    pub seller_id: String,
+    pub alipay: Alipay,
+    pub client: AlipayClient,
+    /// A plain HTTP client that does not follow redirects.
+    pub http: reqwest::Client,
+}
+
+pub fn auto_config() -> SandboxConfig {
+    SandboxConfig {
+        time_scale: 0.001,
+        mode: SandboxMode::Auto,
+        alipay_private_key: Some(sandbox_key()),
+        ..Default::default()
+    }
+}
+
+pub fn explicit_config() -> SandboxConfig {
+    SandboxConfig {
+        mode: SandboxMode::Explicit,
+        alipay_private_key: Some(sandbox_key()),
+        ..Default::default()
+    }
+}
+
+pub async fn spawn() -> TestApp {
+    spawn_with(auto_config()).await
+}
+
+pub async fn spawn_with(mut cfg: SandboxConfig) -> TestApp {
+    init_logs();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    cfg.public_url = base.clone();
+    let sandbox = Sandbox::start(cfg).await.unwrap();
+    let key = app_key();
+    let app = sandbox.register_app(None, key.public_key()).await.unwrap();
+    let router = sandbox.router();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let gateway = format!("{base}/gateway.do");
+    let alipay = Alipay::builder(app.app_id.clone(), key, app.alipay_public_key.clone())
+        .gateway(gateway.clone())
+        .build();
+    let client = AlipayClient::new(alipay.clone()).with_config(ClientConfig {
+        max_attempts: 1,
+        ..Default::default()
+    });
+    TestApp {
+        sandbox,
+        base,
+        gateway,
+        app_id: app.app_id,
+        seller_id: app.seller_id,
+        alipay,
+        client,
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+    }
+}
+
+impl TestApp {
+    pub fn verifier(&self) -> NotifyVerifier {
+        self.alipay.notify_verifier()
+    }
+
+    /// Verifies and types a notification body with the sandbox key.
+    pub fn notification(&self, body: &str) -> TradeNotification {
+        let v = self
+            .verifier()
+            .verify_body(body.as_bytes())
+            .expect("notification verifies");
+        TradeNotification::from_verified(&v).expect("notification is complete")
+    }
+}
+
+/// One notification as received.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub body: String,
+    pub at: Instant,
+    pub content_type: String,
+}
+
+/// A merchant notify endpoint that answers from a script, then a default.
+pub struct Receiver {
+    pub url: String,
+    rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Hit>>,
+}
+
+impl Receiver {
+    /// Answers `script` in order, then `default` forever.
+    pub async fn start(script: &[&str], default: &str) -> Receiver {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let script: Arc<Mutex<VecDeque<String>>> =
+            Arc::new(Mutex::new(script.iter().map(|s| s.to_string()).collect()));
+        let default = default.to_owned();
+        let app = Router::new().route(
+            "/notify",
+            post(move |headers: axum::http::HeaderMap, body: String| {
+                let tx = tx.clone();
+                let script = script.clone();
+                let default = default.clone();
+                async move {
+                    let ct = headers
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned();
+                    let _ = tx.send(Hit {
+                        body,
+                        at: Instant::now(),
+                        content_type: ct,
+                    });
+                    script.lock().unwrap().pop_front().unwrap_or(default)
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/notify", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Receiver {
+            url,
+            rx: tokio::sync::Mutex::new(rx),
+        }
+    }
+
+    pub async fn success() -> Receiver {
+        Self::start(&[], "success").await
+    }
+
+    /// The next notification, or `None` after `within`.
+    pub async fn next_within(&self, within: Duration) -> Option<Hit> {
+        let mut rx = self.rx.lock().await;
+        tokio::time::timeout(within, rx.recv()).await.ok().flatten()
+    }
+
+    pub async fn next(&self) -> Hit {
+        self.next_within(Duration::from_secs(10))
+            .await
+            .expect("a notification within 10 s")
+    }
+
+    /// Everything already received, without waiting.
+    pub async fn drain_now(&self) -> Vec<Hit> {
+        let mut rx = self.rx.lock().await;
+        let mut v = Vec::new();
+        while let Ok(h) = rx.try_recv() {
+            v.push(h);
+        }
+        v
+    }
+}
+
+pub fn opts(notify_url: &str) -> alipay::RequestOptions {
+    alipay::RequestOptions {
+        notify_url: Some(notify_url.to_owned()),
+        ..Default::default()
+    }
+}
+
+pub fn no(s: &str) -> alipay::OutTradeNo {
+    alipay::OutTradeNo::new(s).unwrap()
+}
+
+pub fn amt(s: &str) -> alipay::Amount {
+    alipay::Amount::parse(s).unwrap()
+}
+
+/// The gateway error of a failed call.
+pub fn gw(e: alipay::Error) -> alipay::GatewayError {
+    match e {
+        alipay::Error::Gateway(g) => *g,
+        other => panic!("expected a gateway error, got {other:?}"),
+    }
+}
+
+pub fn unique(prefix: &str) -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    format!(
+        "{prefix}{}",
+        N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    )
+}
+
+/// `alipay.trade.create` needs a buyer (JSAPI): the sandbox's test buyer id.
+pub fn create_req(
+    out: alipay::OutTradeNo,
+    total: alipay::Amount,
+    subject: &str,
+) -> alipay::TradeCreate {
+    let mut c = alipay::TradeCreate::new(out, total, subject);
+    c.buyer_id = Some("2088102146225135".into());
+    c
+}
