@@ -10,7 +10,10 @@ use serde_json::Value;
 use zhifu_store::Store;
 use zhifu_store::testing::TestDatabase;
 
-zhifu_store::backend_tests!(tamper_matrix, genuine_notification_pays_once_and_redelivery_is_noop);
+zhifu_store::backend_tests!(
+    tamper_matrix,
+    genuine_notification_pays_once_and_redelivery_is_noop
+);
 
 async fn app(db: TestDatabase) -> TestApp {
     spawn_app(
@@ -66,7 +69,10 @@ async fn genuine_notification_pays_once_and_redelivery_is_noop(db: TestDatabase)
         .text()
         .await
         .unwrap();
-    assert!(metrics.contains("zhifu_orders{status=\"paid\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("zhifu_orders{status=\"paid\"} 1"),
+        "{metrics}"
+    );
     assert!(
         metrics.contains("zhifu_notifications_total{outcome=\"duplicate\",reason=\"\"} 3"),
         "{metrics}"
@@ -89,7 +95,11 @@ async fn tamper_matrix(db: TestDatabase) {
     let pos = body.find("sign=").unwrap() + 10;
     let mut bad = body.clone().into_bytes();
     bad[pos] = if bad[pos] == b'A' { b'B' } else { b'A' };
-    cases.push(("bad signature", String::from_utf8(bad).unwrap(), "bad_signature"));
+    cases.push((
+        "bad signature",
+        String::from_utf8(bad).unwrap(),
+        "bad_signature",
+    ));
 
     // A field changed after signing.
     let tampered = body.replace("total_amount=88.88", "total_amount=0.01");
@@ -99,17 +109,29 @@ async fn tamper_matrix(db: TestDatabase) {
     // Signed, but for another app.
     let mut f = genuine.clone();
     set(&mut f, "app_id", "2021000000000009");
-    cases.push(("wrong app_id", app.signed_notification(&as_refs(&f)), "app_id_mismatch"));
+    cases.push((
+        "wrong app_id",
+        app.signed_notification(&as_refs(&f)),
+        "app_id_mismatch",
+    ));
 
     // Signed, but another payee.
     let mut f = genuine.clone();
     set(&mut f, "seller_id", "2088000000000009");
-    cases.push(("wrong seller_id", app.signed_notification(&as_refs(&f)), "seller_id_mismatch"));
+    cases.push((
+        "wrong seller_id",
+        app.signed_notification(&as_refs(&f)),
+        "seller_id_mismatch",
+    ));
 
     // Signed, but another amount.
     let mut f = genuine.clone();
     set(&mut f, "total_amount", "0.01");
-    cases.push(("wrong amount", app.signed_notification(&as_refs(&f)), "amount_mismatch"));
+    cases.push((
+        "wrong amount",
+        app.signed_notification(&as_refs(&f)),
+        "amount_mismatch",
+    ));
 
     // No signature at all.
     let mut ser = form_urlencoded::Serializer::new(String::new());
@@ -135,7 +157,9 @@ async fn tamper_matrix(db: TestDatabase) {
     // Unknown out_trade_no: refused and recorded without an order.
     let mut f = genuine.clone();
     set(&mut f, "out_trade_no", "NO_SUCH_ORDER_1");
-    let (status, text) = app.post_notify(&app.signed_notification(&as_refs(&f))).await;
+    let (status, text) = app
+        .post_notify(&app.signed_notification(&as_refs(&f)))
+        .await;
     assert_eq!((status, text.as_str()), (400, "failure"));
     let orphans = app.store.list_orphan_notifications(10).await.unwrap();
     assert_eq!(orphans[0].reason.as_deref(), Some("unknown_order"));
@@ -168,7 +192,9 @@ async fn tamper_matrix(db: TestDatabase) {
     set(&mut f, "notify_id", "notify-a-closed");
     set(&mut f, "trade_status", "TRADE_CLOSED");
     set(&mut f, "gmt_close", "2024-05-01 11:00:00");
-    let (status, text) = app.post_notify(&app.signed_notification(&as_refs(&f))).await;
+    let (status, text) = app
+        .post_notify(&app.signed_notification(&as_refs(&f)))
+        .await;
     assert_eq!((status, text.as_str()), (400, "failure"));
     assert_eq!(app.order(a_id).await["status"], "paid");
     assert_eq!(
@@ -179,7 +205,9 @@ async fn tamper_matrix(db: TestDatabase) {
     let mut f = genuine.clone();
     set(&mut f, "notify_id", "notify-a-other-trade");
     set(&mut f, "trade_no", "2099999999999999999");
-    let (status, _) = app.post_notify(&app.signed_notification(&as_refs(&f))).await;
+    let (status, _) = app
+        .post_notify(&app.signed_notification(&as_refs(&f)))
+        .await;
     assert_eq!(status, 400);
     assert_eq!(
         reasons(&app, &a).await.last().unwrap().1.as_deref(),

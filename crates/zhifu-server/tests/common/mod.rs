@@ -34,7 +34,8 @@ impl TestClock {
 
 impl Clock for TestClock {
     fn now(&self) -> OffsetDateTime {
-        OffsetDateTime::now_utc() + time::Duration::milliseconds(self.offset_ms.load(Ordering::SeqCst))
+        OffsetDateTime::now_utc()
+            + time::Duration::milliseconds(self.offset_ms.load(Ordering::SeqCst))
     }
 }
 
@@ -85,7 +86,13 @@ pub async fn spawn_app(db: TestDatabase, opts: Options) -> TestApp {
 pub async fn spawn_on(
     db: Arc<TestDatabase>,
     opts: Options,
-    shared: Option<(&Sandbox, &str, &str, &alipay::AlipayPublicKey, Arc<AppPrivateKey>)>,
+    shared: Option<(
+        &Sandbox,
+        &str,
+        &str,
+        &alipay::AlipayPublicKey,
+        Arc<AppPrivateKey>,
+    )>,
 ) -> TestApp {
     init_logs();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -254,7 +261,10 @@ impl TestApp {
         let r = self
             .http
             .post(self.url("/alipay/notify"))
-            .header("content-type", "application/x-www-form-urlencoded; charset=utf-8")
+            .header(
+                "content-type",
+                "application/x-www-form-urlencoded; charset=utf-8",
+            )
             .body(body.to_owned())
             .send()
             .await
@@ -264,7 +274,10 @@ impl TestApp {
 
     /// A trade notification signed with the test's "Alipay" key.
     pub fn signed_notification(&self, fields: &[(&str, &str)]) -> String {
-        let key = self.alipay_key.as_ref().expect("no sandbox: the test signs");
+        let key = self
+            .alipay_key
+            .as_ref()
+            .expect("no sandbox: the test signs");
         sign_form(key, fields)
     }
 }
@@ -298,7 +311,10 @@ pub fn paid_fields(app: &TestApp, order: &Value, notify_id: &str) -> Vec<(String
         ("app_id".into(), app.app_id.clone()),
         ("charset".into(), "utf-8".into()),
         ("version".into(), "1.0".into()),
-        ("trade_no".into(), format!("2024050122001{}", &notify_id.len())),
+        (
+            "trade_no".into(),
+            format!("2024050122001{}", &notify_id.len()),
+        ),
         (
             "out_trade_no".into(),
             order["out_trade_no"].as_str().unwrap().into(),
