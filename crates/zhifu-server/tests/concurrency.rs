@@ -1,0 +1,112 @@
+//! Eight server instances on one database; 200 orders paid in the sandbox;
+//! every sandbox-signed notification delivered five times concurrently
+//! across instances → every order paid exactly once, one transition each.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use serde_json::json;
+use zhifu_sandbox::{Sandbox, SandboxConfig, SandboxMode};
+use zhifu_store::testing::TestDatabase;
+use zhifu_store::{EventType, OrderStatus, Store};
+
+zhifu_store::backend_tests!(eight_instances_two_hundred_orders_five_deliveries_each);
+
+const INSTANCES: usize = 8;
+const ORDERS: usize = 200;
+const DELIVERIES: usize = 5;
+
+async fn eight_instances_two_hundred_orders_five_deliveries_each(db: TestDatabase) {
+    init_logs();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sandbox_url = format!("http://{}", listener.local_addr().unwrap());
+    // Explicit mode: the sandbox sends nothing by itself; the test delivers
+    // its signed notifications.
+    let sb = Sandbox::start(SandboxConfig {
+        public_url: sandbox_url,
+        mode: SandboxMode::Explicit,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let app_key = Arc::new(alipay::AppPrivateKey::generate().unwrap());
+    let reg = sb.register_app(None, app_key.public_key()).await.unwrap();
+    let router = sb.router();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+
+    let db = Arc::new(db);
+    let mut apps = Vec::new();
+    for _ in 0..INSTANCES {
+        apps.push(
+            spawn_on(
+                db.clone(),
+                Options::default(),
+                Some((
+                    &sb,
+                    &reg.app_id,
+                    &reg.seller_id,
+                    &reg.alipay_public_key,
+                    app_key.clone(),
+                )),
+            )
+            .await,
+        );
+    }
+
+    let mut orders = Vec::new();
+    for i in 0..ORDERS {
+        let app = &apps[i % INSTANCES];
+        let o = app.create_order("19.99").await;
+        let id = o["id"].as_str().unwrap().to_owned();
+        let r = app.pay(&id, json!({"channel": "qr"})).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        sb.pay(None, o["out_trade_no"].as_str().unwrap())
+            .await
+            .unwrap();
+        orders.push(o);
+    }
+    let deliveries = sb.notifications().await;
+    assert_eq!(
+        deliveries.len(),
+        ORDERS,
+        "one pending notification per payment"
+    );
+
+    let apps = Arc::new(apps);
+    let mut tasks = Vec::new();
+    for (n, d) in deliveries.iter().enumerate() {
+        for k in 0..DELIVERIES {
+            let apps = apps.clone();
+            let body = d.body.clone();
+            tasks.push(tokio::spawn(async move {
+                apps[(n + k) % INSTANCES].post_notify(&body).await
+            }));
+        }
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), (200, "success".to_owned()));
+    }
+
+    let store = &apps[0].store;
+    for o in &orders {
+        let id = o["id"].as_str().unwrap();
+        let order = store.get_order(id).await.unwrap().unwrap();
+        assert_eq!(order.status, OrderStatus::Paid, "{id}");
+        let events = store.list_events(id).await.unwrap();
+        assert_eq!(events.len(), 1, "{id}: exactly one transition");
+        assert_eq!(events[0].event_type, EventType::Paid);
+        let notes = store.list_notifications(id).await.unwrap();
+        assert_eq!(notes.len(), DELIVERIES, "{id}: every delivery recorded");
+        assert_eq!(notes.iter().filter(|n| n.outcome == "applied").count(), 1);
+        assert_eq!(
+            notes.iter().filter(|n| n.outcome == "duplicate").count(),
+            DELIVERIES - 1
+        );
+    }
+    let counts = store.count_orders_by_status().await.unwrap();
+    assert!(counts.contains(&(OrderStatus::Paid, ORDERS as i64)));
+}
