@@ -42,6 +42,7 @@ mod ids;
 mod model;
 mod notify;
 mod pages;
+pub mod remote;
 mod sandbox;
 mod state;
 mod store;
@@ -61,6 +62,40 @@ pub use crate::sandbox::{
 };
 
 impl Sandbox {
+    /// Serves [`Sandbox::router`] on `listener` until `shutdown` resolves,
+    /// then stops the worker.
+    ///
+    /// # Errors
+    /// The server's I/O error.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let r = axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await;
+        self.shutdown().await;
+        r
+    }
+
+    /// The Alipay private key stored in a state directory, if any (lets a
+    /// CLI sign exactly as the sandbox that owns the directory).
+    ///
+    /// # Errors
+    /// Store and key errors.
+    pub async fn stored_alipay_key(
+        state_dir: &std::path::Path,
+    ) -> Result<Option<alipay::AppPrivateKey>, SandboxError> {
+        let store = store::Store::open(Some(state_dir)).await?;
+        let key = match store.get_meta("alipay_private_key").await? {
+            Some(text) => Some(alipay::AppPrivateKey::parse(&text)?),
+            None => None,
+        };
+        store.close().await;
+        Ok(key)
+    }
+
     /// All sandbox routes: `/gateway.do` and everything under `/sandbox/`,
     /// so the router can be merged next to another service's.
     pub fn router(&self) -> Router {

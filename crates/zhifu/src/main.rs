@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod protocol_cmds;
+mod sandbox_cmd;
 
 /// Alipay payments for serverless applications.
 #[derive(Debug, Parser)]
@@ -31,6 +32,8 @@ enum Command {
     VerifyResponse(protocol_cmds::VerifyResponseArgs),
     /// Check an Alipay configuration and explain what is wrong.
     Doctor(protocol_cmds::DoctorArgs),
+    /// Run the local Alipay gateway emulator, or trigger/resend notifications.
+    Sandbox(sandbox_cmd::SandboxArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
         Some(Command::VerifyNotify(a)) => protocol_cmds::verify_notify(a),
         Some(Command::VerifyResponse(a)) => protocol_cmds::verify_response(a),
         Some(Command::Doctor(a)) => protocol_cmds::doctor(a),
+        Some(Command::Sandbox(a)) => sandbox_cmd::run(a),
         None => {
             use clap::CommandFactory;
             let _ = Cli::command().print_help();

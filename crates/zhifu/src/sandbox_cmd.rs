@@ -1,0 +1,299 @@
+//! `zhifu sandbox`: run the local Alipay gateway emulator, and the developer
+//! tools around it (`trigger`, `resend`). A thin shell over `zhifu-sandbox`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use clap::{Args, Subcommand};
+use zhifu_sandbox::{Sandbox, SandboxConfig, SandboxMode, TriggerKind, TriggerRequest};
+
+/// `zhifu sandbox`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct SandboxArgs {
+    // Boxed: the serve flags are large and `Command` is an enum of these.
+    #[command(subcommand)]
+    action: Option<Box<SandboxAction>>,
+    #[command(flatten)]
+    serve: Box<ServeArgs>,
+}
+
+#[derive(Debug, Subcommand)]
+enum SandboxAction {
+    /// Send one chosen notification to any URL, signed with the sandbox key.
+    Trigger(TriggerArgs),
+    /// Deliver a recorded notification once more (same body, same notify_id).
+    Resend(ResendArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Port to listen on (0 picks a free one; the URL is printed).
+    #[arg(long, default_value_t = 9090)]
+    port: u16,
+    /// Address to bind.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Keep state (trades, notifications, the Alipay key) in SQLite here.
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// Multiply notification retry intervals (1 = real schedule).
+    #[arg(long, default_value_t = 1.0)]
+    time_scale: f64,
+    /// `auto`: time runs; `explicit`: the clock moves only via the control API.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "explicit"])]
+    mode: String,
+    /// Base URL the sandbox is reachable at (default `http://HOST:PORT`).
+    #[arg(long)]
+    public_url: Option<String>,
+    /// Seed for fault-injection rates (reproducible runs).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Register an app at start with this public key (file path or the key text).
+    #[arg(long)]
+    app_public_key: Option<String>,
+    /// The app id for `--app-public-key` (generated when left out).
+    #[arg(long, requires = "app_public_key")]
+    app_id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct TriggerArgs {
+    /// paid, partial-refund, full-refund, closed, tampered or duplicate.
+    kind: String,
+    /// Where to POST the notification.
+    #[arg(long)]
+    url: String,
+    /// A running sandbox to sign and record it.
+    #[arg(
+        long,
+        default_value = "http://127.0.0.1:9090",
+        conflicts_with = "state"
+    )]
+    sandbox: String,
+    /// Sign with the key in this state directory instead (no running sandbox needed).
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// App id.
+    #[arg(long)]
+    app_id: Option<String>,
+    /// Merchant order number.
+    #[arg(long)]
+    out_trade_no: Option<String>,
+    /// Order amount, e.g. 88.88.
+    #[arg(long)]
+    amount: Option<String>,
+    /// Refund amount for partial-refund.
+    #[arg(long)]
+    refund_amount: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct ResendArgs {
+    /// Delivery id (see `GET /sandbox/api/notifications`).
+    id: u64,
+    /// The running sandbox.
+    #[arg(long, default_value = "http://127.0.0.1:9090")]
+    sandbox: String,
+}
+
+/// Runs `zhifu sandbox …`.
+pub fn run(args: SandboxArgs) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async {
+        match args.action.map(|a| *a) {
+            None => serve(*args.serve).await,
+            Some(SandboxAction::Trigger(t)) => trigger(t).await,
+            Some(SandboxAction::Resend(r)) => resend(r).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn read_key_arg(text: &str) -> anyhow::Result<String> {
+    let path = std::path::Path::new(text);
+    if path.exists() {
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+    } else {
+        Ok(text.to_owned())
+    }
+}
+
+async fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+    let mode: SandboxMode = a.mode.parse()?;
+    let listener = tokio::net::TcpListener::bind((a.host.as_str(), a.port))
+        .await
+        .with_context(|| format!("binding {}:{}", a.host, a.port))?;
+    let addr = listener.local_addr()?;
+    let public_url = a
+        .public_url
+        .map(|u| u.trim_end_matches('/').to_owned())
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let sandbox = Sandbox::start(SandboxConfig {
+        public_url: public_url.clone(),
+        time_scale: a.time_scale,
+        mode,
+        state_dir: a.state.clone(),
+        seed: a.seed,
+        ..Default::default()
+    })
+    .await
+    .context("starting the sandbox")?;
+    println!("Zhifu sandbox — a local Alipay gateway");
+    println!("Gateway:            {public_url}/gateway.do");
+    println!("Control API:        {public_url}/sandbox/api");
+    println!("Overview:           {public_url}/sandbox/");
+    println!(
+        "Mode:               {} (time scale {})",
+        a.mode, a.time_scale
+    );
+    match &a.state {
+        Some(d) => println!("State:              {}", d.display()),
+        None => println!("State:              in memory"),
+    }
+    println!(
+        "Alipay public key:  {}",
+        sandbox.alipay_public_key().to_base64()
+    );
+    if let Some(k) = a.app_public_key {
+        let text = read_key_arg(&k)?;
+        let key = alipay::AlipayPublicKey::parse_as(&text, alipay::error::KeyRole::PublicKey)
+            .context("--app-public-key")?;
+        let app = sandbox.register_app(a.app_id, key).await?;
+        println!(
+            "App:                {} (seller {})",
+            app.app_id, app.seller_id
+        );
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    sandbox.serve(listener, shutdown).await?;
+    Ok(())
+}
+
+async fn trigger(t: TriggerArgs) -> anyhow::Result<()> {
+    let kind: TriggerKind = t.kind.parse()?;
+    let req = TriggerRequest {
+        kind,
+        url: t.url,
+        app_id: t.app_id,
+        out_trade_no: t.out_trade_no,
+        total_amount: t.amount,
+        refund_amount: t.refund_amount,
+        subject: None,
+    };
+    let view = match t.state {
+        Some(dir) => {
+            let key = Sandbox::stored_alipay_key(&dir)
+                .await?
+                .ok_or_else(|| anyhow!("{} holds no sandbox key yet", dir.display()))?;
+            let sb = Sandbox::start(SandboxConfig {
+                mode: SandboxMode::Explicit,
+                alipay_private_key: Some(key),
+                notify_timeout: Duration::from_secs(15),
+                ..Default::default()
+            })
+            .await?;
+            serde_json::to_value(sb.trigger(req).await?)?
+        }
+        None => zhifu_sandbox::remote::trigger(&t.sandbox, &req).await?,
+    };
+    print_attempts(&view)
+}
+
+async fn resend(r: ResendArgs) -> anyhow::Result<()> {
+    let view = zhifu_sandbox::remote::resend(&r.sandbox, r.id).await?;
+    print_attempts(&view)
+}
+
+/// Prints the delivery and fails unless the last attempt got `success`.
+fn print_attempts(view: &serde_json::Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(view)?);
+    let last = view["attempts"]
+        .as_array()
+        .and_then(|a| a.last())
+        .cloned()
+        .unwrap_or_default();
+    if last["success"] == true {
+        Ok(())
+    } else {
+        Err(anyhow!(
+            "the receiver did not answer `success` (status {}, body {})",
+            last["http_status"],
+            last["response_body"]
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        a: SandboxArgs,
+    }
+
+    #[test]
+    fn flags_and_subcommands_parse() {
+        let c = Cli::try_parse_from([
+            "x",
+            "--port",
+            "0",
+            "--time-scale",
+            "0.001",
+            "--mode",
+            "explicit",
+        ])
+        .unwrap();
+        assert!(c.a.action.is_none());
+        assert_eq!(c.a.serve.port, 0);
+        assert_eq!(c.a.serve.mode, "explicit");
+        let c =
+            Cli::try_parse_from(["x", "trigger", "partial-refund", "--url", "http://h/n"]).unwrap();
+        match c.a.action.map(|a| *a) {
+            Some(SandboxAction::Trigger(t)) => {
+                assert_eq!(
+                    t.kind.parse::<TriggerKind>().unwrap(),
+                    TriggerKind::PartialRefund
+                );
+                assert_eq!(t.sandbox, "http://127.0.0.1:9090");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from(["x", "--mode", "sometimes"]).is_err());
+        assert!(
+            Cli::try_parse_from(["x", "--app-id", "1"]).is_err(),
+            "app id needs a key"
+        );
+        assert!("refunded".parse::<TriggerKind>().is_err());
+    }
+}
