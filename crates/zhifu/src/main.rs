@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 mod protocol_cmds;
 mod sandbox_cmd;
+mod server_cmds;
 
 /// Alipay payments for serverless applications.
 #[derive(Debug, Parser)]
@@ -34,6 +35,12 @@ enum Command {
     Doctor(protocol_cmds::DoctorArgs),
     /// Run the local Alipay gateway emulator, or trigger/resend notifications.
     Sandbox(sandbox_cmd::SandboxArgs),
+    /// Run the payment backend with the sandbox on one port, on SQLite (the default command).
+    Dev(server_cmds::DevArgs),
+    /// Run the payment backend in production mode (configuration from the environment).
+    Serve(server_cmds::ServeArgs),
+    /// Apply the database migrations and exit.
+    Migrate(server_cmds::MigrateArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,10 +52,9 @@ fn main() -> ExitCode {
         Some(Command::VerifyResponse(a)) => protocol_cmds::verify_response(a),
         Some(Command::Doctor(a)) => protocol_cmds::doctor(a),
         Some(Command::Sandbox(a)) => sandbox_cmd::run(a),
-        None => {
-            use clap::CommandFactory;
-            let _ = Cli::command().print_help();
-            ExitCode::SUCCESS
-        }
+        Some(Command::Dev(a)) => server_cmds::dev(a),
+        Some(Command::Serve(a)) => server_cmds::serve(a),
+        Some(Command::Migrate(a)) => server_cmds::migrate(a),
+        None => server_cmds::dev(server_cmds::DevArgs::default()),
     }
 }
