@@ -124,7 +124,7 @@ pub struct Config {
     pub settings: Settings,
     /// `ZHIFU_DATABASE_URL`: `sqlite:…` or `postgres://…`.
     pub database_url: String,
-    /// `PORT` (default 8080).
+    /// `PORT` (default 8080; 0 picks a free port).
     pub port: u16,
     /// `ZHIFU_DB_MAX_CONNECTIONS` (default 4).
     pub db_max_connections: u32,
@@ -356,7 +356,7 @@ impl Config {
             ));
         }
         let port = match src.get("PORT") {
-            Some(v) => parse_num("PORT", &v, (1u16, u16::MAX))?,
+            Some(v) => parse_num("PORT", &v, (0u16, u16::MAX))?,
             None => 8080,
         };
         let db_max_connections = match src.get("ZHIFU_DB_MAX_CONNECTIONS") {
@@ -443,7 +443,7 @@ mod tests {
             ("ZHIFU_PUBLIC_URL", "shop.example.com"),
             ("ZHIFU_API_KEY", "short"),
             ("ZHIFU_DATABASE_URL", "mysql://x"),
-            ("PORT", "0"),
+            ("PORT", "70000"),
             ("ZHIFU_DB_MAX_CONNECTIONS", "lots"),
             ("ZHIFU_AUTO_MIGRATE", "maybe"),
             ("ZHIFU_ORDER_EXPIRY_MINUTES", "999999"),
