@@ -231,9 +231,9 @@ fn parse_bool(var: &str, v: &str) -> Result<bool, ConfigError> {
     }
 }
 
-fn parse_num<T: std::str::FromStr>(var: &str, v: &str, range: (T, T)) -> Result<T, ConfigError>
+fn parse_num<T>(var: &str, v: &str, range: (T, T)) -> Result<T, ConfigError>
 where
-    T: PartialOrd + fmt::Display + Copy,
+    T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
 {
     let n: T = v
         .trim()

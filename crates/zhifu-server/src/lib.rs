@@ -128,6 +128,33 @@ impl AppState {
         i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
     }
 
+    /// Brings a pending order up to date: asks Alipay (`alipay.trade.query`)
+    /// and applies the verified answer through the notification path's
+    /// state-change function, closing the order when its deadline has passed.
+    /// What `?refresh=true` does, and what a reconcile pass calls per order.
+    ///
+    /// # Errors
+    /// [`ApiError`] for Alipay or store failures (nothing changed then).
+    pub async fn refresh_order(
+        &self,
+        order: zhifu_store::Order,
+    ) -> Result<zhifu_store::Order, ApiError> {
+        api::refresh_order(self, order).await
+    }
+
+    /// Re-sends a `pending` refund with its own `out_request_no` (Alipay
+    /// never refunds twice for one) and settles it when the answer is definite.
+    ///
+    /// # Errors
+    /// [`ApiError`] for store failures.
+    pub async fn retry_refund(
+        &self,
+        order: &zhifu_store::Order,
+        refund: zhifu_store::Refund,
+    ) -> Result<zhifu_store::Refund, ApiError> {
+        api::drive_refund(self, order, refund).await
+    }
+
     /// Calls Alipay, counting the call and its latency.
     pub(crate) async fn call<R: alipay::ApiRequest>(
         &self,

@@ -141,23 +141,29 @@ pub async fn commit_report(
     Ok(result)
 }
 
+/// What a refused message claimed about itself (recorded, never trusted).
+#[derive(Debug, Default)]
+struct Claim<'a> {
+    out_trade_no: Option<&'a str>,
+    notify_id: Option<&'a str>,
+    trade_status: Option<&'a str>,
+}
+
 async fn record_anomaly(
     st: &AppState,
     order: Option<&Order>,
-    claimed_out_trade_no: Option<&str>,
-    notify_id: Option<&str>,
+    claim: Claim<'_>,
     source: UpdateSource,
-    trade_status: Option<&str>,
     reason: &str,
     payload: Option<String>,
 ) -> Result<(), StoreError> {
     let rec = NewNotification {
         id: new_id("ntf"),
         order_id: order.map(|o| o.id.clone()),
-        out_trade_no: claimed_out_trade_no.map(|s| s.chars().take(64).collect()),
-        notify_id: notify_id.map(|s| s.chars().take(128).collect()),
+        out_trade_no: claim.out_trade_no.map(|s| s.chars().take(64).collect()),
+        notify_id: claim.notify_id.map(|s| s.chars().take(128).collect()),
         source,
-        trade_status: trade_status.map(|s| s.chars().take(32).collect()),
+        trade_status: claim.trade_status.map(|s| s.chars().take(32).collect()),
         anomaly: Some(reason.to_owned()),
         payload,
         received_at: st.now_ms(),
@@ -212,10 +218,12 @@ pub async fn handle_notification(st: &AppState, raw: &[u8]) -> Result<NotifyAnsw
             record_anomaly(
                 st,
                 order.as_ref(),
-                claimed_no.as_deref(),
-                claimed("notify_id").as_deref(),
+                Claim {
+                    out_trade_no: claimed_no.as_deref(),
+                    notify_id: claimed("notify_id").as_deref(),
+                    trade_status: claimed("trade_status").as_deref(),
+                },
                 UpdateSource::Notify,
-                claimed("trade_status").as_deref(),
                 reason.as_str(),
                 payload,
             )
@@ -230,10 +238,12 @@ pub async fn handle_notification(st: &AppState, raw: &[u8]) -> Result<NotifyAnsw
             record_anomaly(
                 st,
                 None,
-                claimed("out_trade_no").as_deref(),
-                claimed("notify_id").as_deref(),
+                Claim {
+                    out_trade_no: claimed("out_trade_no").as_deref(),
+                    notify_id: claimed("notify_id").as_deref(),
+                    trade_status: claimed("trade_status").as_deref(),
+                },
                 UpdateSource::Notify,
-                claimed("trade_status").as_deref(),
                 AnomalyReason::Malformed.as_str(),
                 payload,
             )
@@ -251,10 +261,12 @@ pub async fn handle_notification(st: &AppState, raw: &[u8]) -> Result<NotifyAnsw
         record_anomaly(
             st,
             None,
-            Some(&n.out_trade_no),
-            Some(&n.notify_id),
+            Claim {
+                out_trade_no: Some(&n.out_trade_no),
+                notify_id: Some(&n.notify_id),
+                trade_status: Some(n.trade_status.as_str()),
+            },
             UpdateSource::Notify,
-            Some(n.trade_status.as_str()),
             AnomalyReason::UnknownOrder.as_str(),
             payload,
         )
@@ -282,10 +294,12 @@ pub async fn handle_notification(st: &AppState, raw: &[u8]) -> Result<NotifyAnsw
         record_anomaly(
             st,
             Some(&order),
-            Some(&n.out_trade_no),
-            Some(&n.notify_id),
+            Claim {
+                out_trade_no: Some(&n.out_trade_no),
+                notify_id: Some(&n.notify_id),
+                trade_status: Some(n.trade_status.as_str()),
+            },
             UpdateSource::Notify,
-            Some(n.trade_status.as_str()),
             &reason,
             payload,
         )
@@ -354,10 +368,12 @@ pub async fn apply_query(
         record_anomaly(
             st,
             Some(order),
-            Some(&resp.out_trade_no),
-            None,
+            Claim {
+                out_trade_no: Some(&resp.out_trade_no),
+                notify_id: None,
+                trade_status: Some(resp.trade_status.as_str()),
+            },
             UpdateSource::Query,
-            Some(resp.trade_status.as_str()),
             reason.as_str(),
             payload,
         )
