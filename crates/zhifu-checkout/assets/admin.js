@@ -1,0 +1,358 @@
+/* The merchant's orders view. It is a plain client of the merchant API
+ * (/v1/orders…): the API key typed in stays in this tab's sessionStorage and
+ * goes only into the Authorization header of same-origin requests. */
+(function () {
+  'use strict';
+  var I = window.ZhifuI18n;
+  var $ = function (id) { return document.getElementById(id); };
+  var KEY = 'zhifu.apiKey';
+  var cursor = null;
+  var current = null;
+  var refundKey = null;
+  var closeArmed = null;
+
+  // Fallback when sessionStorage is unavailable (some private modes).
+  var memoryKey = null;
+
+  function key() {
+    try { return sessionStorage.getItem(KEY) || memoryKey; } catch (e) { return memoryKey; }
+  }
+
+  function say(text, isError) {
+    $('admin-message').textContent = text || '';
+    $('admin-message').classList.toggle('error', !!isError);
+  }
+
+  function ApiFailure(status, code, message) {
+    this.status = status;
+    this.code = code;
+    this.message = message;
+  }
+
+  function api(method, path, body, extraHeaders) {
+    var headers = { Accept: 'application/json', Authorization: 'Bearer ' + key() };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    for (var h in extraHeaders || {}) headers[h] = extraHeaders[h];
+    return fetch(path, {
+      method: method,
+      headers: headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      cache: 'no-store'
+    }).then(function (r) {
+      return r.text().then(function (t) {
+        var j = null;
+        try { j = t ? JSON.parse(t) : null; } catch (e) { j = null; }
+        if (!r.ok) {
+          var err = (j && j.error) || {};
+          if (r.status === 401) signOut(true);
+          throw new ApiFailure(r.status, err.code || 'http_' + r.status, err.message || 'HTTP ' + r.status);
+        }
+        return j;
+      });
+    }, function (e) {
+      throw new ApiFailure(0, 'network', e.message);
+    });
+  }
+
+  function fail(e) {
+    if (e && e.status === 401) return;
+    say(I.t('admin.error', { message: (e && (e.message || e.code)) || String(e) }), true);
+  }
+
+  function when(iso) {
+    if (!iso) return '—';
+    var d = new Date(iso);
+    if (isNaN(d.getTime())) return String(iso);
+    return d.toLocaleString(I.lang === 'zh' ? 'zh-CN' : 'en-GB', { hour12: false });
+  }
+
+  function statusBadge(s) {
+    var span = document.createElement('span');
+    span.className = 'badge badge-' + s;
+    span.setAttribute('data-status', s);
+    span.textContent = I.t('status.' + s);
+    return span;
+  }
+
+  function show(view) {
+    $('key-view').hidden = view !== 'key';
+    $('list-view').hidden = view !== 'list';
+    $('detail-view').hidden = view !== 'detail';
+    $('sign-out').hidden = view === 'key';
+  }
+
+  function signOut(badKey) {
+    memoryKey = null;
+    try { sessionStorage.removeItem(KEY); } catch (e) { /* ignore */ }
+    show('key');
+    say(badKey ? I.t('admin.badKey') : '', !!badKey);
+    $('api-key').value = '';
+    $('api-key').focus();
+  }
+
+  // ---- list ---------------------------------------------------------------
+  function loadList(append) {
+    if (!append) cursor = null;
+    var q = '?limit=20';
+    var s = $('status-filter').value;
+    if (s) q += '&status=' + encodeURIComponent(s);
+    if (append && cursor) q += '&cursor=' + encodeURIComponent(cursor);
+    say(I.t('admin.loading'));
+    return api('GET', '/v1/orders' + q).then(function (page) {
+      say('');
+      var body = $('orders-body');
+      if (!append) body.textContent = '';
+      (page.data || []).forEach(function (o) { body.appendChild(row(o)); });
+      cursor = page.next_cursor || null;
+      $('more').hidden = !cursor;
+      $('orders-empty').hidden = body.children.length > 0;
+    }).catch(fail);
+  }
+
+  function row(o) {
+    var tr = document.createElement('tr');
+    tr.setAttribute('data-order-id', o.id);
+    var cells = [when(o.created_at), null, o.subject, '¥' + o.total_amount, null];
+    cells.forEach(function (c, i) {
+      var td = document.createElement(i === 1 ? 'th' : 'td');
+      if (i === 1) {
+        td.scope = 'row';
+        var b = document.createElement('button');
+        b.type = 'button';
+        b.className = 'link';
+        b.textContent = o.out_trade_no;
+        b.setAttribute('aria-label', I.t('admin.view') + ' ' + o.out_trade_no);
+        b.addEventListener('click', function () { openDetail(o.id); });
+        td.appendChild(b);
+      } else if (i === 4) {
+        td.appendChild(statusBadge(o.status));
+      } else {
+        td.textContent = c;
+        if (i === 3) td.className = 'num';
+      }
+      tr.appendChild(td);
+    });
+    return tr;
+  }
+
+  // ---- detail -------------------------------------------------------------
+  function fact(dl, label, value, id) {
+    var dt = document.createElement('dt');
+    dt.textContent = I.t(label);
+    var dd = document.createElement('dd');
+    if (value instanceof Node) dd.appendChild(value);
+    else dd.textContent = value == null || value === '' ? '—' : String(value);
+    if (id) dd.id = id;
+    dl.appendChild(dt);
+    dl.appendChild(dd);
+  }
+
+  function fen(yuan) {
+    var m = /^(\d+)(?:\.(\d{1,2}))?$/.exec(String(yuan || ''));
+    if (!m) return null;
+    return Number(m[1]) * 100 + Number(((m[2] || '') + '00').slice(0, 2));
+  }
+
+  function yuan(f) {
+    return Math.floor(f / 100) + '.' + ('0' + (f % 100)).slice(-2);
+  }
+
+  function renderDetail(o) {
+    current = o;
+    var dl = $('detail-facts');
+    dl.textContent = '';
+    fact(dl, 'admin.status', statusBadge(o.status), 'detail-status');
+    fact(dl, 'admin.outTradeNo', o.out_trade_no);
+    fact(dl, 'admin.id', o.id);
+    fact(dl, 'admin.subject', o.subject);
+    fact(dl, 'admin.amount', '¥' + o.total_amount, 'detail-amount');
+    fact(dl, 'admin.refunded', '¥' + (o.refunded_amount || '0.00'), 'detail-refunded');
+    fact(dl, 'admin.tradeNo', o.trade_no);
+    fact(dl, 'admin.buyer', o.buyer_logon_id);
+    fact(dl, 'admin.created', when(o.created_at));
+    fact(dl, 'admin.paidAt', when(o.paid_at));
+    fact(dl, 'admin.expiresAt', when(o.expires_at));
+    fact(dl, 'admin.metadata', o.metadata ? JSON.stringify(o.metadata) : null);
+    var left = (fen(o.total_amount) || 0) - (fen(o.refunded_amount) || 0);
+    $('refund-box').hidden = !(o.status === 'paid' && left > 0);
+    if (!$('refund-box').hidden && !$('refund-amount').value) $('refund-amount').value = yuan(left);
+    $('close-box').hidden = o.status !== 'pending';
+    disarmClose();
+  }
+
+  /** Sections the API may or may not offer; each appears only when it answers. */
+  var EXTRAS = [
+    ['refunds', 'admin.refunds'],
+    ['notifications', 'admin.notifications'],
+    ['events', 'admin.events'],
+    ['webhook_deliveries', 'admin.webhooks']
+  ];
+
+  function loadExtras(id) {
+    var box = $('detail-extra');
+    box.textContent = '';
+    EXTRAS.forEach(function (x) {
+      var holder = document.createElement('div');
+      box.appendChild(holder);
+      api('GET', '/v1/orders/' + encodeURIComponent(id) + '/' + x[0]).then(function (j) {
+        var rows = Array.isArray(j) ? j : j && Array.isArray(j.data) ? j.data : null;
+        if (!rows || !current || current.id !== id) return;
+        var h = document.createElement('h3');
+        h.textContent = I.t(x[1]);
+        holder.appendChild(h);
+        holder.appendChild(rows.length ? table(rows) : text(I.t('admin.nothing')));
+      }, function () { /* not offered by this API version */ });
+    });
+  }
+
+  function text(s) {
+    var p = document.createElement('p');
+    p.textContent = s;
+    return p;
+  }
+
+  function table(rows) {
+    var cols = [];
+    rows.forEach(function (r) { Object.keys(r).forEach(function (k) { if (cols.indexOf(k) < 0) cols.push(k); }); });
+    var wrap = document.createElement('div');
+    wrap.className = 'table-wrap';
+    var t = document.createElement('table');
+    var head = t.createTHead().insertRow();
+    cols.forEach(function (c) {
+      var th = document.createElement('th');
+      th.scope = 'col';
+      th.textContent = c;
+      head.appendChild(th);
+    });
+    var body = t.createTBody();
+    rows.forEach(function (r) {
+      var tr = body.insertRow();
+      cols.forEach(function (c) {
+        var v = r[c];
+        tr.insertCell().textContent = v == null ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v);
+      });
+    });
+    wrap.appendChild(t);
+    return wrap;
+  }
+
+  function openDetail(id) {
+    $('refund-amount').value = '';
+    $('refund-reason').value = '';
+    refundKey = null;
+    say(I.t('admin.loading'));
+    return api('GET', '/v1/orders/' + encodeURIComponent(id)).then(function (o) {
+      say('');
+      renderDetail(o);
+      show('detail');
+      $('detail-heading').focus();
+      loadExtras(o.id);
+    }).catch(fail);
+  }
+
+  function reloadDetail() {
+    return api('GET', '/v1/orders/' + encodeURIComponent(current.id)).then(function (o) {
+      renderDetail(o);
+      loadExtras(o.id);
+    });
+  }
+
+  function randomKey() {
+    var b = new Uint8Array(16);
+    crypto.getRandomValues(b);
+    return 'admin-refund-' + Array.prototype.map.call(b, function (x) { return ('0' + x.toString(16)).slice(-2); }).join('');
+  }
+
+  $('refund-form').addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    var input = $('refund-amount');
+    var amount = input.value.trim();
+    var f = fen(amount);
+    if (f == null || f <= 0) {
+      input.setAttribute('aria-invalid', 'true');
+      say(I.t('admin.error', { message: I.t('admin.refundAmount') }), true);
+      input.focus();
+      return;
+    }
+    input.removeAttribute('aria-invalid');
+    // One key per intended refund: a retried click cannot refund twice.
+    if (!refundKey || refundKey.amount !== amount) refundKey = { amount: amount, key: randomKey() };
+    var body = { amount: amount };
+    var reason = $('refund-reason').value.trim();
+    if (reason) body.reason = reason;
+    $('refund-submit').disabled = true;
+    api('POST', '/v1/orders/' + encodeURIComponent(current.id) + '/refunds', body, { 'Idempotency-Key': refundKey.key })
+      .then(function (r) {
+        refundKey = null;
+        input.value = '';
+        say(I.t('admin.refundDone', { amount: r.amount, status: r.status }));
+        return reloadDetail();
+      })
+      .catch(fail)
+      .then(function () { $('refund-submit').disabled = false; });
+  });
+
+  function disarmClose() {
+    if (closeArmed) clearTimeout(closeArmed);
+    closeArmed = null;
+    $('close-order').textContent = I.t('admin.close');
+  }
+
+  $('close-order').addEventListener('click', function () {
+    if (!closeArmed) {
+      $('close-order').textContent = I.t('admin.closeConfirm');
+      closeArmed = setTimeout(disarmClose, 5000);
+      return;
+    }
+    disarmClose();
+    $('close-order').disabled = true;
+    api('POST', '/v1/orders/' + encodeURIComponent(current.id) + '/close', {})
+      .then(function () {
+        say(I.t('admin.closed'));
+        return reloadDetail();
+      })
+      .catch(fail)
+      .then(function () { $('close-order').disabled = false; });
+  });
+
+  $('detail-back').addEventListener('click', function () {
+    current = null;
+    show('list');
+    loadList(false).then(function () { $('orders-heading').focus(); });
+  });
+
+  $('key-form').addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    var k = $('api-key').value.trim();
+    if (!k) {
+      $('api-key').setAttribute('aria-invalid', 'true');
+      $('api-key').focus();
+      return;
+    }
+    $('api-key').removeAttribute('aria-invalid');
+    try { sessionStorage.setItem(KEY, k); } catch (e) { memoryKey = k; }
+    $('api-key').value = '';
+    show('list');
+    loadList(false);
+  });
+
+  $('filter-form').addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    loadList(false);
+  });
+  $('status-filter').addEventListener('change', function () { loadList(false); });
+  $('more').addEventListener('click', function () { loadList(true); });
+  $('sign-out').addEventListener('click', function () { signOut(false); });
+  $('orders-heading').tabIndex = -1;
+  I.onChange(function () {
+    if (current && !$('detail-view').hidden) renderDetail(current);
+    else if (!$('list-view').hidden) loadList(false);
+  });
+
+  if (key()) {
+    show('list');
+    loadList(false);
+  } else {
+    show('key');
+  }
+})();

@@ -1,0 +1,182 @@
+/* The storefront: lists the catalog and pays through zhifu.js. */
+(function () {
+  'use strict';
+  var I = window.ZhifuI18n;
+  var Z = window.Zhifu;
+  var $ = function (id) { return document.getElementById(id); };
+  var catalog = null;
+  var busy = false;
+  var current = null;
+
+  function say(text, isError) {
+    var m = $('message');
+    m.textContent = text || '';
+    m.classList.toggle('error', !!isError);
+  }
+
+  function errorText(e) {
+    var key = 'err.' + (e && e.code);
+    var known = I.t(key);
+    return known !== key ? known : I.t('shop.error', { message: (e && e.message) || String(e) });
+  }
+
+  function setBusy(b) {
+    busy = b;
+    var buttons = document.querySelectorAll('#products button');
+    for (var i = 0; i < buttons.length; i++) buttons[i].disabled = b;
+  }
+
+  /** Which buttons this device gets: the Alipay app pays in-app, a phone by wap, a PC by page or QR. */
+  function offers() {
+    var device = Z.detectChannel();
+    var enabled = (catalog && catalog.channels) || [];
+    var list = device === 'jsapi' ? [['jsapi', 'shop.payApp']]
+      : device === 'wap' ? [['wap', 'shop.payPhone']]
+        : [['page', 'shop.pay'], ['qr', 'shop.payQr']];
+    return list.filter(function (o) { return enabled.indexOf(o[0]) >= 0; });
+  }
+
+  function name(p) { return I.lang === 'zh' ? p.name.zh : p.name.en; }
+
+  function render() {
+    var ul = $('products');
+    ul.textContent = '';
+    catalog.products.forEach(function (p, idx) {
+      var li = document.createElement('li');
+      li.className = 'product card';
+      li.setAttribute('data-sku', p.sku);
+      var h = document.createElement('h2');
+      h.id = 'p-' + idx;
+      h.textContent = name(p);
+      li.appendChild(h);
+      if (p.description) {
+        var d = document.createElement('p');
+        d.className = 'desc';
+        d.textContent = I.lang === 'zh' ? p.description.zh : p.description.en;
+        li.appendChild(d);
+      }
+      var price = document.createElement('p');
+      price.className = 'price';
+      price.textContent = '¥' + p.price;
+      price.setAttribute('aria-label', I.t('shop.unit') + ' ¥' + p.price);
+      li.appendChild(price);
+      var row = document.createElement('div');
+      row.className = 'buy-row';
+      var label = document.createElement('label');
+      label.htmlFor = 'qty-' + p.sku;
+      label.textContent = I.t('shop.quantity');
+      var qty = document.createElement('input');
+      qty.type = 'number';
+      qty.id = 'qty-' + p.sku;
+      qty.className = 'qty';
+      qty.min = '1';
+      qty.max = String(p.max_quantity);
+      qty.step = '1';
+      qty.value = '1';
+      qty.inputMode = 'numeric';
+      row.appendChild(label);
+      row.appendChild(qty);
+      li.appendChild(row);
+      var actions = document.createElement('div');
+      actions.className = 'actions';
+      offers().forEach(function (o) {
+        var b = document.createElement('button');
+        b.type = 'button';
+        b.className = o[0] === 'qr' ? 'secondary' : 'primary';
+        b.setAttribute('data-channel', o[0]);
+        b.textContent = I.t(o[1]);
+        b.setAttribute('aria-describedby', h.id);
+        b.addEventListener('click', function () { buy(p, qty, o[0]); });
+        actions.appendChild(b);
+      });
+      li.appendChild(actions);
+      ul.appendChild(li);
+    });
+  }
+
+  function show(view) {
+    $('catalog').hidden = view !== 'catalog';
+    $('qr-view').hidden = view !== 'qr';
+    $('paid-view').hidden = view !== 'paid';
+  }
+
+  function buy(p, qtyInput, channel) {
+    if (busy) return;
+    var q = Number(qtyInput.value);
+    if (!(q >= 1 && q <= p.max_quantity && Math.floor(q) === q)) {
+      say(I.t('err.invalid_quantity'), true);
+      qtyInput.focus();
+      return;
+    }
+    setBusy(true);
+    say(I.t('shop.working'));
+    Z.checkout({
+      sku: p.sku,
+      quantity: q,
+      channel: channel,
+      container: '#qr-panel',
+      lang: I.lang,
+      onCreated: function (c) {
+        current = c;
+        if (c.channel === 'page' || c.channel === 'wap') {
+          say(I.t('shop.redirecting'));
+        } else if (c.channel === 'qr') {
+          say('');
+          $('qr-subject').textContent = c.subject;
+          show('qr');
+          $('qr-heading').focus();
+        }
+      },
+      onPaid: function (s) {
+        setBusy(false);
+        if (channel === 'qr') {
+          // The QR panel itself flips to "Paid"; announce it too.
+          say(I.t('shop.paidText', { subject: s.subject, amount: s.total_amount }));
+          return;
+        }
+        say('');
+        $('paid-text').textContent = I.t('shop.paidText', { subject: s.subject, amount: s.total_amount });
+        show('paid');
+        $('paid-heading').focus();
+      },
+      onCancel: function () {
+        setBusy(false);
+        say(I.t('shop.cancelled'), true);
+      },
+      onError: function (e) {
+        setBusy(false);
+        say(errorText(e), true);
+      }
+    }).catch(function () { /* reported through onError / onCancel */ });
+  }
+
+  function back() {
+    if (current && current.watcher) current.watcher.stop();
+    current = null;
+    say('');
+    $('qr-panel').textContent = '';
+    setBusy(false);
+    show('catalog');
+    var first = document.querySelector('#products button');
+    if (first) first.focus();
+  }
+
+  function load() {
+    fetch('/checkout/catalog', { headers: { Accept: 'application/json' } })
+      .then(function (r) { if (!r.ok) throw new Error('HTTP ' + r.status); return r.json(); })
+      .then(function (c) {
+        catalog = c;
+        $('catalog-loading').hidden = true;
+        render();
+      })
+      .catch(function (e) {
+        $('catalog-loading').hidden = true;
+        say(I.t('shop.error', { message: e.message }), true);
+      });
+  }
+
+  $('qr-back').addEventListener('click', back);
+  $('paid-back').addEventListener('click', back);
+  I.onChange(function () { if (catalog) render(); });
+  load();
+})();

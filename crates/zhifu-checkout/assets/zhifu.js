@@ -1,0 +1,374 @@
+/*! zhifu.js — Alipay checkout for your page, served by your Zhifu server.
+ *  No dependencies. Types: /zhifu.d.ts.
+ *
+ *  Zhifu.checkout({ endpoint, sku, quantity, channel, onPaid, onError })
+ *
+ *  The page never holds a price or a payment secret: the server prices the
+ *  order from its catalog, and "paid" is only ever reported after the
+ *  server (which verifies Alipay's signed answers) says so. */
+(function (root) {
+  'use strict';
+
+  var TEXT = {
+    zh: {
+      scan: '请打开支付宝扫一扫付款',
+      qrAlt: '支付宝付款二维码，金额 ¥{amount}',
+      waiting: '等待付款…',
+      paid: '已支付',
+      expired: '二维码已过期，请重新下单',
+      closed: '订单已关闭',
+      expiresIn: '{time} 后过期',
+      amount: '应付金额',
+      region: '支付宝扫码付款'
+    },
+    en: {
+      scan: 'Open Alipay and scan to pay',
+      qrAlt: 'Alipay payment QR code for ¥{amount}',
+      waiting: 'Waiting for payment…',
+      paid: 'Paid',
+      expired: 'This QR code has expired; please start again',
+      closed: 'The order was closed',
+      expiresIn: 'Expires in {time}',
+      amount: 'Amount due',
+      region: 'Pay by scanning with Alipay'
+    }
+  };
+
+  var CHANNELS = ['page', 'wap', 'qr', 'app', 'jsapi'];
+  var FINAL = { paid: true, refunded: true, closed: true };
+
+  /** An error with a stable `code` (the server's, or one of zhifu.js's own). */
+  function ZhifuError(code, message, status) {
+    this.name = 'ZhifuError';
+    this.code = code;
+    this.message = message || code;
+    this.status = status || 0;
+    this.stack = new Error(this.message).stack;
+  }
+  ZhifuError.prototype = Object.create(Error.prototype);
+  ZhifuError.prototype.constructor = ZhifuError;
+
+  function lang(opt) {
+    if (opt === 'zh' || opt === 'en') return opt;
+    var l = (root.document && root.document.documentElement.lang) || (root.navigator && root.navigator.language) || '';
+    return /^zh/i.test(l) ? 'zh' : 'en';
+  }
+
+  function t(l, key, vars) {
+    var s = (TEXT[l] || TEXT.en)[key] || key;
+    return s.replace(/\{(\w+)\}/g, function (_, k) { return vars && vars[k] != null ? String(vars[k]) : ''; });
+  }
+
+  function base(endpoint) {
+    return (endpoint || '').replace(/\/+$/, '');
+  }
+
+  function request(method, url, body) {
+    var init = { method: method, headers: { Accept: 'application/json' }, credentials: 'omit', cache: 'no-store' };
+    if (body !== undefined) {
+      init.headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    return root.fetch(url, init).then(function (r) {
+      return r.text().then(function (text) {
+        var json = null;
+        try { json = text ? JSON.parse(text) : null; } catch (e) { json = null; }
+        if (!r.ok) {
+          var err = json && json.error ? json.error : {};
+          throw new ZhifuError(err.code || 'http_' + r.status, err.message || 'HTTP ' + r.status, r.status);
+        }
+        if (!json) throw new ZhifuError('bad_answer', 'the server answered something unreadable', r.status);
+        return json;
+      });
+    }, function (e) {
+      throw new ZhifuError('network', (e && e.message) || 'network error');
+    });
+  }
+
+  /** Which channel suits this browser: the Alipay app → jsapi, a phone → wap, else page. */
+  function detectChannel(ua) {
+    ua = ua != null ? ua : (root.navigator && root.navigator.userAgent) || '';
+    if (/AlipayClient/.test(ua)) return 'jsapi';
+    if (/Android|iPhone|iPad|iPod|Mobile|HarmonyOS|OpenHarmony/i.test(ua)) return 'wap';
+    return 'page';
+  }
+
+  function inAlipayApp(ua) {
+    return detectChannel(ua) === 'jsapi';
+  }
+
+  /** The checkout id Alipay's redirect carried back (`?zhifu_checkout=`), if any. */
+  function returnedCheckoutId(href) {
+    try {
+      var u = new URL(href || root.location.href);
+      return u.searchParams.get('zhifu_checkout');
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function status(endpoint, checkoutId, opts) {
+    var q = opts && opts.refresh ? '?refresh=true' : '';
+    return request('GET', base(endpoint) + '/checkout/' + encodeURIComponent(checkoutId) + q);
+  }
+
+  /** Polls a checkout's status until it is final; never trusts anything but the server. */
+  function watch(opts) {
+    var stopped = false;
+    var timer = null;
+    var n = 0;
+    var interval = opts.pollIntervalMs || 2000;
+    var refreshEvery = opts.refreshEvery || 5;
+    var last = null;
+    function stop() {
+      stopped = true;
+      if (timer) root.clearTimeout(timer);
+    }
+    function tick() {
+      if (stopped) return;
+      // Ask Alipay (through the server's verified query) on the first poll
+      // and every few polls after; plain reads in between are cheap.
+      var refresh = (opts.refreshFirst !== false && n === 0) || (n > 0 && n % refreshEvery === 0) ||
+        (last && last.expired);
+      n += 1;
+      status(opts.endpoint, opts.checkoutId, { refresh: refresh }).then(function (s) {
+        if (stopped) return;
+        last = s;
+        if (opts.onStatus) opts.onStatus(s);
+        if (s.paid) {
+          stop();
+          if (opts.onPaid) opts.onPaid(s);
+          return;
+        }
+        if (FINAL[s.status]) {
+          stop();
+          if (opts.onClosed) opts.onClosed(s);
+          return;
+        }
+        if (opts.maxPolls && n >= opts.maxPolls) {
+          stop();
+          return;
+        }
+        timer = root.setTimeout(tick, interval);
+      }, function (e) {
+        if (stopped) return;
+        if (opts.onError) opts.onError(e);
+        if (e.code === 'checkout_not_found') { stop(); return; }
+        // Back off on errors (rate limits included) rather than hammering.
+        timer = root.setTimeout(tick, Math.min(interval * 4, 15000));
+      });
+    }
+    tick();
+    return { stop: stop };
+  }
+
+  function el(tag, cls, text) {
+    var e = root.document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text != null) e.textContent = text;
+    return e;
+  }
+
+  function mmss(ms) {
+    var s = Math.max(0, Math.ceil(ms / 1000));
+    var m = Math.floor(s / 60);
+    s = s % 60;
+    return (m < 10 ? '0' : '') + m + ':' + (s < 10 ? '0' : '') + s;
+  }
+
+  /** Draws the QR panel (amount, code, countdown, live status) into `container`. */
+  function renderQr(container, checkout, opts) {
+    opts = opts || {};
+    var l = lang(opts.lang);
+    var box = typeof container === 'string' ? root.document.querySelector(container) : container;
+    if (!box) throw new ZhifuError('no_container', 'the QR code needs a container element');
+    box.textContent = '';
+    var panel = el('div', 'zhifu-qr');
+    panel.setAttribute('role', 'region');
+    panel.setAttribute('aria-label', t(l, 'region'));
+    panel.setAttribute('data-state', 'pending');
+    var amount = el('p', 'zhifu-qr-amount');
+    amount.appendChild(el('span', 'zhifu-qr-amount-label', t(l, 'amount') + ' '));
+    amount.appendChild(el('strong', 'zhifu-qr-amount-value', '¥' + checkout.total_amount));
+    var img = el('img', 'zhifu-qr-img');
+    img.alt = t(l, 'qrAlt', { amount: checkout.total_amount });
+    img.width = 264;
+    img.height = 264;
+    img.style.maxWidth = '100%';
+    img.style.height = 'auto';
+    img.src = 'data:image/svg+xml;charset=utf-8,' + encodeURIComponent(checkout.qr_svg);
+    var hint = el('p', 'zhifu-qr-hint', t(l, 'scan'));
+    var countdown = el('p', 'zhifu-qr-countdown');
+    var live = el('p', 'zhifu-qr-status', t(l, 'waiting'));
+    live.setAttribute('role', 'status');
+    live.setAttribute('aria-live', 'polite');
+    panel.appendChild(amount);
+    panel.appendChild(img);
+    panel.appendChild(hint);
+    panel.appendChild(countdown);
+    panel.appendChild(live);
+    box.appendChild(panel);
+
+    // Count down on the server's clock, whatever the device's clock says.
+    var skew = (checkout.now || Date.now()) - Date.now();
+    var ticker = null;
+    function tickCountdown() {
+      if (!checkout.expires_at) return;
+      var left = checkout.expires_at - (Date.now() + skew);
+      countdown.textContent = t(l, 'expiresIn', { time: mmss(left) });
+      if (left <= 0) {
+        root.clearInterval(ticker);
+        setState('expired');
+      }
+    }
+    function setState(state) {
+      if (panel.getAttribute('data-state') === 'paid') return;
+      panel.setAttribute('data-state', state);
+      if (state === 'paid') {
+        live.textContent = '✓ ' + t(l, 'paid');
+        img.hidden = true;
+        hint.hidden = true;
+        countdown.hidden = true;
+        root.clearInterval(ticker);
+      } else if (state === 'expired' || state === 'closed') {
+        live.textContent = t(l, state);
+        img.hidden = true;
+        hint.hidden = true;
+        root.clearInterval(ticker);
+      }
+    }
+    tickCountdown();
+    ticker = root.setInterval(tickCountdown, 1000);
+    return { setState: setState, panel: panel };
+  }
+
+  function bridge(timeoutMs) {
+    return new Promise(function (resolve, reject) {
+      if (root.AlipayJSBridge) return resolve(root.AlipayJSBridge);
+      var done = false;
+      root.document.addEventListener('AlipayJSBridgeReady', function () {
+        if (done) return;
+        done = true;
+        resolve(root.AlipayJSBridge);
+      }, { once: true });
+      root.setTimeout(function () {
+        if (done) return;
+        done = true;
+        reject(new ZhifuError('bridge_unavailable', 'AlipayJSBridge is not available (open this page in the Alipay app)'));
+      }, timeoutMs || 5000);
+    });
+  }
+
+  function tradePay(tradeNo) {
+    return bridge().then(function (b) {
+      return new Promise(function (resolve) {
+        b.call('tradePay', { tradeNO: tradeNo }, function (r) { resolve(r || {}); });
+      });
+    });
+  }
+
+  function submitForm(formHtml) {
+    var holder = el('div');
+    holder.hidden = true;
+    holder.innerHTML = formHtml;
+    root.document.body.appendChild(holder);
+    var form = holder.querySelector('form');
+    if (!form) throw new ZhifuError('bad_answer', 'no payment form in the answer');
+    form.submit();
+  }
+
+  /**
+   * Starts a checkout: creates the order on the server (priced from its
+   * catalog) and does what the channel needs. Resolves with the checkout
+   * (for page/wap, just before the browser leaves for Alipay).
+   */
+  function checkout(opts) {
+    opts = opts || {};
+    var onError = function (e) { if (opts.onError) opts.onError(e); };
+    var channel = opts.channel && opts.channel !== 'auto' ? opts.channel : detectChannel();
+    if (CHANNELS.indexOf(channel) < 0) {
+      var bad = new ZhifuError('invalid_channel', 'unknown channel ' + channel);
+      onError(bad);
+      return Promise.reject(bad);
+    }
+    var body = { sku: opts.sku, quantity: opts.quantity == null ? 1 : opts.quantity, channel: channel };
+    if (opts.returnUrl) body.return_url = opts.returnUrl;
+    if (opts.buyerId) body.buyer_id = opts.buyerId;
+    if (opts.buyerOpenId) body.buyer_open_id = opts.buyerOpenId;
+    var endpoint = base(opts.endpoint);
+    var watchOpts = function (c, extra) {
+      var w = {
+        endpoint: endpoint,
+        checkoutId: c.checkout_id,
+        pollIntervalMs: opts.pollIntervalMs,
+        onStatus: opts.onStatus,
+        onPaid: opts.onPaid,
+        onClosed: opts.onClosed,
+        onError: onError,
+        refreshFirst: false
+      };
+      for (var k in extra) w[k] = extra[k];
+      return w;
+    };
+    return request('POST', endpoint + '/checkout', body).then(function (c) {
+      if (opts.onCreated) opts.onCreated(c);
+      if (c.channel === 'page' || c.channel === 'wap') {
+        if (c.url) root.location.assign(c.url);
+        else submitForm(c.form_html);
+        return c;
+      }
+      if (c.channel === 'qr') {
+        var view = opts.container ? renderQr(opts.container, c, { lang: opts.lang }) : null;
+        c.watcher = watch(watchOpts(c, {
+          onStatus: function (s) {
+            if (view && s.expired) view.setState('expired');
+            if (opts.onStatus) opts.onStatus(s);
+          },
+          onPaid: function (s) {
+            if (view) view.setState('paid');
+            if (opts.onPaid) opts.onPaid(s);
+          },
+          onClosed: function (s) {
+            if (view) view.setState('closed');
+            if (opts.onClosed) opts.onClosed(s);
+          }
+        }));
+        return c;
+      }
+      if (c.channel === 'jsapi') {
+        return tradePay(c.trade_no).then(function (r) {
+          var code = String(r.resultCode || '');
+          if (code === '9000' || code === '8000') {
+            // The bridge's word is not proof: wait for the server to see it.
+            c.watcher = watch(watchOpts(c, { refreshFirst: true, pollIntervalMs: opts.pollIntervalMs || 1500 }));
+            return c;
+          }
+          var err = code === '6001'
+            ? new ZhifuError('cancelled', 'the buyer cancelled the payment')
+            : new ZhifuError('payment_failed', 'Alipay answered resultCode ' + (code || 'none'));
+          if (code === '6001' && opts.onCancel) opts.onCancel(c);
+          else onError(err);
+          throw err;
+        });
+      }
+      // app: hand the order string to the native app SDK.
+      return c;
+    }).catch(function (e) {
+      if (!(e instanceof ZhifuError)) e = new ZhifuError('unexpected', String(e && e.message || e));
+      if (e.code !== 'cancelled' && e.code !== 'payment_failed') onError(e);
+      throw e;
+    });
+  }
+
+  root.Zhifu = {
+    version: '1',
+    checkout: checkout,
+    watch: watch,
+    status: status,
+    renderQr: renderQr,
+    detectChannel: detectChannel,
+    inAlipayApp: inAlipayApp,
+    returnedCheckoutId: returnedCheckoutId,
+    ZhifuError: ZhifuError
+  };
+})(typeof window !== 'undefined' ? window : this);

@@ -1,0 +1,456 @@
+//! The public checkout API for browsers: `POST /checkout`, `GET
+//! /checkout/{id}`, `GET /checkout/catalog`.
+//!
+//! Errors are `{"error":{"code","message"}}` like the merchant API's, with
+//! these stable codes: `invalid_request`, `unknown_sku`, `invalid_quantity`,
+//! `invalid_channel`, `channel_disabled`, `invalid_return_url`,
+//! `buyer_required`, `rate_limited` (429, with `Retry-After`), `checkout_not_found` (404),
+//! `order_not_payable` (409), `payment_unavailable` (502/503).
+
+use std::net::SocketAddr;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Extension;
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use url::Url;
+
+use crate::backend::{Channel, OrderInfo, OrderRequest, OrderStatus, PayRequest};
+use crate::catalog::CURRENCY;
+use crate::error::CheckoutError;
+use crate::ratelimit::{RateLimiter, client_ip};
+use crate::{CheckoutState, qr};
+
+/// The query parameter that carries the checkout id back on `return_url`.
+pub const RETURN_PARAM: &str = "zhifu_checkout";
+/// QR images are at least this wide (CSS scales them down on small screens).
+const QR_MIN_PX: u32 = 264;
+/// The backend (and Alipay) take a `return_url` of at most 256 characters,
+/// and ours carries the checkout id.
+const MAX_RETURN_URL: usize = 256;
+/// Room left for `&zhifu_checkout=<id>` when checking a caller's
+/// `return_url` up front: ids of order ids up to 40 characters fit (the
+/// backend's are 36).
+const RETURN_ID_ROOM: usize = 100;
+const MAX_BUYER_ID: usize = 64;
+
+/// An error answer.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    fn bad(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    fn not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "checkout_not_found",
+            "no such checkout",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (
+            self.status,
+            Json(json!({"error": {"code": self.code, "message": self.message}})),
+        )
+            .into_response();
+        no_store(r.headers_mut());
+        if let Some(s) = self.retry_after {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        r
+    }
+}
+
+/// Backend failures as the buyer's browser may see them: never the
+/// backend's internals, which go to the log.
+impl From<CheckoutError> for ApiError {
+    fn from(e: CheckoutError) -> Self {
+        match e {
+            CheckoutError::OrderNotFound => ApiError::not_found(),
+            CheckoutError::BackendRejected {
+                status: 409, code, ..
+            } => {
+                tracing::info!(%code, "checkout: order not payable");
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "order_not_payable",
+                    "this order can no longer be paid; start a new checkout",
+                )
+            }
+            other => {
+                tracing::error!(error = %other, "checkout: payment backend failed");
+                let status = match other {
+                    CheckoutError::BackendRejected { .. } => StatusCode::BAD_GATEWAY,
+                    _ => StatusCode::SERVICE_UNAVAILABLE,
+                };
+                ApiError::new(
+                    status,
+                    "payment_unavailable",
+                    "payment is unavailable right now; please try again shortly",
+                )
+            }
+        }
+    }
+}
+
+fn no_store(h: &mut HeaderMap) {
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
+
+fn limit(
+    st: &CheckoutState,
+    limiter: &RateLimiter,
+    headers: &HeaderMap,
+    peer: &Peer,
+) -> Result<(), ApiError> {
+    let ip = client_ip(
+        headers,
+        peer.as_ref().map(|Extension(c)| c),
+        st.config().trusted_proxy_hops,
+    )
+    // Unknown clients share one bucket keyed by the unspecified address.
+    .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    limiter.check(ip, Instant::now()).map_err(|wait| {
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many requests; wait a moment and try again",
+        );
+        e.retry_after = Some(wait.as_secs().max(1));
+        e
+    })
+}
+
+/// `GET /checkout/catalog`.
+pub(crate) async fn catalog(State(st): State<CheckoutState>) -> Response {
+    let c = st.config();
+    let products: Vec<Value> = c
+        .catalog
+        .products()
+        .iter()
+        .map(|p| {
+            json!({
+                "sku": p.sku,
+                "name": p.name,
+                "description": p.description,
+                "price": p.price.to_string(),
+                "max_quantity": p.max_quantity,
+            })
+        })
+        .collect();
+    let channels: Vec<&str> = c.channels.iter().map(|c| c.as_str()).collect();
+    let mut r = Json(json!({"currency": CURRENCY, "products": products, "channels": channels}))
+        .into_response();
+    no_store(r.headers_mut());
+    r
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    sku: Value,
+    quantity: Value,
+    channel: Value,
+    #[serde(default)]
+    return_url: Option<String>,
+    #[serde(default)]
+    buyer_id: Option<String>,
+    #[serde(default)]
+    buyer_open_id: Option<String>,
+}
+
+/// `POST /checkout`.
+pub(crate) async fn create(
+    State(st): State<CheckoutState>,
+    peer: Peer,
+    headers: HeaderMap,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    limit(&st, &st.inner.create_limiter, &headers, &peer)?;
+    let Json(body) = body.map_err(|e| ApiError::bad("invalid_request", e.body_text()))?;
+    let b: CreateBody = serde_json::from_value(body).map_err(|e| {
+        // serde says "unknown field `price`" for a browser trying to set one.
+        ApiError::bad("invalid_request", format!("invalid checkout request: {e}"))
+    })?;
+    let config = st.config();
+
+    let sku = b
+        .sku
+        .as_str()
+        .ok_or_else(|| ApiError::bad("unknown_sku", "sku must be a string"))?;
+    let product = config
+        .catalog
+        .get(sku)
+        .ok_or_else(|| ApiError::bad("unknown_sku", "no product with this sku"))?;
+    let quantity = b
+        .quantity
+        .as_u64()
+        .filter(|q| (1..=u64::from(product.max_quantity)).contains(q))
+        .and_then(|q| u32::try_from(q).ok())
+        .ok_or_else(|| {
+            ApiError::bad(
+                "invalid_quantity",
+                format!(
+                    "quantity must be a whole number from 1 to {}",
+                    product.max_quantity
+                ),
+            )
+        })?;
+    let channel = b.channel.as_str().and_then(Channel::parse).ok_or_else(|| {
+        ApiError::bad(
+            "invalid_channel",
+            "channel must be one of page, wap, qr, app, jsapi",
+        )
+    })?;
+    if !config.channels.contains(&channel) {
+        return Err(ApiError::bad(
+            "channel_disabled",
+            format!("channel {} is not offered here", channel.as_str()),
+        ));
+    }
+    let return_base = match &b.return_url {
+        Some(u) => {
+            let parsed = Url::parse(u)
+                .ok()
+                .filter(|p| matches!(p.scheme(), "http" | "https"))
+                .ok_or_else(|| {
+                    ApiError::bad(
+                        "invalid_return_url",
+                        "return_url must be an absolute http(s) URL",
+                    )
+                })?;
+            if parsed.as_str().len() + RETURN_ID_ROOM > MAX_RETURN_URL {
+                return Err(ApiError::bad(
+                    "invalid_return_url",
+                    format!(
+                        "return_url must be at most {} characters",
+                        MAX_RETURN_URL - RETURN_ID_ROOM
+                    ),
+                ));
+            }
+            if !config.return_url_allowed(&parsed) {
+                return Err(ApiError::bad(
+                    "invalid_return_url",
+                    "return_url must point to this site or an origin the merchant allowed",
+                ));
+            }
+            parsed
+        }
+        None => Url::parse(&format!("{}/checkout/result", config.public_url))
+            .map_err(|_| ApiError::from(CheckoutError::config("ZHIFU_PUBLIC_URL", "not a URL")))?,
+    };
+    for (name, v) in [
+        ("buyer_id", &b.buyer_id),
+        ("buyer_open_id", &b.buyer_open_id),
+    ] {
+        if let Some(v) = v
+            && (v.is_empty()
+                || v.len() > MAX_BUYER_ID
+                || !v
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-'))
+        {
+            return Err(ApiError::bad(
+                "invalid_request",
+                format!("{name} is malformed"),
+            ));
+        }
+    }
+    let (buyer_id, buyer_open_id) = match (channel, b.buyer_id, b.buyer_open_id) {
+        (Channel::Jsapi, None, None) => match &config.dev_buyer_id {
+            Some(dev) => (Some(dev.clone()), None),
+            None => {
+                return Err(ApiError::bad(
+                    "buyer_required",
+                    "channel jsapi needs buyer_id or buyer_open_id (from Alipay user authorization)",
+                ));
+            }
+        },
+        (Channel::Jsapi, id, open_id) => (id, open_id),
+        (_, None, None) => (None, None),
+        _ => {
+            return Err(ApiError::bad(
+                "invalid_request",
+                "buyer_id and buyer_open_id apply to the jsapi channel only",
+            ));
+        }
+    };
+    let total = product.total(quantity).ok_or_else(|| {
+        ApiError::bad(
+            "invalid_quantity",
+            "the total is larger than Alipay accepts",
+        )
+    })?;
+
+    let order = st
+        .inner
+        .backend
+        .create_order(&OrderRequest {
+            subject: product.subject(quantity),
+            body: Some(product.name.en.clone()),
+            total_amount: total,
+            expires_in_minutes: Some(config.order_expiry_minutes),
+            metadata: json!({
+                "source": "checkout",
+                "sku": product.sku,
+                "quantity": quantity,
+                "channel": channel.as_str(),
+            }),
+        })
+        .await?;
+    let checkout_id = st.inner.secret.seal(&order.id);
+    let mut return_url = return_base;
+    return_url
+        .query_pairs_mut()
+        .append_pair(RETURN_PARAM, &checkout_id);
+    if channel.redirects() && return_url.as_str().len() > MAX_RETURN_URL {
+        // Only for unusually long backend order ids (the up-front check
+        // reserved room for ours); the order simply expires unpaid.
+        return Err(ApiError::bad(
+            "invalid_return_url",
+            format!(
+                "return_url is too long (at most {MAX_RETURN_URL} characters with the checkout id)"
+            ),
+        ));
+    }
+    let pay = st
+        .inner
+        .backend
+        .pay(
+            &order.id,
+            channel,
+            &PayRequest {
+                return_url: channel.redirects().then(|| return_url.to_string()),
+                buyer_id,
+                buyer_open_id,
+            },
+        )
+        .await?;
+
+    let mut out = json!({
+        "checkout_id": checkout_id,
+        "channel": channel.as_str(),
+        "status": order.status.as_str(),
+        "out_trade_no": order.out_trade_no,
+        "sku": product.sku,
+        "quantity": quantity,
+        "subject": order.subject,
+        "total_amount": order.total_amount.to_string(),
+        "currency": CURRENCY,
+        "expires_at": order.expires_at_ms,
+        "now": now_ms(),
+        "status_url": format!("{}/checkout/{checkout_id}", config.public_url),
+        "result_url": result_url(&config.public_url, &checkout_id),
+    });
+    let missing = |what: &str| {
+        tracing::error!(
+            channel = channel.as_str(),
+            what,
+            "checkout: backend answer lacks a field"
+        );
+        ApiError::from(CheckoutError::BackendUnavailable(format!(
+            "pay answer has no {what}"
+        )))
+    };
+    match channel {
+        Channel::Page | Channel::Wap => {
+            if pay.url.is_none() && pay.form_html.is_none() {
+                return Err(missing("url"));
+            }
+            out["url"] = json!(pay.url);
+            out["form_html"] = json!(pay.form_html);
+        }
+        Channel::Qr => {
+            let code = pay.qr_code.ok_or_else(|| missing("qr_code"))?;
+            let svg = qr::svg(&code, QR_MIN_PX).ok_or_else(|| missing("renderable qr_code"))?;
+            out["qr_code"] = json!(code);
+            out["qr_svg"] = json!(svg);
+        }
+        Channel::App => {
+            out["order_string"] = json!(pay.order_string.ok_or_else(|| missing("order_string"))?)
+        }
+        Channel::Jsapi => out["trade_no"] = json!(pay.trade_no.ok_or_else(|| missing("trade_no"))?),
+    }
+    tracing::info!(channel = channel.as_str(), sku = %product.sku, quantity, "checkout created");
+    let mut r = (StatusCode::CREATED, Json(out)).into_response();
+    no_store(r.headers_mut());
+    Ok(r)
+}
+
+fn result_url(public_url: &str, checkout_id: &str) -> String {
+    format!("{public_url}/checkout/result?{RETURN_PARAM}={checkout_id}")
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct StatusQuery {
+    #[serde(default)]
+    refresh: Option<String>,
+}
+
+/// `GET /checkout/{id}`: the status, and only what the buyer already saw.
+pub(crate) async fn status(
+    State(st): State<CheckoutState>,
+    peer: Peer,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<StatusQuery>,
+) -> Result<Response, ApiError> {
+    limit(&st, &st.inner.status_limiter, &headers, &peer)?;
+    let order_id = st.inner.secret.open(&id).ok_or_else(ApiError::not_found)?;
+    let refresh = matches!(q.refresh.as_deref(), Some("true" | "1"));
+    let order = st.inner.backend.order(&order_id, refresh).await?;
+    let mut r = Json(status_json(&id, &order, now_ms())).into_response();
+    no_store(r.headers_mut());
+    Ok(r)
+}
+
+pub(crate) fn status_json(checkout_id: &str, o: &OrderInfo, now: i64) -> Value {
+    let expired = o.status == OrderStatus::Pending && o.expires_at_ms.is_some_and(|e| e <= now);
+    json!({
+        "checkout_id": checkout_id,
+        "status": o.status.as_str(),
+        "paid": matches!(o.status, OrderStatus::Paid | OrderStatus::Refunded),
+        "expired": expired,
+        "subject": o.subject,
+        "total_amount": o.total_amount.to_string(),
+        "currency": CURRENCY,
+        "expires_at": o.expires_at_ms,
+        "paid_at": o.paid_at_ms,
+        "now": now,
+    })
+}
