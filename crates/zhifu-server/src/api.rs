@@ -594,7 +594,8 @@ pub async fn refund_order(
     // Earlier refunds whose outcome is unknown are settled first: their
     // amount must be known before more money is promised.
     for earlier in st.store().list_refunds(&order.id).await? {
-        if earlier.status == RefundStatus::Pending && earlier.idempotency_key != key {
+        let same_request = key.is_some() && earlier.idempotency_key == key;
+        if earlier.status == RefundStatus::Pending && !same_request {
             drive_refund(&st, &order, earlier).await?;
         }
     }

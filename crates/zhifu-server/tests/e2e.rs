@@ -18,6 +18,7 @@ zhifu_store::backend_tests!(
     every_channel_gets_paid_through_the_notification,
     page_pay_return_page_shows_verified_status,
     refunds_partial_then_full,
+    unknown_refund_outcome_never_refunds_twice,
     close_and_expiry,
     refresh_recovers_a_dropped_notification,
     idempotency_keys,
@@ -807,4 +808,79 @@ async fn listing_health_openapi(db: TestDatabase) {
         metrics.contains("zhifu_notifications_total{outcome=\"applied\""),
         "{metrics}"
     );
+}
+
+async fn unknown_refund_outcome_never_refunds_twice(db: TestDatabase) {
+    let app = app(db).await;
+    let paid = pay_and_settle(&app, "qr").await;
+    let id = s(&paid, "id");
+    let path = format!("/v1/orders/{id}/refunds");
+    // Alipay refunds, then answers 20000: the outcome is unknown to us.
+    app.sandbox()
+        .set_faults(Faults {
+            system_error_rate: 1.0,
+            system_error_after_commit: true,
+            ..Default::default()
+        })
+        .await;
+    let k = [("Idempotency-Key", "refund-unknown")];
+    let r = app
+        .api_with("POST", &path, Some(json!({"amount": "8.00"})), &k)
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(r.body["status"], "pending");
+    assert_eq!(app.order(id).await["refunded_amount"], "0.00");
+    // A refund without a key while the first is unknown: nothing new is
+    // promised before the first is settled.
+    app.sandbox().set_faults(Faults::default()).await;
+    let r2 = app
+        .api_with("POST", &path, Some(json!({"amount": "8.00"})), &k)
+        .await;
+    assert_eq!(r2.status, 201);
+    assert_eq!(r2.body["id"], r.body["id"]);
+    assert_eq!(r2.body["status"], "succeeded", "{:?}", r2.body);
+    let trade = app
+        .sandbox()
+        .trades()
+        .await
+        .into_iter()
+        .find(|t| t.out_trade_no == s(&paid, "out_trade_no"))
+        .unwrap();
+    assert_eq!(trade.refunds.len(), 1, "one refund at Alipay, not two");
+    assert_eq!(app.order(id).await["refunded_amount"], "8.00");
+
+    // Keyless: an unknown outcome is settled before the next refund.
+    app.sandbox()
+        .set_faults(Faults {
+            system_error_rate: 1.0,
+            system_error_after_commit: true,
+            ..Default::default()
+        })
+        .await;
+    let r3 = app
+        .api("POST", &path, Some(json!({"amount": "1.00"})))
+        .await;
+    assert_eq!(r3.body["status"], "pending");
+    app.sandbox().set_faults(Faults::default()).await;
+    let r4 = app
+        .api("POST", &path, Some(json!({"amount": "2.00"})))
+        .await;
+    assert_eq!(r4.body["status"], "succeeded");
+    let o = app.order(id).await;
+    assert_eq!(o["refunded_amount"], "11.00");
+    let refunds = app.store.list_refunds(id).await.unwrap();
+    assert!(
+        refunds
+            .iter()
+            .all(|r| r.status == zhifu_store::RefundStatus::Succeeded)
+    );
+    let trade = app
+        .sandbox()
+        .trades()
+        .await
+        .into_iter()
+        .find(|t| t.out_trade_no == s(&paid, "out_trade_no"))
+        .unwrap();
+    assert_eq!(trade.refunds.len(), 3);
+    assert_eq!(trade.refund_fee, "11.00");
 }
