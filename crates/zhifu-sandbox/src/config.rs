@@ -1,5 +1,5 @@
 //! Everything that can be configured, with defaults that follow the spec and,
-//! where the spec is [UNCONFIRMED] (§12), a stated choice.
+//! where the spec marks a fact unconfirmed (§12), a stated choice.
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -50,7 +50,7 @@ pub struct NotifyTriggers {
     pub partial_refund: bool,
 }
 
-/// The per-product notification matrix of §6.5 ([UNCONFIRMED], so configurable).
+/// The per-product notification matrix of §6.5 (unconfirmed in the spec, so configurable).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NotifyMatrix {
     /// `alipay.trade.precreate`, `create`, `pay`.
@@ -89,7 +89,7 @@ impl Default for NotifyMatrix {
 }
 
 /// What the gateway does when a parameter is both in the query and the body
-/// (§2.3, [UNCONFIRMED]).
+/// (§2.3, unconfirmed in the spec).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DuplicateParams {
@@ -190,18 +190,18 @@ pub struct SandboxConfig {
     /// The notification matrix (§6.5).
     pub notify_matrix: NotifyMatrix,
     /// How long after payment a trade stays refundable before it becomes
-    /// `TRADE_FINISHED` ([UNCONFIRMED]; default 90 days, "three months").
+    /// `TRADE_FINISHED` (unconfirmed in the spec; default 90 days, "three months").
     pub refund_window: Duration,
-    /// Charset assumed when the query carries no `charset` ([UNCONFIRMED];
+    /// Charset assumed when the query carries no `charset` (unconfirmed in the spec;
     /// reports say GBK, which is the default).
     pub default_charset: Charset,
-    /// Query/body duplicate handling ([UNCONFIRMED]; default body wins).
+    /// Query/body duplicate handling (unconfirmed in the spec; default body wins).
     pub duplicate_params: DuplicateParams,
     /// Whether whitespace-only values are left out of the sign content, as
-    /// the Java SDK does ([UNCONFIRMED]; default true).
+    /// the Java SDK does (unconfirmed in the spec; default true).
     pub drop_blank_values: bool,
     /// Largest accepted difference between `timestamp` and the sandbox clock
-    /// ([UNCONFIRMED]; default `None`: only the format is checked).
+    /// (unconfirmed in the spec; default `None`: only the format is checked).
     pub max_timestamp_skew: Option<Duration>,
     /// Intervals between notification attempts before scaling.
     pub retry_schedule: Vec<Duration>,
