@@ -1176,3 +1176,60 @@ fn refund_fields(t: &Trade, fund_change: &str, r: &Refund) -> Map<String, Value>
     f.insert("trade_no".into(), t.trade_no.clone().into());
     f
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn timeout_express_forms() {
+        let base = datetime!(2024-01-01 10:00:00 UTC); // 18:00 in Beijing
+        assert_eq!(
+            timeout_deadline("90m", base),
+            Some(base + time::Duration::minutes(90))
+        );
+        assert_eq!(
+            timeout_deadline("2h", base),
+            Some(base + time::Duration::hours(2))
+        );
+        assert_eq!(
+            timeout_deadline("15d", base),
+            Some(base + time::Duration::days(15))
+        );
+        // `1c`: midnight of the Beijing day, i.e. 16:00 UTC.
+        assert_eq!(
+            timeout_deadline("1c", base),
+            Some(datetime!(2024-01-01 16:00:00 UTC))
+        );
+        for bad in ["16d", "0m", "1.5h", "m", "", "5s", "-5m"] {
+            assert_eq!(timeout_deadline(bad, base), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn time_expire_wins_and_products_have_defaults() {
+        let base = datetime!(2024-01-01 10:00:00 UTC);
+        let mut t = OrderTerms {
+            product: Product::Page,
+            total_fen: 100,
+            subject: "x".into(),
+            body: None,
+            notify_url: None,
+            return_url: None,
+            quit_url: None,
+            passback_params: None,
+            charset: "utf-8".into(),
+            sign_type: "RSA2".into(),
+            timeout_express: None,
+            time_expire: None,
+        };
+        assert_eq!(t.deadline(base), base + time::Duration::days(15));
+        t.product = Product::Create;
+        assert_eq!(t.deadline(base), base + time::Duration::hours(3));
+        t.timeout_express = Some("10m".into());
+        assert_eq!(t.deadline(base), base + time::Duration::minutes(10));
+        t.time_expire = Some("2024-01-01 18:30:00".into());
+        assert_eq!(t.deadline(base), datetime!(2024-01-01 10:30:00 UTC));
+    }
+}

@@ -122,6 +122,12 @@ test('official alipay-sdk: full journey with verified responses and notification
     assert.equal(d.attempts.at(-1).response_body, 'success');
     assert.ok(journey.some((n) => new URLSearchParams(d.body).get('notify_id') === n.notify_id));
   }
+
+  // `zhifu sandbox resend` delivers the recorded body once more.
+  const hitsBefore = rx.hits.length;
+  await run(ZHIFU, ['sandbox', 'resend', String(deliveries[0].id), '--sandbox', sb.base]);
+  assert.equal(rx.hits.length, hitsBefore + 1);
+  assert.equal(rx.hits.at(-1).body, deliveries[0].body);
 });
 
 test('official alipay-sdk: gateway refusals look like the real ones', async (t) => {

@@ -40,7 +40,8 @@ async fn fails_three_times_then_success_gives_exactly_four_deliveries_at_scaled_
     for (i, expected_ms) in [240u128, 600, 600].into_iter().enumerate() {
         let gap = hits[i + 1].at.duration_since(hits[i].at).as_millis();
         assert!(
-            gap + 20 >= expected_ms && gap < expected_ms + 500,
+            // Never early; late only by scheduling noise on a busy machine.
+            gap + 20 >= expected_ms && gap < expected_ms + 1500,
             "interval {i}: {gap} ms, expected about {expected_ms} ms"
         );
     }
