@@ -180,28 +180,53 @@
     disarmClose();
   }
 
-  /** Sections the API may or may not offer; each appears only when it answers. */
+  /** Sections the API may or may not offer; shown when /openapi.json documents them. */
   var EXTRAS = [
     ['refunds', 'admin.refunds'],
     ['notifications', 'admin.notifications'],
     ['events', 'admin.events'],
     ['webhook_deliveries', 'admin.webhooks']
   ];
+  var offered = null;
+
+  function discover() {
+    if (offered) return Promise.resolve(offered);
+    return fetch('/openapi.json', { headers: { Accept: 'application/json' } })
+      .then(function (r) { return r.ok ? r.json() : { paths: {} }; })
+      .catch(function () { return { paths: {} }; })
+      .then(function (doc) {
+        var paths = (doc && doc.paths) || {};
+        offered = EXTRAS.filter(function (x) {
+          var p = paths['/v1/orders/{id}/' + x[0]];
+          return p && p.get;
+        });
+        return offered;
+      });
+  }
 
   function loadExtras(id) {
     var box = $('detail-extra');
     box.textContent = '';
-    EXTRAS.forEach(function (x) {
-      var holder = document.createElement('div');
-      box.appendChild(holder);
-      api('GET', '/v1/orders/' + encodeURIComponent(id) + '/' + x[0]).then(function (j) {
-        var rows = Array.isArray(j) ? j : j && Array.isArray(j.data) ? j.data : null;
-        if (!rows || !current || current.id !== id) return;
-        var h = document.createElement('h3');
-        h.textContent = I.t(x[1]);
-        holder.appendChild(h);
-        holder.appendChild(rows.length ? table(rows) : text(I.t('admin.nothing')));
-      }, function () { /* not offered by this API version */ });
+    discover().then(function (list) {
+      if (!current || current.id !== id) return;
+      if (!list.length) {
+        var note = text(I.t('admin.extrasMissing'));
+        note.className = 'help';
+        box.appendChild(note);
+        return;
+      }
+      list.forEach(function (x) {
+        var holder = document.createElement('div');
+        box.appendChild(holder);
+        api('GET', '/v1/orders/' + encodeURIComponent(id) + '/' + x[0]).then(function (j) {
+          var rows = Array.isArray(j) ? j : j && Array.isArray(j.data) ? j.data : null;
+          if (!rows || !current || current.id !== id) return;
+          var h = document.createElement('h3');
+          h.textContent = I.t(x[1]);
+          holder.appendChild(h);
+          holder.appendChild(rows.length ? table(rows) : text(I.t('admin.nothing')));
+        }).catch(fail);
+      });
     });
   }
 

@@ -93,6 +93,7 @@
       'admin.events': '状态变化',
       'admin.webhooks': 'Webhook 投递',
       'admin.nothing': '无',
+      'admin.extrasMissing': '此服务器的 API 尚未提供通知记录和 Webhook 投递记录。',
       'admin.badKey': 'API 密钥不正确。',
       'admin.error': '请求失败：{message}',
       'admin.loading': '加载中…'
@@ -187,6 +188,7 @@
       'admin.events': 'State changes',
       'admin.webhooks': 'Webhook deliveries',
       'admin.nothing': 'None',
+      'admin.extrasMissing': 'This server\'s API does not list notifications or webhook deliveries yet.',
       'admin.badKey': 'That API key is not right.',
       'admin.error': 'Request failed: {message}',
       'admin.loading': 'Loading…'

@@ -1,0 +1,446 @@
+// The buyer's and the merchant's journeys through the Zhifu checkout, in
+// headless Chromium (Debian `chromium`, driven by playwright-core), against a
+// running `zhifu dev` (run.sh starts it and sets ZHIFU_URL / ZHIFU_API_KEY).
+//
+// Every journey ends with a screenshot in screenshots/ and an axe-core
+// check (no serious or critical violations). Pages are checked with their
+// real Content-Security-Policy: a blocked script or style fails the test.
+
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const require = createRequire(import.meta.url);
+const AXE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+const BASE = (process.env.ZHIFU_URL || '').replace(/\/$/, '');
+const API_KEY = process.env.ZHIFU_API_KEY || '';
+const SHOTS = join(here, 'screenshots');
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+
+assert.ok(BASE, 'ZHIFU_URL must name the running `zhifu dev` (run.sh sets it)');
+assert.ok(API_KEY, 'ZHIFU_API_KEY must be the key `zhifu dev` uses (run.sh sets it)');
+mkdirSync(SHOTS, { recursive: true });
+
+const DESKTOP = { viewport: { width: 1280, height: 860 }, locale: 'en-US' };
+const PHONE_UA =
+  'Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Mobile Safari/537.36';
+const PHONE = {
+  viewport: { width: 360, height: 740 },
+  deviceScaleFactor: 2,
+  isMobile: true,
+  hasTouch: true,
+  userAgent: PHONE_UA,
+  locale: 'zh-CN',
+};
+// The Alipay app's in-app browser announces itself like this.
+const ALIPAY_APP = { ...PHONE, userAgent: PHONE_UA + ' AlipayClient/10.6.8.6000 Language/zh-Hans' };
+
+let browser;
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--no-sandbox',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--disable-gpu',
+      '--no-first-run',
+    ],
+  });
+});
+
+after(async () => {
+  if (browser) await browser.close();
+});
+
+/** A fresh context and page; console errors (CSP violations included) are collected. */
+async function open(options) {
+  const context = await browser.newContext(options);
+  context.setDefaultTimeout(15000);
+  const page = await context.newPage();
+  const problems = [];
+  page.on('console', (m) => {
+    // HTTP errors of fetch() calls are expected in some journeys (a wrong
+    // API key); a broken page shows up below as a failed document, script,
+    // style or image instead. CSP violations ("Refused to …") stay errors.
+    if (m.type() === 'error' && !/^Failed to load resource/.test(m.text())) problems.push(m.text());
+  });
+  page.on('response', (r) => {
+    const type = r.request().resourceType();
+    if (r.status() >= 400 && ['document', 'script', 'stylesheet', 'image', 'font'].includes(type) && !/\/favicon\.ico$/.test(r.url())) {
+      problems.push(`${r.status()} ${type} ${r.url()}`);
+    }
+  });
+  page.on('pageerror', (e) => problems.push('page error: ' + e.message));
+  return { context, page, problems };
+}
+
+async function finish(t, { context, page, problems }, name) {
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+  await context.close();
+  assert.deepEqual(problems, [], `${t.name}: the page logged errors`);
+}
+
+/** axe-core on the current page: no serious or critical violations. */
+async function axe(page, what) {
+  // evaluate() is not subject to the page's CSP, which forbids inline scripts.
+  await page.evaluate(AXE);
+  const result = await page.evaluate(() =>
+    window.axe.run(document, { resultTypes: ['violations'] }),
+  );
+  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  assert.deepEqual(
+    bad.map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`),
+    [],
+    `accessibility of ${what}`,
+  );
+}
+
+/** No horizontal scrolling: the page fits the viewport. */
+async function fitsWidth(page, what) {
+  const { scroll, width } = await page.evaluate(() => ({
+    scroll: document.documentElement.scrollWidth,
+    width: window.innerWidth,
+  }));
+  assert.ok(scroll <= width, `${what} is ${scroll}px wide in a ${width}px viewport`);
+}
+
+async function api(method, path, body) {
+  const r = await fetch(BASE + path, {
+    method,
+    headers: {
+      Authorization: `Bearer ${API_KEY}`,
+      ...(body ? { 'Content-Type': 'application/json' } : {}),
+    },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const json = await r.json();
+  assert.ok(r.ok, `${method} ${path}: ${r.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+/** The merchant API's view of an order, found by its merchant order number. */
+async function orderByOutTradeNo(outTradeNo) {
+  const page = await api('GET', '/v1/orders?limit=100');
+  const o = page.data.find((x) => x.out_trade_no === outTradeNo);
+  assert.ok(o, `order ${outTradeNo} is listed by the merchant API`);
+  return o;
+}
+
+async function sandboxPay(outTradeNo) {
+  const r = await fetch(BASE + '/sandbox/api/trades/pay', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ out_trade_no: outTradeNo }),
+  });
+  assert.equal(r.status, 200, `sandbox pays ${outTradeNo}: ${await r.text()}`);
+}
+
+async function waitForOrderStatus(outTradeNo, status) {
+  for (let i = 0; i < 100; i++) {
+    const o = await orderByOutTradeNo(outTradeNo);
+    if (o.status === status) return o;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.fail(`order ${outTradeNo} never became ${status}`);
+}
+
+/** A checkout made the way a browser makes one (no page), for journeys that start later. */
+async function checkoutFromNode(body) {
+  const r = await fetch(BASE + '/checkout', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  assert.equal(r.status, 201);
+  return r.json();
+}
+
+async function text(page, selector) {
+  return (await page.locator(selector).textContent()).trim();
+}
+
+/** Buy from the storefront, then check the sandbox cashier shows our subject and amount. */
+async function buyToCashier(page, { sku, quantity, channel, subject, amount }) {
+  await page.goto(BASE + '/');
+  const product = page.locator(`li[data-sku="${sku}"]`);
+  await product.locator('input.qty').fill(String(quantity));
+  await product.locator(`button[data-channel="${channel}"]`).click();
+  await page.waitForURL(/\/sandbox\/cashier\//);
+  assert.equal(await text(page, '#subject'), subject);
+  assert.equal(await text(page, '#amount'), amount);
+  return text(page, '#out_trade_no');
+}
+
+describe('checkout journeys', () => {
+  test('PC page pay: Buy → cashier → Pay → result page says Paid', async (t) => {
+    const s = await open(DESKTOP);
+    const { page } = s;
+    await page.goto(BASE + '/');
+    await page.locator('#products li').first().waitFor();
+    await axe(page, 'the storefront (desktop)');
+    const out = await buyToCashier(page, {
+      sku: 'mug',
+      quantity: 2,
+      channel: 'page',
+      subject: '支付马克杯 × 2',
+      amount: '177.76',
+    });
+    await page.click('#pay');
+    await page.waitForURL(/\/checkout\/result\?zhifu_checkout=/);
+    await page.locator('#result[data-state="paid"]').waitFor();
+    assert.equal(await text(page, '#result-title'), 'Paid');
+    assert.equal(await text(page, '#result-amount'), '¥177.76');
+    assert.equal((await orderByOutTradeNo(out)).status, 'paid');
+    await axe(page, 'the result page (paid)');
+    await finish(t, s, 'pc-page-pay');
+  });
+
+  test('phone wap pay: Buy → mobile cashier → Pay → Paid', async (t) => {
+    const s = await open(PHONE);
+    const { page } = s;
+    await page.goto(BASE + '/');
+    await page.locator('#products li').first().waitFor();
+    // A phone is offered wap pay only.
+    assert.equal(await page.locator('li[data-sku="tea"] button').count(), 1);
+    await fitsWidth(page, 'the storefront at 360 px');
+    await axe(page, 'the storefront (phone)');
+    const out = await buyToCashier(page, {
+      sku: 'tea',
+      quantity: 1,
+      channel: 'wap',
+      subject: '龙井绿茶 100 克',
+      amount: '36.50',
+    });
+    await page.click('#pay');
+    await page.waitForURL(/\/checkout\/result\?zhifu_checkout=/);
+    await page.locator('#result[data-state="paid"]').waitFor();
+    assert.equal(await text(page, '#result-title'), '已支付');
+    await fitsWidth(page, 'the result page at 360 px');
+    assert.equal((await orderByOutTradeNo(out)).status, 'paid');
+    await finish(t, s, 'phone-wap-pay');
+  });
+
+  test('phone wap cancel: Cancel on the cashier → result page says not paid, order stays pending', async (t) => {
+    const s = await open(PHONE);
+    const { page } = s;
+    const out = await buyToCashier(page, {
+      sku: 'mug',
+      quantity: 1,
+      channel: 'wap',
+      subject: '支付马克杯',
+      amount: '88.88',
+    });
+    await page.click('#cancel');
+    await page.waitForURL(/\/checkout\/result\?zhifu_checkout=/);
+    await page.locator('#result[data-state="pending"]').waitFor();
+    assert.equal(await text(page, '#result-title'), '未支付');
+    await axe(page, 'the result page (not paid)');
+    assert.equal((await orderByOutTradeNo(out)).status, 'pending');
+    await finish(t, s, 'phone-wap-cancel');
+  });
+
+  test('QR: the QR view shows, the sandbox pays, the view flips to Paid without a reload', async (t) => {
+    const s = await open(DESKTOP);
+    const { page } = s;
+    await page.goto(BASE + '/');
+    const target = 'li[data-sku="sticker"] button[data-channel="qr"]';
+    await page.locator(target).waitFor();
+    // Keyboard only: Tab to the QR button and press Enter.
+    let reached = false;
+    for (let i = 0; i < 40 && !reached; i++) {
+      await page.keyboard.press('Tab');
+      reached = await page.evaluate((sel) => document.activeElement === document.querySelector(sel), target);
+    }
+    assert.ok(reached, 'the QR button is reachable with the keyboard');
+    const created = page.waitForResponse((r) => r.url() === BASE + '/checkout' && r.request().method() === 'POST');
+    await page.keyboard.press('Enter');
+    const checkout = await (await created).json();
+    assert.equal(checkout.channel, 'qr');
+    const panel = page.locator('.zhifu-qr');
+    await panel.waitFor();
+    assert.equal(await panel.getAttribute('data-state'), 'pending');
+    assert.ok(await page.locator('.zhifu-qr-img').isVisible(), 'the QR code is visible');
+    const img = await page.locator('.zhifu-qr-img').evaluate((el) => ({ w: el.naturalWidth, src: el.src.slice(0, 30) }));
+    assert.ok(img.w >= 200 && img.src.startsWith('data:image/svg+xml'), JSON.stringify(img));
+    assert.match(await text(page, '.zhifu-qr-amount-value'), /^¥0\.01$/);
+    assert.match(await text(page, '.zhifu-qr-countdown'), /\d\d:\d\d/);
+    await axe(page, 'the QR view');
+    await page.screenshot({ path: join(SHOTS, 'qr-view-waiting.png') });
+    // Mark this document: a reload would lose the mark.
+    await page.evaluate(() => { window.__sameDocument = true; });
+    await sandboxPay(checkout.out_trade_no);
+    await page.locator('.zhifu-qr[data-state="paid"]').waitFor();
+    assert.ok(await page.evaluate(() => window.__sameDocument === true), 'no reload happened');
+    assert.match(await text(page, '.zhifu-qr-status'), /Paid/);
+    assert.equal((await orderByOutTradeNo(checkout.out_trade_no)).status, 'paid');
+    await finish(t, s, 'qr-pay');
+  });
+
+  test('a forged return_url visit (valid-looking parameters, unpaid order) shows not paid', async (t) => {
+    const c = await checkoutFromNode({ sku: 'mug', quantity: 1, channel: 'page' });
+    const s = await open(DESKTOP);
+    const { page } = s;
+    const forged = new URL(c.result_url);
+    for (const [k, v] of Object.entries({
+      charset: 'utf-8',
+      out_trade_no: c.out_trade_no,
+      method: 'alipay.trade.page.pay.return',
+      total_amount: c.total_amount,
+      trade_no: '2026112522001400000000000042',
+      trade_status: 'TRADE_SUCCESS',
+      sign_type: 'RSA2',
+      sign: Buffer.from('not a signature'.repeat(16)).toString('base64'),
+    })) forged.searchParams.set(k, v);
+    await page.goto(forged.toString());
+    await page.locator('#result[data-state="pending"]').waitFor();
+    assert.equal(await text(page, '#result-title'), 'Not paid');
+    assert.equal((await orderByOutTradeNo(c.out_trade_no)).status, 'pending');
+
+    // And a made-up checkout id is not an order at all.
+    const s2 = await open(DESKTOP);
+    await s2.page.goto(BASE + '/checkout/result?zhifu_checkout=co_Zm9yZ2Vk.AAAAAAAAAAAAAAAAAAAAAA&trade_status=TRADE_SUCCESS');
+    await s2.page.locator('#result[data-state="unknown"]').waitFor();
+    await s2.context.close();
+    await finish(t, s, 'forged-return');
+  });
+
+  test('admin: list, filter, detail, refund a paid order, the status changes', async (t) => {
+    // A paid order to refund.
+    const c = await checkoutFromNode({ sku: 'tea', quantity: 2, channel: 'qr' });
+    await sandboxPay(c.out_trade_no);
+    await waitForOrderStatus(c.out_trade_no, 'paid');
+
+    const s = await open(DESKTOP);
+    const { page } = s;
+    await page.goto(BASE + '/admin');
+    await axe(page, 'the admin sign-in');
+    await page.fill('#api-key', 'wrong-key-wrong-key');
+    await page.press('#api-key', 'Enter');
+    await page.locator('#key-view:not([hidden])').waitFor();
+    await page.locator('#admin-message.error').waitFor();
+    await page.fill('#api-key', API_KEY);
+    await page.press('#api-key', 'Enter');
+    const row = page.locator(`#orders-body tr:has-text("${c.out_trade_no}")`);
+    await row.waitFor();
+    assert.equal(await row.locator('.badge').getAttribute('data-status'), 'paid');
+    await axe(page, 'the admin order list');
+    // The key is in this tab's sessionStorage only.
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('zhifu.apiKey')), API_KEY);
+    assert.equal(await page.evaluate(() => localStorage.getItem('zhifu.apiKey')), null);
+
+    // Filter: pending orders only, then paid again.
+    await page.selectOption('#status-filter', 'pending');
+    await page.locator(`#orders-body tr:has-text("${c.out_trade_no}")`).waitFor({ state: 'detached' });
+    const pendingBadges = await page.locator('#orders-body .badge').evaluateAll((els) => els.map((e) => e.dataset.status));
+    assert.ok(pendingBadges.every((x) => x === 'pending'), JSON.stringify(pendingBadges));
+    await page.selectOption('#status-filter', 'paid');
+    await row.waitFor();
+
+    await row.locator('button').click();
+    await page.locator('#detail-view:not([hidden])').waitFor();
+    assert.equal(await page.locator('#detail-status .badge').getAttribute('data-status'), 'paid');
+    assert.equal(await page.inputValue('#refund-amount'), '73.00');
+    await axe(page, 'the admin order detail');
+    // A partial refund keeps it paid …
+    await page.fill('#refund-amount', '10.00');
+    await page.fill('#refund-reason', 'browser test: partial');
+    await page.click('#refund-submit');
+    await page.locator('#detail-refunded:has-text("¥10.00")').waitFor();
+    assert.equal(await page.locator('#detail-status .badge').getAttribute('data-status'), 'paid');
+    // … the rest refunds it in full.
+    assert.equal(await page.inputValue('#refund-amount'), '63.00');
+    await page.click('#refund-submit');
+    await page.locator('#detail-status .badge[data-status="refunded"]').waitFor();
+    assert.equal(await text(page, '#detail-refunded'), '¥73.00');
+    assert.ok(await page.locator('#refund-box').isHidden(), 'nothing left to refund');
+    const o = await orderByOutTradeNo(c.out_trade_no);
+    assert.equal(o.status, 'refunded');
+    assert.equal(o.refunded_amount, '73.00');
+    await finish(t, s, 'admin-refund');
+  });
+
+  test('admin: close a pending order', async (t) => {
+    const c = await checkoutFromNode({ sku: 'sticker', quantity: 1, channel: 'page' });
+    const s = await open({ ...PHONE, locale: 'en-US' });
+    const { page } = s;
+    await page.goto(BASE + '/admin');
+    await page.fill('#api-key', API_KEY);
+    await page.press('#api-key', 'Enter');
+    const row = page.locator(`#orders-body tr:has-text("${c.out_trade_no}")`);
+    await row.waitFor();
+    await fitsWidth(page, 'the admin list at 360 px');
+    await row.locator('button').click();
+    await page.locator('#close-box:not([hidden])').waitFor();
+    await page.click('#close-order');
+    assert.match(await text(page, '#close-order'), /again/);
+    await page.click('#close-order');
+    await page.locator('#detail-status .badge[data-status="closed"]').waitFor();
+    assert.equal((await orderByOutTradeNo(c.out_trade_no)).status, 'closed');
+    await fitsWidth(page, 'the admin detail at 360 px');
+    await finish(t, s, 'admin-close');
+  });
+
+  test('jsapi: inside the Alipay app, zhifu.js pays through AlipayJSBridge tradePay', async (t) => {
+    const s = await open(ALIPAY_APP);
+    const { page } = s;
+    await page.goto(BASE + '/');
+    const button = page.locator('li[data-sku="mug"] button[data-channel="jsapi"]');
+    await button.waitFor();
+    assert.ok(await page.evaluate(() => window.AlipayJSBridge && window.AlipayJSBridge.sandboxStandIn), 'the stand-in bridge is present');
+    const created = page.waitForResponse((r) => r.url() === BASE + '/checkout' && r.request().method() === 'POST');
+    await button.click();
+    const checkout = await (await created).json();
+    assert.equal(checkout.channel, 'jsapi');
+    assert.match(checkout.trade_no, /^\d{28}$/);
+    // The (stand-in) Alipay cashier: cancel once …
+    await page.locator('#zhifu-bridge-cashier').waitFor();
+    assert.equal(await text(page, '#zhifu-bridge-amount'), '¥88.88');
+    await page.click('#zhifu-bridge-cancel');
+    await page.locator('#message.error').waitFor();
+    assert.equal((await orderByOutTradeNo(checkout.out_trade_no)).status, 'pending');
+    // … then pay (a new checkout).
+    const again = page.waitForResponse((r) => r.url() === BASE + '/checkout' && r.request().method() === 'POST');
+    await button.click();
+    const second = await (await again).json();
+    await page.locator('#zhifu-bridge-cashier').waitFor();
+    await axe(page, 'the stand-in Alipay cashier');
+    await page.click('#zhifu-bridge-pay');
+    await page.locator('#paid-view:not([hidden])').waitFor();
+    assert.match(await text(page, '#paid-text'), /88\.88/);
+    assert.equal((await orderByOutTradeNo(second.out_trade_no)).status, 'paid');
+    await fitsWidth(page, 'the paid view at 360 px');
+    await finish(t, s, 'jsapi-app-pay');
+  });
+
+  test('language switch and keyboard focus on the storefront', async (t) => {
+    const s = await open(DESKTOP);
+    const { page } = s;
+    await page.goto(BASE + '/');
+    await page.locator('#products li').first().waitFor();
+    assert.equal(await page.getAttribute('html', 'lang'), 'en');
+    assert.equal(await text(page, 'li[data-sku="mug"] h2'), 'Zhifu mug');
+    await page.click('#lang-switch');
+    assert.equal(await page.getAttribute('html', 'lang'), 'zh-CN');
+    assert.equal(await text(page, 'li[data-sku="mug"] h2'), '支付马克杯');
+    assert.equal(await text(page, 'li[data-sku="mug"] button[data-channel="page"]'), '支付宝付款');
+    await axe(page, 'the storefront in Chinese');
+    // The choice sticks across pages.
+    await page.goto(BASE + '/admin');
+    assert.equal(await text(page, '#key-heading'), '登录');
+    // The skip link is the first stop and moves focus to the main content.
+    await page.goto(BASE + '/');
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement.className), 'skip');
+    await page.keyboard.press('Enter');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'main');
+    await finish(t, s, 'storefront-zh');
+  });
+});
