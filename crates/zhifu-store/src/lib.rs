@@ -20,6 +20,13 @@
 //!   closed`. `refunded_fen` only grows, and only to amounts Alipay reported.
 //! - The store does not verify signatures and knows nothing of HTTP; callers
 //!   hand it only updates they have already verified.
+//! - `order_events` is also the webhook outbox: an event exists if and only
+//!   if its state change committed, and it stays `pending` until delivered or
+//!   given up. Work that several processes may do at once (reconcile rows,
+//!   event deliveries) is *claimed* with a lease by one conditional `UPDATE`
+//!   (`FOR UPDATE SKIP LOCKED` on PostgreSQL): two claimers never hold the
+//!   same row, and a claimer that dies only delays the row until its lease
+//!   ends.
 
 #![deny(missing_docs)]
 
@@ -113,4 +120,51 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Number of orders per status (for metrics).
     async fn count_orders_by_status(&self) -> Result<Vec<(OrderStatus, i64)>>;
+
+    /// Takes up to `claim.limit` pending orders that a reconcile pass should
+    /// ask Alipay about (created at or before `claim.created_before`, or past
+    /// their deadline) and whose lease is free, leasing them until
+    /// `claim.lease_until`. Concurrent callers never get the same order while
+    /// its lease holds; an order whose pass died is due again when it ends.
+    async fn claim_reconcile_orders(&self, claim: &ReconcileClaim) -> Result<Vec<Order>>;
+
+    /// As [`Store::claim_reconcile_orders`], for refunds still `pending`.
+    async fn claim_reconcile_refunds(&self, claim: &ReconcileClaim) -> Result<Vec<Refund>>;
+
+    /// Takes up to `limit` events whose webhook is pending and due at `now`,
+    /// leasing each until `lease_until` (oldest due first).
+    async fn claim_due_events(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<OrderEvent>>;
+
+    /// Takes one event for delivery if it is pending, due and not leased;
+    /// with `force` (a manual resend) also when delivered or failed, which
+    /// re-arms it with a fresh retry budget. `None` when it is not available.
+    async fn claim_event(
+        &self,
+        event_id: &str,
+        now: i64,
+        lease_until: i64,
+        force: bool,
+    ) -> Result<Option<OrderEvent>>;
+
+    /// Records a delivery attempt of a claimed event and what happens next.
+    async fn finish_delivery(
+        &self,
+        event_id: &str,
+        attempt: &NewDeliveryAttempt,
+        next: DeliveryNext,
+    ) -> Result<OrderEvent>;
+
+    /// One event.
+    async fn get_event(&self, event_id: &str) -> Result<Option<OrderEvent>>;
+
+    /// Events newest first, filtered.
+    async fn query_events(&self, query: &EventQuery) -> Result<Vec<OrderEvent>>;
+
+    /// Delivery attempts of an event, in the order they were made.
+    async fn list_delivery_attempts(&self, event_id: &str) -> Result<Vec<DeliveryAttempt>>;
 }

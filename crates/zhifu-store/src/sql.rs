@@ -93,6 +93,97 @@ macro_rules! notification_cols {
     };
 }
 
+macro_rules! event_cols {
+    () => {
+        "id, order_id, type, from_status, to_status, refunded_fen, source, notify_id, created_at, \
+         webhook_state, attempts, next_attempt_at, delivered_at, last_error"
+    };
+}
+
+/// Builds a claim statement for both backends: PostgreSQL skips rows another
+/// pass has locked (`FOR UPDATE SKIP LOCKED`); SQLite needs nothing more,
+/// because a write statement there holds the database's single write lock.
+/// The outer `WHERE` repeats the due test, so a row that another pass leased
+/// between our sub-select and our update is left alone.
+macro_rules! claim_sql {
+    ($table:literal, $cols:expr, $set:literal, $due:literal, $order:literal) => {
+        (
+            concat!(
+                "UPDATE ",
+                $table,
+                " SET ",
+                $set,
+                " WHERE id IN (SELECT id FROM ",
+                $table,
+                " WHERE ",
+                $due,
+                " ORDER BY ",
+                $order,
+                " LIMIT $4) AND ",
+                $due,
+                " RETURNING ",
+                $cols
+            ),
+            concat!(
+                "UPDATE ",
+                $table,
+                " SET ",
+                $set,
+                " WHERE id IN (SELECT id FROM ",
+                $table,
+                " WHERE ",
+                $due,
+                " ORDER BY ",
+                $order,
+                " LIMIT $4 FOR UPDATE SKIP LOCKED) AND ",
+                $due,
+                " RETURNING ",
+                $cols
+            ),
+        )
+    };
+}
+
+/// Pending orders old enough (or past their deadline) whose lease is free.
+/// `$1` now, `$2` created before, `$3` lease until, `$4` limit.
+const CLAIM_ORDERS: (&str, &str) = claim_sql!(
+    "orders",
+    order_cols!(),
+    "reconcile_after = $3",
+    "status = 'pending' AND (created_at <= $2 OR expires_at <= $1) \
+     AND (reconcile_after IS NULL OR reconcile_after <= $1)",
+    "created_at, id"
+);
+
+/// Pending refunds old enough whose lease is free (same parameters).
+const CLAIM_REFUNDS: (&str, &str) = claim_sql!(
+    "refunds",
+    refund_cols!(),
+    "reconcile_after = $3",
+    "status = 'pending' AND created_at <= $2 \
+     AND (reconcile_after IS NULL OR reconcile_after <= $1)",
+    "created_at, id"
+);
+
+/// Pending events whose next attempt is due. `$1` now, `$2` lease until,
+/// `$3` limit.
+const CLAIM_EVENTS: (&str, &str) = (
+    concat!(
+        "UPDATE order_events SET next_attempt_at = $2 WHERE id IN (SELECT id FROM order_events \
+         WHERE webhook_state = 'pending' AND next_attempt_at <= $1 \
+         ORDER BY next_attempt_at, id LIMIT $3) \
+         AND webhook_state = 'pending' AND next_attempt_at <= $1 RETURNING ",
+        event_cols!()
+    ),
+    concat!(
+        "UPDATE order_events SET next_attempt_at = $2 WHERE id IN (SELECT id FROM order_events \
+         WHERE webhook_state = 'pending' AND next_attempt_at <= $1 \
+         ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+         AND webhook_state = 'pending' AND next_attempt_at <= $1 RETURNING ",
+        event_cols!()
+    ),
+);
+
 const SELECT_ORDER_BY_ID: &str = concat!("SELECT ", order_cols!(), " FROM orders WHERE id = $1");
 
 impl SqlStore {
@@ -190,6 +281,13 @@ impl SqlStore {
         self.pool.close().await;
     }
 
+    fn pick(&self, sql: (&'static str, &'static str)) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => sql.0,
+            Backend::Postgres => sql.1,
+        }
+    }
+
     /// A transaction that will write. SQLite takes the write lock up front
     /// (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes
     /// fails with `SQLITE_BUSY` instead of waiting when another writer got in
@@ -264,6 +362,7 @@ fn event_from_row(r: &AnyRow) -> Result<OrderEvent> {
     let t: String = r.try_get("type")?;
     let from: String = r.try_get("from_status")?;
     let to: String = r.try_get("to_status")?;
+    let state: String = r.try_get("webhook_state")?;
     Ok(OrderEvent {
         id: r.try_get("id")?,
         order_id: r.try_get("order_id")?,
@@ -278,6 +377,25 @@ fn event_from_row(r: &AnyRow) -> Result<OrderEvent> {
         source: r.try_get("source")?,
         notify_id: r.try_get("notify_id")?,
         created_at: r.try_get("created_at")?,
+        webhook_state: WebhookState::parse(&state).ok_or(StoreError::Corrupt {
+            column: "webhook_state",
+        })?,
+        attempts: r.try_get("attempts")?,
+        next_attempt_at: r.try_get("next_attempt_at")?,
+        delivered_at: r.try_get("delivered_at")?,
+        last_error: r.try_get("last_error")?,
+    })
+}
+
+fn attempt_from_row(r: &AnyRow) -> Result<DeliveryAttempt> {
+    Ok(DeliveryAttempt {
+        id: r.try_get("id")?,
+        event_id: r.try_get("event_id")?,
+        attempt: r.try_get("attempt")?,
+        at: r.try_get("at")?,
+        http_status: r.try_get("http_status")?,
+        error: r.try_get("error")?,
+        duration_ms: r.try_get("duration_ms")?,
     })
 }
 
@@ -336,7 +454,8 @@ async fn insert_event(
 ) -> Result<()> {
     sqlx::query(
         "INSERT INTO order_events (id, order_id, type, from_status, to_status, refunded_fen, \
-         source, notify_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         source, notify_id, created_at, next_attempt_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
     )
     .bind(new_id("evt"))
     .bind(order_id)
@@ -702,10 +821,11 @@ impl Store for SqlStore {
     }
 
     async fn list_events(&self, order_id: &str) -> Result<Vec<OrderEvent>> {
-        let rows = sqlx::query(
-            "SELECT id, order_id, type, from_status, to_status, refunded_fen, source, notify_id, \
-             created_at FROM order_events WHERE order_id = $1 ORDER BY created_at, id",
-        )
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            event_cols!(),
+            " FROM order_events WHERE order_id = $1 ORDER BY created_at, id"
+        ))
         .bind(order_id)
         .fetch_all(&self.pool)
         .await?;
@@ -911,6 +1031,173 @@ impl Store for SqlStore {
             }
         }
         Ok(out)
+    }
+
+    async fn claim_reconcile_orders(&self, c: &ReconcileClaim) -> Result<Vec<Order>> {
+        let rows = sqlx::query(self.pick(CLAIM_ORDERS))
+            .bind(c.now)
+            .bind(c.created_before)
+            .bind(c.lease_until)
+            .bind(c.limit)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = rows
+            .iter()
+            .map(order_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(out)
+    }
+
+    async fn claim_reconcile_refunds(&self, c: &ReconcileClaim) -> Result<Vec<Refund>> {
+        let rows = sqlx::query(self.pick(CLAIM_REFUNDS))
+            .bind(c.now)
+            .bind(c.created_before)
+            .bind(c.lease_until)
+            .bind(c.limit)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = rows
+            .iter()
+            .map(refund_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(out)
+    }
+
+    async fn claim_due_events(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<OrderEvent>> {
+        let rows = sqlx::query(self.pick(CLAIM_EVENTS))
+            .bind(now)
+            .bind(lease_until)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = rows
+            .iter()
+            .map(event_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(out)
+    }
+
+    async fn claim_event(
+        &self,
+        event_id: &str,
+        now: i64,
+        lease_until: i64,
+        force: bool,
+    ) -> Result<Option<OrderEvent>> {
+        // A lease in force (an attempt in flight elsewhere) is respected even
+        // by a forced resend: two concurrent deliveries of one event would
+        // only make the receiver's de-duplication work harder.
+        sqlx::query(concat!(
+            "UPDATE order_events SET next_attempt_at = $3, \
+             attempts = CASE WHEN webhook_state = 'pending' THEN attempts ELSE 0 END, \
+             webhook_state = 'pending' \
+             WHERE id = $1 AND ($4 = 1 OR webhook_state = 'pending') \
+             AND (next_attempt_at IS NULL OR next_attempt_at <= $2) RETURNING ",
+            event_cols!()
+        ))
+        .bind(event_id)
+        .bind(now)
+        .bind(lease_until)
+        .bind(i64::from(force))
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(event_from_row)
+        .transpose()
+    }
+
+    async fn finish_delivery(
+        &self,
+        event_id: &str,
+        a: &NewDeliveryAttempt,
+        next: DeliveryNext,
+    ) -> Result<OrderEvent> {
+        let (state, next_at, delivered_at) = match next {
+            DeliveryNext::Delivered => (WebhookState::Delivered, None, Some(a.at)),
+            DeliveryNext::RetryAt(t) => (WebhookState::Pending, Some(t), None),
+            DeliveryNext::GiveUp => (WebhookState::Failed, None, None),
+        };
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(concat!(
+            "UPDATE order_events SET attempts = attempts + 1, webhook_state = $2, \
+             next_attempt_at = $3, delivered_at = COALESCE($4, delivered_at), \
+             last_error = CASE WHEN $2 = 'delivered' THEN NULL ELSE $5 END \
+             WHERE id = $1 RETURNING ",
+            event_cols!()
+        ))
+        .bind(event_id)
+        .bind(state.as_str())
+        .bind(next_at)
+        .bind(delivered_at)
+        .bind(a.error.as_deref())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound("event"))?;
+        let event = event_from_row(&row)?;
+        sqlx::query(
+            "INSERT INTO webhook_attempts (id, event_id, attempt, at, http_status, error, \
+             duration_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(new_id("wha"))
+        .bind(event_id)
+        .bind(event.attempts)
+        .bind(a.at)
+        .bind(a.http_status)
+        .bind(a.error.as_deref())
+        .bind(a.duration_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(event)
+    }
+
+    async fn get_event(&self, event_id: &str) -> Result<Option<OrderEvent>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            event_cols!(),
+            " FROM order_events WHERE id = $1"
+        ))
+        .bind(event_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(event_from_row)
+        .transpose()
+    }
+
+    async fn query_events(&self, q: &EventQuery) -> Result<Vec<OrderEvent>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            event_cols!(),
+            " FROM order_events WHERE (CAST($1 AS TEXT) IS NULL OR webhook_state = $1) \
+             AND (CAST($2 AS TEXT) IS NULL OR order_id = $2) \
+             ORDER BY created_at DESC, id DESC LIMIT $3"
+        ))
+        .bind(q.webhook_state.map(WebhookState::as_str))
+        .bind(q.order_id.as_deref())
+        .bind(q.limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn list_delivery_attempts(&self, event_id: &str) -> Result<Vec<DeliveryAttempt>> {
+        let rows = sqlx::query(
+            "SELECT id, event_id, attempt, at, http_status, error, duration_ms \
+             FROM webhook_attempts WHERE event_id = $1 ORDER BY at, attempt, id",
+        )
+        .bind(event_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(attempt_from_row).collect()
     }
 }
 
