@@ -65,6 +65,23 @@ pub enum SandboxError {
     /// A request to the control API or a configuration value is invalid.
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// A sandbox in another process could not be reached (CLI `trigger`/`resend`).
+    #[error("could not reach the sandbox at {url}")]
+    RemoteUnreachable {
+        /// The URL called.
+        url: String,
+        /// The transport error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// A sandbox in another process refused a control-API call.
+    #[error("the sandbox answered HTTP {status}: {message}")]
+    RemoteRefused {
+        /// HTTP status.
+        status: u16,
+        /// The control API's error message.
+        message: String,
+    },
     /// The notification HTTP client could not be built.
     #[error("the notification HTTP client could not be built")]
     Http(#[source] reqwest::Error),

@@ -6,36 +6,7 @@ use serde_json::Value;
 use crate::control::TriggerRequest;
 use crate::error::SandboxError;
 
-/// A failure talking to a remote sandbox.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum RemoteError {
-    /// The sandbox could not be reached.
-    #[error("could not reach the sandbox at {url}")]
-    Unreachable {
-        /// The URL called.
-        url: String,
-        /// The transport error.
-        #[source]
-        source: reqwest::Error,
-    },
-    /// The sandbox answered with an error.
-    #[error("the sandbox answered HTTP {status}: {message}")]
-    Refused {
-        /// HTTP status.
-        status: u16,
-        /// The control API's error message.
-        message: String,
-    },
-}
-
-impl From<RemoteError> for SandboxError {
-    fn from(e: RemoteError) -> Self {
-        SandboxError::InvalidInput(e.to_string())
-    }
-}
-
-async fn post(base: &str, path: &str, body: &Value) -> Result<Value, RemoteError> {
+async fn post(base: &str, path: &str, body: &Value) -> Result<Value, SandboxError> {
     let url = format!("{}{path}", base.trim_end_matches('/'));
     let client = reqwest::Client::new();
     let resp = client
@@ -43,7 +14,7 @@ async fn post(base: &str, path: &str, body: &Value) -> Result<Value, RemoteError
         .json(body)
         .send()
         .await
-        .map_err(|source| RemoteError::Unreachable {
+        .map_err(|source| SandboxError::RemoteUnreachable {
             url: url.clone(),
             source,
         })?;
@@ -51,13 +22,13 @@ async fn post(base: &str, path: &str, body: &Value) -> Result<Value, RemoteError
     let v: Value = resp
         .json()
         .await
-        .map_err(|source| RemoteError::Unreachable { url, source })?;
+        .map_err(|source| SandboxError::RemoteUnreachable { url, source })?;
     if status >= 400 {
         let message = v["error"]["message"]
             .as_str()
             .unwrap_or("unknown error")
             .to_owned();
-        return Err(RemoteError::Refused { status, message });
+        return Err(SandboxError::RemoteRefused { status, message });
     }
     Ok(v)
 }
@@ -65,8 +36,8 @@ async fn post(base: &str, path: &str, body: &Value) -> Result<Value, RemoteError
 /// `POST /sandbox/api/trigger` on the sandbox at `base` (e.g. `http://127.0.0.1:9090`).
 ///
 /// # Errors
-/// [`RemoteError`].
-pub async fn trigger(base: &str, req: &TriggerRequest) -> Result<Value, RemoteError> {
+/// [`SandboxError::RemoteUnreachable`], [`SandboxError::RemoteRefused`].
+pub async fn trigger(base: &str, req: &TriggerRequest) -> Result<Value, SandboxError> {
     let body = serde_json::to_value(req).unwrap_or(Value::Null);
     post(base, "/sandbox/api/trigger", &body).await
 }
@@ -74,8 +45,8 @@ pub async fn trigger(base: &str, req: &TriggerRequest) -> Result<Value, RemoteEr
 /// `POST /sandbox/api/notifications/{id}/resend`.
 ///
 /// # Errors
-/// [`RemoteError`].
-pub async fn resend(base: &str, id: u64) -> Result<Value, RemoteError> {
+/// [`SandboxError::RemoteUnreachable`], [`SandboxError::RemoteRefused`].
+pub async fn resend(base: &str, id: u64) -> Result<Value, SandboxError> {
     post(
         base,
         &format!("/sandbox/api/notifications/{id}/resend"),
