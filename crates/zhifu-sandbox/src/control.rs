@@ -4,7 +4,7 @@
 //! | route | does |
 //! |---|---|
 //! | `GET  /sandbox/api/info` | public key, mode, time scale, gateway URL, clock |
-//! | `POST /sandbox/api/apps` | register an app `{app_id?, app_public_key}` |
+//! | `POST /sandbox/api/apps` | register an app `{app_id?, app_public_key, aes_key?}` |
 //! | `GET  /sandbox/api/apps` | list apps |
 //! | `POST /sandbox/api/trades/pay` | the buyer pays `{out_trade_no, app_id?}` |
 //! | `POST /sandbox/api/trades/open` | the buyer opens the cashier / scans, without paying |
@@ -117,6 +117,9 @@ async fn info(State(sb): State<Sandbox>) -> Json<serde_json::Value> {
 struct RegisterApp {
     app_id: Option<String>,
     app_public_key: String,
+    /// Enables AES content encryption with this console key (base64).
+    #[serde(default)]
+    aes_key: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -133,9 +136,13 @@ async fn register_app(
     let Json(r) = body?;
     let key = AlipayPublicKey::parse_as(&r.app_public_key, alipay::error::KeyRole::PublicKey)
         .map_err(SandboxError::from)?;
+    if let Some(k) = &r.aes_key {
+        alipay::AesKey::from_base64(k).map_err(SandboxError::from)?;
+    }
     let app = sb
         .register_app(r.app_id.filter(|s| !s.is_empty()), key)
         .await?;
+    sb.set_aes_key(&app.app_id, r.aes_key.as_deref()).await?;
     Ok(Json(AppView {
         app_id: app.app_id,
         seller_id: app.seller_id,
@@ -363,6 +370,7 @@ impl Sandbox {
                 seller_id: "2088000000000000".into(),
                 app_public_key: String::new(),
                 created_at: 0,
+                aes_key: None,
             });
             (app, st.buyer_id.clone(), st.buyer_logon_id())
         };

@@ -173,6 +173,8 @@ pub(crate) struct Checked {
     pub biz: Option<String>,
     pub notify_url: Option<String>,
     pub return_url: Option<String>,
+    /// Set when the request was AES-encrypted: the answer is encrypted too.
+    pub aes: Option<alipay::AesKey>,
 }
 
 /// The common-parameter checks and signature verification of §2.2/§3.2, in
@@ -190,11 +192,13 @@ pub(crate) async fn check(sb: &Sandbox, p: &Params) -> Result<Checked, Refusal> 
             ..missing("isv.missing-app-id", "缺少AppID参数", None)
         });
     };
-    let app_key = {
+    let app = {
         let st = sb.lock().await;
-        st.apps.get(app_id).map(|a| a.app_public_key.clone())
+        st.apps
+            .get(app_id)
+            .map(|a| (a.app_public_key.clone(), a.aes_key.clone()))
     };
-    let Some(app_key) = app_key else {
+    let Some((app_key, app_aes)) = app else {
         // The gateway cannot tell who is asking: nothing to sign for (§4.1).
         return Err(Refusal {
             error_node: true,
@@ -259,21 +263,36 @@ pub(crate) async fn check(sb: &Sandbox, p: &Params) -> Result<Checked, Refusal> 
             signed,
         ));
     }
-    if p.get("encrypt_type").is_some() {
-        return Err(invalid(
-            "isv.invalid-encrypt",
-            "沙箱未开启接口内容加密",
-            signed,
-        ));
-    }
+    let mut biz = p.get("biz_content").map(str::to_owned);
+    let aes = match p.get("encrypt_type") {
+        None => None,
+        Some("AES") => {
+            let key = app_aes
+                .as_deref()
+                .and_then(|k| alipay::AesKey::from_base64(k).ok())
+                .ok_or_else(|| invalid("isv.invalid-encrypt", "应用未开启接口内容加密", signed))?;
+            // encrypt-then-sign (§8): the signature covered the ciphertext.
+            if let Some(cipher) = &biz {
+                let plain = key
+                    .decrypt(cipher)
+                    .map_err(|_| invalid("isv.decryption-error", "解密出错, 未知错误", signed))?;
+                biz = Some(plain);
+            }
+            Some(key)
+        }
+        Some(_) => {
+            return Err(invalid("isv.invalid-encrypt-type", "加密类型错误", signed));
+        }
+    };
     Ok(Checked {
         app_id: app_id.to_owned(),
         method: method.to_owned(),
         sign_type,
         charset,
-        biz: p.get("biz_content").map(str::to_owned),
+        biz,
         notify_url: p.get("notify_url").map(str::to_owned),
         return_url: p.get("return_url").map(str::to_owned),
+        aes,
     })
 }
 
@@ -287,8 +306,32 @@ pub(crate) fn render(
     charset: Charset,
 ) -> Response {
     let text = Value::Object(fields).to_string().replace('/', "\\/");
+    render_node(sb, node, &text, sign, charset)
+}
+
+/// An encrypted answer (§8): the node is a JSON string of the ciphertext,
+/// and the signed text is that token **with** its quotes.
+fn render_encrypted(
+    sb: &Sandbox,
+    node: &str,
+    fields: Map<String, Value>,
+    key: &alipay::AesKey,
+    sign: SignType,
+    charset: Charset,
+) -> Response {
+    let cipher = key.encrypt(&Value::Object(fields).to_string());
+    render_node(sb, node, &format!("\"{cipher}\""), Some(sign), charset)
+}
+
+fn render_node(
+    sb: &Sandbox,
+    node: &str,
+    text: &str,
+    sign: Option<SignType>,
+    charset: Charset,
+) -> Response {
     let node_key = serde_json::to_string(node).unwrap_or_else(|_| "\"error_response\"".into());
-    let body = match sign.map(|st| sb.key().sign(st, &charset.encode(&text))) {
+    let body = match sign.map(|st| sb.key().sign(st, &charset.encode(text))) {
         Some(Ok(sig)) => format!("{{{node_key}:{text},\"sign\":\"{sig}\"}}"),
         // A signing failure cannot happen with a valid key; answer unsigned
         // rather than fail the request.
@@ -346,7 +389,10 @@ fn reply_response(sb: &Sandbox, c: &Checked, result: Result<Reply, BizError>) ->
             m
         }
     };
-    render(sb, &node, fields, Some(c.sign_type), c.charset)
+    match &c.aes {
+        Some(key) => render_encrypted(sb, &node, fields, key, c.sign_type, c.charset),
+        None => render(sb, &node, fields, Some(c.sign_type), c.charset),
+    }
 }
 
 fn is_form(headers: &HeaderMap) -> bool {

@@ -42,6 +42,9 @@ pub(crate) struct App {
     /// Bare base64 SPKI of the app public key.
     pub app_public_key: String,
     pub created_at: i64,
+    /// The console's AES key (base64) for content encryption (§8), if enabled.
+    #[serde(default)]
+    pub aes_key: Option<String>,
 }
 
 impl App {

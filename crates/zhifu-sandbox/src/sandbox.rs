@@ -418,6 +418,7 @@ impl Sandbox {
             seller_id: seller_id.clone(),
             app_public_key: app_public_key.to_base64(),
             created_at: millis(self.inner.clock.now()),
+            aes_key: st.apps.get(&app_id).and_then(|a| a.aes_key.clone()),
         };
         st.apps.insert(app_id.clone(), app);
         st.dirty.apps.insert(app_id.clone());
@@ -427,6 +428,31 @@ impl Sandbox {
             seller_id,
             alipay_public_key: self.inner.pubkey.clone(),
         })
+    }
+
+    /// Enables (or with `None` disables) AES content encryption (§8) for an
+    /// app: requests may then carry `encrypt_type=AES`, and their answers are
+    /// encrypted.
+    ///
+    /// # Errors
+    /// [`SandboxError::UnknownApp`]; [`SandboxError::Alipay`] for a key that
+    /// is not base64 of 16, 24 or 32 bytes.
+    pub async fn set_aes_key(
+        &self,
+        app_id: &str,
+        aes_key: Option<&str>,
+    ) -> Result<(), SandboxError> {
+        if let Some(k) = aes_key {
+            alipay::AesKey::from_base64(k)?;
+        }
+        let mut st = self.lock().await;
+        let app = st
+            .apps
+            .get_mut(app_id)
+            .ok_or_else(|| SandboxError::UnknownApp(app_id.to_owned()))?;
+        app.aes_key = aes_key.map(|k| k.trim().to_owned());
+        st.dirty.apps.insert(app_id.to_owned());
+        self.flush(&mut st).await
     }
 
     /// Registered app ids with their seller ids.

@@ -337,3 +337,82 @@ async fn gbk_requests_are_decoded_and_verified_in_gbk() {
         "中文商品"
     );
 }
+
+#[tokio::test]
+async fn aes_content_encryption_round_trips() {
+    let app = spawn().await;
+    let out = unique("AES");
+    let opts = alipay::RequestOptions {
+        encrypt: true,
+        ..Default::default()
+    };
+    let key_b64 = "aYA0GP8JEW+D7/UFaskCWA==";
+    let with_key = |k: &str| {
+        alipay::AlipayClient::new(
+            Alipay::builder(
+                app.app_id.clone(),
+                app_key(),
+                app.sandbox.alipay_public_key(),
+            )
+            .gateway(app.gateway.clone())
+            .aes_key(alipay::AesKey::from_base64(k).unwrap())
+            .build(),
+        )
+    };
+    // Not enabled for the app yet.
+    let e = gw(with_key(key_b64)
+        .execute(&TradePrecreate::new(no(&out), amt("1.00"), "x"), &opts)
+        .await
+        .unwrap_err());
+    assert_eq!(e.sub_code.as_deref(), Some("isv.invalid-encrypt"));
+
+    app.sandbox
+        .set_aes_key(&app.app_id, Some(key_b64))
+        .await
+        .unwrap();
+    let client = with_key(key_b64);
+    let pre = client
+        .execute(&TradePrecreate::new(no(&out), amt("1.00"), "加密 x"), &opts)
+        .await
+        .unwrap();
+    assert_eq!(pre.out_trade_no, out);
+    // The answer really is a signed ciphertext string.
+    let signed = app
+        .alipay
+        .sign_request(
+            &TradeQuery::by_out_trade_no(&out),
+            &Default::default(),
+            app.sandbox.now(),
+        )
+        .unwrap();
+    let plain = get(&app, signed.params()).await;
+    assert!(
+        plain.contains("\"alipay_trade_query_response\":{"),
+        "{plain}"
+    );
+    let encrypted = client
+        .core()
+        .sign_request(&TradeQuery::by_out_trade_no(&out), &opts, app.sandbox.now())
+        .unwrap();
+    let raw = get(&app, encrypted.params()).await;
+    assert!(
+        raw.starts_with("{\"alipay_trade_query_response\":\""),
+        "{raw}"
+    );
+    let e = gw(client
+        .execute(&TradeQuery::by_out_trade_no(&out), &opts)
+        .await
+        .unwrap_err());
+    assert_eq!(
+        e.sub_code.as_deref(),
+        Some("ACQ.TRADE_NOT_EXIST"),
+        "encrypted failures decrypt too"
+    );
+
+    // A client with another AES key: the gateway cannot decrypt.
+    let e = gw(with_key("MDEyMzQ1Njc4OWFiY2RlZg==")
+        .execute(&TradeQuery::by_out_trade_no(&out), &opts)
+        .await
+        .unwrap_err());
+    assert_eq!(e.sub_code.as_deref(), Some("isv.decryption-error"));
+}
