@@ -420,6 +420,30 @@ describe('checkout journeys', () => {
     await finish(t, s, 'jsapi-app-pay');
   });
 
+  test("zhifu.js on a merchant's own page of another origin (the README example, QR)", async (t) => {
+    const s = await open(DESKTOP);
+    const { page } = s;
+    const shop = 'http://shop.example.test';
+    const html = readFileSync(join(here, 'merchant-page.html'), 'utf8')
+      .replaceAll('https://pay.example.com', BASE)
+      .replace("channel: 'auto'", "channel: 'qr'");
+    // The merchant's origin, served by the test: calls to the Zhifu server are cross-origin (CORS).
+    await page.route(`${shop}/**`, (r) => r.fulfill({ contentType: 'text/html; charset=utf-8', body: html }));
+    await page.goto(shop + '/');
+    const created = page.waitForResponse((r) => r.url() === BASE + '/checkout' && r.request().method() === 'POST');
+    await page.click('#buy');
+    const checkout = await (await created).json();
+    assert.equal(checkout.total_amount, '88.88');
+    await page.locator('#qr .zhifu-qr[data-state="pending"] img').waitFor();
+    const paid = page.waitForEvent('dialog');
+    await sandboxPay(checkout.out_trade_no);
+    const dialog = await paid;
+    assert.equal(dialog.message(), 'Paid ¥88.88');
+    await dialog.accept();
+    await page.locator('#qr .zhifu-qr[data-state="paid"]').waitFor();
+    await finish(t, s, 'merchant-page-qr');
+  });
+
   test('language switch and keyboard focus on the storefront', async (t) => {
     const s = await open(DESKTOP);
     const { page } = s;

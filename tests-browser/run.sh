@@ -29,6 +29,9 @@ port=$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=
 ZHIFU_API_KEY="zk_browser_$(node -e 'console.log(require("crypto").randomBytes(16).toString("hex"))')"
 export ZHIFU_API_KEY
 export ZHIFU_URL="http://127.0.0.1:$port"
+# The journey that embeds zhifu.js on a merchant's page serves that page
+# from this origin; the checkout API must allow it (CORS).
+export ZHIFU_CHECKOUT_CORS_ORIGINS="http://shop.example.test"
 
 "$bin" dev --port "$port" --data "$data/state" >"$log" 2>&1 &
 pid=$!
@@ -56,7 +59,7 @@ if [ -z "$ready" ]; then
 fi
 
 status=0
-CHROMIUM_PATH="$chromium" node --test --test-concurrency=1 journeys.test.js || status=$?
+CHROMIUM_PATH="$chromium" node --test --test-concurrency=1 types.test.js journeys.test.js || status=$?
 if [ "$status" -ne 0 ]; then
   echo "--- zhifu dev log (last 80 lines)" >&2
   tail -n 80 "$log" >&2

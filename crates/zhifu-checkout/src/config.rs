@@ -11,6 +11,10 @@ use crate::catalog::Catalog;
 use crate::error::CheckoutError;
 use crate::ratelimit::RateLimit;
 
+/// The buyer `zhifu dev` puts on jsapi checkouts that name none: a
+/// sandbox user id (`2088` + 12 digits). Never used outside development.
+pub const DEV_BUYER_ID: &str = "2088102177846880";
+
 /// The checkout's settings. [`CheckoutConfig::new`] gives sensible
 /// defaults; [`CheckoutConfig::from_env`] reads the environment.
 #[derive(Debug, Clone)]
@@ -107,6 +111,40 @@ impl CheckoutConfig {
         };
         let catalog = Catalog::load(Path::new(path.trim()))?;
         let mut c = CheckoutConfig::new(public_url, catalog);
+        c.apply_env(&var)?;
+        c.validate()?;
+        Ok(Some(c))
+    }
+
+    /// The settings for `zhifu dev`: the demo catalog (or `ZHIFU_CATALOG`),
+    /// the same variables as [`CheckoutConfig::from_env`], generous rate
+    /// limits (60 checkouts a minute), and the development stand-ins: the
+    /// `AlipayJSBridge` stand-in and [`DEV_BUYER_ID`] for jsapi checkouts.
+    ///
+    /// # Errors
+    /// As [`CheckoutConfig::from_env`].
+    pub fn development(
+        public_url: &str,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, CheckoutError> {
+        let catalog = match var("ZHIFU_CATALOG").filter(|s| !s.trim().is_empty()) {
+            Some(path) => Catalog::load(Path::new(path.trim()))?,
+            None => Catalog::demo(),
+        };
+        let mut c = CheckoutConfig::new(public_url, catalog);
+        c.create_limit = RateLimit {
+            burst: 60,
+            per_minute: 60,
+        };
+        c.dev_bridge = true;
+        c.dev_buyer_id = Some(DEV_BUYER_ID.to_owned());
+        c.apply_env(&var)?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    fn apply_env(&mut self, var: &impl Fn(&str) -> Option<String>) -> Result<(), CheckoutError> {
+        let c = self;
         if let Some(v) = var("ZHIFU_CHECKOUT_CHANNELS") {
             c.channels = list(&v)
                 .map(|s| {
@@ -144,8 +182,7 @@ impl CheckoutConfig {
         if let Some(v) = var("ZHIFU_TRUSTED_PROXY_HOPS") {
             c.trusted_proxy_hops = number("ZHIFU_TRUSTED_PROXY_HOPS", &v, 0, 16)? as usize;
         }
-        c.validate()?;
-        Ok(Some(c))
+        Ok(())
     }
 
     /// Checks the settings that cannot be checked field by field.
@@ -243,6 +280,28 @@ mod tests {
         let f = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(f.path(), crate::catalog::DEMO_TOML).unwrap();
         f
+    }
+
+    #[test]
+    fn development_defaults_and_overrides() {
+        let c = CheckoutConfig::development("http://127.0.0.1:8080", env(&[])).unwrap();
+        assert!(c.dev_bridge);
+        assert_eq!(c.dev_buyer_id.as_deref(), Some(DEV_BUYER_ID));
+        assert_eq!(c.catalog, Catalog::demo());
+        assert!(c.cors_origins.is_empty());
+        let c = CheckoutConfig::development(
+            "http://127.0.0.1:8080",
+            env(&[("ZHIFU_CHECKOUT_CORS_ORIGINS", "http://shop.example.test")]),
+        )
+        .unwrap();
+        assert_eq!(c.cors_origins, vec!["http://shop.example.test"]);
+        let e = CheckoutConfig::development(
+            "http://127.0.0.1:8080",
+            env(&[("ZHIFU_CHECKOUT_CHANNELS", "x")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("ZHIFU_CHECKOUT_CHANNELS"), "{e}");
     }
 
     #[test]

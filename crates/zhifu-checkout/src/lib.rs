@@ -62,7 +62,7 @@ pub use crate::backend::{
     RouterBackend,
 };
 pub use crate::catalog::{CURRENCY, Catalog, DEMO_TOML, Product, Text};
-pub use crate::config::CheckoutConfig;
+pub use crate::config::{CheckoutConfig, DEV_BUYER_ID};
 pub use crate::error::CheckoutError;
 pub use crate::id::CheckoutSecret;
 pub use crate::pages::{JSBRIDGE_JS, ZHIFU_D_TS, ZHIFU_JS};
@@ -156,6 +156,38 @@ pub fn router(state: CheckoutState) -> Router {
         pages = pages.route("/sandbox/jsbridge.js", get(pages::jsbridge_js));
     }
     api.merge(pages).with_state(state)
+}
+
+/// The checkout in front of a payment backend's router: what `zhifu dev`
+/// and `zhifu serve` merge next to that router (and the sandbox's).
+///
+/// Orders are made through `backend`'s merchant API in-process with
+/// `api_key` ([`RouterBackend`]); checkout ids are sealed with a secret
+/// derived from the same key, so every instance sharing the key agrees.
+///
+/// ```no_run
+/// # fn wire(backend: axum::Router, sandbox: axum::Router, api_key: &str) -> Result<(), zhifu_checkout::CheckoutError> {
+/// let config = zhifu_checkout::CheckoutConfig::development("http://127.0.0.1:8080", |k| std::env::var(k).ok())?;
+/// let app = zhifu_checkout::router_over_backend(config, backend.clone(), api_key)?
+///     .merge(sandbox)
+///     .merge(backend);
+/// // serve with app.into_make_service_with_connect_info::<std::net::SocketAddr>()
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// [`CheckoutError::Config`] from [`CheckoutConfig::validate`].
+pub fn router_over_backend(
+    config: CheckoutConfig,
+    backend: Router,
+    api_key: &str,
+) -> Result<Router, CheckoutError> {
+    let state = CheckoutState::new(
+        config,
+        Arc::new(RouterBackend::new(backend, api_key)),
+        CheckoutSecret::derive_from(api_key),
+    )?;
+    Ok(router(state))
 }
 
 fn cors(config: &CheckoutConfig) -> Option<CorsLayer> {

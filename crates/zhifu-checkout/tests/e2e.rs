@@ -11,14 +11,13 @@ use std::time::Duration;
 
 use alipay::AppPrivateKey;
 use serde_json::{Value, json};
-use zhifu_checkout::{Catalog, CheckoutConfig, CheckoutSecret, CheckoutState, RouterBackend};
+use zhifu_checkout::{CheckoutConfig, DEV_BUYER_ID as DEV_BUYER};
 use zhifu_sandbox::{Sandbox, SandboxConfig, SandboxMode};
 use zhifu_server::{ApiKey, AppState, Settings};
 use zhifu_store::testing::{TestDatabase, fresh_database};
 use zhifu_store::{Backend, SqlStore, Store, StoreOptions};
 
 const API_KEY: &str = "zk_checkout_e2e_0123456789";
-const DEV_BUYER: &str = "2088102177846880";
 
 struct App {
     base: String,
@@ -66,17 +65,10 @@ async fn spawn() -> App {
         default_expiry_minutes: 30,
     };
     let backend = zhifu_server::router(AppState::new(settings, store));
-    let mut config = CheckoutConfig::new(base.clone(), Catalog::demo());
-    config.dev_bridge = true;
-    config.dev_buyer_id = Some(DEV_BUYER.into());
-    let checkout = CheckoutState::new(
-        config,
-        Arc::new(RouterBackend::new(backend.clone(), API_KEY)),
-        CheckoutSecret::derive_from(API_KEY),
-    )
-    .unwrap();
-    // Checkout routes first: the backend router has a JSON 404 fallback.
-    let app_router = zhifu_checkout::router(checkout)
+    // What `zhifu dev` does.
+    let config = CheckoutConfig::development(&base, |_| None).unwrap();
+    let app_router = zhifu_checkout::router_over_backend(config, backend.clone(), API_KEY)
+        .unwrap()
         .merge(sandbox.router())
         .merge(backend);
     tokio::spawn(async move {
