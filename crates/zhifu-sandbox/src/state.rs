@@ -362,10 +362,20 @@ impl State {
     ) -> Result<(String, OrderTerms), BizError> {
         let out_trade_no = biz.req("out_trade_no")?;
         check_out_trade_no(&out_trade_no)?;
-        let total_fen = biz.amount("total_amount")?;
-        if total_fen > alipay::Amount::MAX.fen() {
-            return Err(BizError::acq("ACQ.TOTAL_FEE_EXCEED", "订单金额超过限额"));
-        }
+        let total_fen = biz.amount("total_amount").map_err(|e| {
+            // Well-formed but above 100000000.00 is a limit, not a format error.
+            let text = biz.str("total_amount").unwrap_or_default();
+            let (int, frac) = text.split_once('.').unwrap_or((&text, "0"));
+            let well_formed = !int.is_empty()
+                && int.bytes().all(|b| b.is_ascii_digit())
+                && (1..=2).contains(&frac.len())
+                && frac.bytes().all(|b| b.is_ascii_digit());
+            if well_formed && int.len() > 8 {
+                BizError::acq("ACQ.TOTAL_FEE_EXCEED", "订单金额超过限额")
+            } else {
+                e
+            }
+        })?;
         let subject = biz.req("subject")?;
         check_subject(&subject)?;
         let timeout_express = biz

@@ -502,6 +502,19 @@ async fn refund_rules_and_biz_validation() {
         .client
         .execute(
             &GenericRequest {
+                method: "alipay.trade.precreate".into(),
+                biz_content: json!({"out_trade_no": unique("F"), "total_amount": "100000000.01", "subject": "x"}),
+                retry_safe: false,
+            },
+            &Default::default(),
+        )
+        .await
+        .unwrap_err());
+    assert_eq!(e.sub_code.as_deref(), Some("ACQ.TOTAL_FEE_EXCEED"));
+    let e = gw(app
+        .client
+        .execute(
+            &GenericRequest {
                 method: "alipay.trade.create".into(),
                 biz_content: json!({"out_trade_no": unique("F"), "total_amount": "1.00", "subject": "a/b"}),
                 retry_safe: false,
