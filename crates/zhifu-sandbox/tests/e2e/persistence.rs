@@ -31,6 +31,20 @@ async fn state_and_key_survive_a_restart() {
     let now_before = app.sandbox.now();
     app.sandbox.shutdown().await;
 
+    // What `zhifu sandbox trigger --state DIR` signs with.
+    let stored = Sandbox::stored_alipay_key(dir.path())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.public_key().to_base64(), key_before);
+    let empty = tempfile::tempdir().unwrap();
+    assert!(
+        Sandbox::stored_alipay_key(empty.path())
+            .await
+            .unwrap()
+            .is_none()
+    );
+
     let again = Sandbox::start(cfg()).await.unwrap();
     assert_eq!(
         again.alipay_public_key().to_base64(),
