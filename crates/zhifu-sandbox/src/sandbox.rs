@@ -506,7 +506,8 @@ impl Sandbox {
         Ok(trade_view(&st.trades[&trade_no]))
     }
 
-    /// Replaces the active faults.
+    /// Replaces the active faults. Rates act as clamped to `0.0 ..= 1.0`
+    /// (the control API refuses others; use [`Faults::validate`] to check first).
     pub async fn set_faults(&self, faults: Faults) {
         let mut st = self.lock().await;
         st.faults = faults;
