@@ -9,6 +9,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,9 +22,12 @@ const BASE = (process.env.ZHIFU_URL || '').replace(/\/$/, '');
 const API_KEY = process.env.ZHIFU_API_KEY || '';
 const SHOTS = join(here, 'screenshots');
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+// A free port for the merchant's page, whose origin the server allows (CORS).
+const MERCHANT_PORT = process.env.ZHIFU_MERCHANT_PORT || '';
 
 assert.ok(BASE, 'ZHIFU_URL must name the running `zhifu dev` (run.sh sets it)');
 assert.ok(API_KEY, 'ZHIFU_API_KEY must be the key `zhifu dev` uses (run.sh sets it)');
+assert.ok(MERCHANT_PORT, 'ZHIFU_MERCHANT_PORT must be a free port listed in ZHIFU_CHECKOUT_CORS_ORIGINS (run.sh sets both)');
 mkdirSync(SHOTS, { recursive: true });
 
 const DESKTOP = { viewport: { width: 1280, height: 860 }, locale: 'en-US' };
@@ -284,6 +288,27 @@ describe('checkout journeys', () => {
     await finish(t, s, 'qr-pay');
   });
 
+  test('QR: the countdown runs out and the view says expired', async (t) => {
+    const s = await open(DESKTOP);
+    const { page } = s;
+    await page.clock.install();
+    await page.goto(BASE + '/');
+    await page.locator('li[data-sku="mug"] button[data-channel="qr"]').click();
+    await page.locator('.zhifu-qr[data-state="pending"]').waitFor();
+    const before = await text(page, '.zhifu-qr-countdown');
+    const m = /(\d\d):(\d\d)/.exec(before);
+    assert.ok(m, before);
+    const left = Number(m[1]) * 60 + Number(m[2]);
+    assert.ok(left > 60 && left <= 15 * 60, `a 15-minute deadline, not ${before}`);
+    await page.clock.fastForward(30_000);
+    const after30 = /(\d\d):(\d\d)/.exec(await text(page, '.zhifu-qr-countdown'));
+    assert.ok(Number(after30[1]) * 60 + Number(after30[2]) <= left - 29, 'the countdown moves');
+    await page.clock.fastForward((left + 5) * 1000);
+    await page.locator('.zhifu-qr[data-state="expired"]').waitFor();
+    assert.ok(await page.locator('.zhifu-qr-img').isHidden(), 'an expired code is not shown');
+    await finish(t, s, 'qr-expired');
+  });
+
   test('a forged return_url visit (valid-looking parameters, unpaid order) shows not paid', async (t) => {
     const c = await checkoutFromNode({ sku: 'mug', quantity: 1, channel: 'page' });
     const s = await open(DESKTOP);
@@ -421,27 +446,36 @@ describe('checkout journeys', () => {
   });
 
   test("zhifu.js on a merchant's own page of another origin (the README example, QR)", async (t) => {
-    const s = await open(DESKTOP);
-    const { page } = s;
-    const shop = 'http://shop.example.test';
+    // The merchant's origin: another port on this machine (a different origin,
+    // so the checkout calls are cross-origin and need the server's CORS allowance;
+    // the same loopback address space, so Chromium's local-network rules stay on).
     const html = readFileSync(join(here, 'merchant-page.html'), 'utf8')
       .replaceAll('https://pay.example.com', BASE)
       .replace("channel: 'auto'", "channel: 'qr'");
-    // The merchant's origin, served by the test: calls to the Zhifu server are cross-origin (CORS).
-    await page.route(`${shop}/**`, (r) => r.fulfill({ contentType: 'text/html; charset=utf-8', body: html }));
-    await page.goto(shop + '/');
-    const created = page.waitForResponse((r) => r.url() === BASE + '/checkout' && r.request().method() === 'POST');
-    await page.click('#buy');
-    const checkout = await (await created).json();
-    assert.equal(checkout.total_amount, '88.88');
-    await page.locator('#qr .zhifu-qr[data-state="pending"] img').waitFor();
-    const paid = page.waitForEvent('dialog');
-    await sandboxPay(checkout.out_trade_no);
-    const dialog = await paid;
-    assert.equal(dialog.message(), 'Paid ¥88.88');
-    await dialog.accept();
-    await page.locator('#qr .zhifu-qr[data-state="paid"]').waitFor();
-    await finish(t, s, 'merchant-page-qr');
+    const shop = createServer((req, res) => {
+      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+      res.end(html);
+    });
+    await new Promise((r) => shop.listen(Number(MERCHANT_PORT), '127.0.0.1', r));
+    try {
+      const s = await open(DESKTOP);
+      const { page } = s;
+      await page.goto(`http://127.0.0.1:${MERCHANT_PORT}/`);
+      const created = page.waitForResponse((r) => r.url() === BASE + '/checkout' && r.request().method() === 'POST');
+      await page.click('#buy');
+      const checkout = await (await created).json();
+      assert.equal(checkout.total_amount, '88.88');
+      await page.locator('#qr .zhifu-qr[data-state="pending"] img').waitFor();
+      const paid = page.waitForEvent('dialog');
+      await sandboxPay(checkout.out_trade_no);
+      const dialog = await paid;
+      assert.equal(dialog.message(), 'Paid ¥88.88');
+      await dialog.accept();
+      await page.locator('#qr .zhifu-qr[data-state="paid"]').waitFor();
+      await finish(t, s, 'merchant-page-qr');
+    } finally {
+      shop.close();
+    }
   });
 
   test('language switch and keyboard focus on the storefront', async (t) => {

@@ -25,13 +25,16 @@ npm ci --no-audit --no-fund --loglevel=error
 
 data=$(mktemp -d)
 log="$data/zhifu-dev.log"
-port=$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+free_port() { node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
+port=$(free_port)
+merchant_port=$(free_port)
 ZHIFU_API_KEY="zk_browser_$(node -e 'console.log(require("crypto").randomBytes(16).toString("hex"))')"
 export ZHIFU_API_KEY
 export ZHIFU_URL="http://127.0.0.1:$port"
 # The journey that embeds zhifu.js on a merchant's page serves that page
-# from this origin; the checkout API must allow it (CORS).
-export ZHIFU_CHECKOUT_CORS_ORIGINS="http://shop.example.test"
+# on another port (another origin); the checkout API must allow it (CORS).
+export ZHIFU_MERCHANT_PORT="$merchant_port"
+export ZHIFU_CHECKOUT_CORS_ORIGINS="http://127.0.0.1:$merchant_port"
 
 "$bin" dev --port "$port" --data "$data/state" >"$log" 2>&1 &
 pid=$!

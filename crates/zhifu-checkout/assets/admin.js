@@ -224,7 +224,7 @@
           var h = document.createElement('h3');
           h.textContent = I.t(x[1]);
           holder.appendChild(h);
-          holder.appendChild(rows.length ? table(rows) : text(I.t('admin.nothing')));
+          holder.appendChild(rows.length ? table(rows, I.t(x[1])) : text(I.t('admin.nothing')));
         }).catch(fail);
       });
     });
@@ -236,11 +236,15 @@
     return p;
   }
 
-  function table(rows) {
+  function table(rows, label) {
     var cols = [];
     rows.forEach(function (r) { Object.keys(r).forEach(function (k) { if (cols.indexOf(k) < 0) cols.push(k); }); });
     var wrap = document.createElement('div');
     wrap.className = 'table-wrap';
+    // Scrollable regions must be reachable by keyboard.
+    wrap.tabIndex = 0;
+    wrap.setAttribute('role', 'region');
+    wrap.setAttribute('aria-label', label);
     var t = document.createElement('table');
     var head = t.createTHead().insertRow();
     cols.forEach(function (c) {

@@ -123,6 +123,8 @@ declare global {
       /** Called once the server reports the order paid. */
       onPaid?(status: CheckoutStatus): void;
       onClosed?(status: CheckoutStatus): void;
+      /** Past the deadline with no payment (polling has stopped). */
+      onExpired?(status: CheckoutStatus): void;
       /** jsapi: the buyer cancelled in the Alipay cashier. */
       onCancel?(checkout: Checkout): void;
       onError?(error: ZhifuError): void;
@@ -141,6 +143,8 @@ declare global {
       onStatus?(status: CheckoutStatus): void;
       onPaid?(status: CheckoutStatus): void;
       onClosed?(status: CheckoutStatus): void;
+      /** Past the deadline, confirmed with Alipay; polling stops. */
+      onExpired?(status: CheckoutStatus): void;
       onError?(error: ZhifuError): void;
     }
 

@@ -145,6 +145,13 @@
           if (opts.onClosed) opts.onClosed(s);
           return;
         }
+        // Past the deadline and Alipay (asked on this very poll) still has
+        // no payment: nothing more will happen, so stop polling.
+        if (s.expired && refresh) {
+          stop();
+          if (opts.onExpired) opts.onExpired(s);
+          return;
+        }
         if (opts.maxPolls && n >= opts.maxPolls) {
           stop();
           return;
@@ -304,6 +311,7 @@
         onStatus: opts.onStatus,
         onPaid: opts.onPaid,
         onClosed: opts.onClosed,
+        onExpired: opts.onExpired,
         onError: onError,
         refreshFirst: false
       };
@@ -331,6 +339,10 @@
           onClosed: function (s) {
             if (view) view.setState('closed');
             if (opts.onClosed) opts.onClosed(s);
+          },
+          onExpired: function (s) {
+            if (view) view.setState('expired');
+            if (opts.onExpired) opts.onExpired(s);
           }
         }));
         return c;
@@ -340,7 +352,9 @@
           var code = String(r.resultCode || '');
           if (code === '9000' || code === '8000') {
             // The bridge's word is not proof: wait for the server to see it.
-            c.watcher = watch(watchOpts(c, { refreshFirst: true, pollIntervalMs: opts.pollIntervalMs || 1500 }));
+            // ~5 minutes: a payment still "processing" (8000) after that is
+            // for the merchant's reconciliation, not for this page.
+            c.watcher = watch(watchOpts(c, { refreshFirst: true, pollIntervalMs: opts.pollIntervalMs || 1500, maxPolls: 200 }));
             return c;
           }
           var err = code === '6001'
