@@ -41,7 +41,7 @@ pub(crate) fn yuan(fen: i64) -> String {
         .unwrap_or_else(|| format!("{}.{:02}", fen / 100, (fen % 100).abs()))
 }
 
-fn rfc3339(ms: i64) -> Option<String> {
+pub(crate) fn rfc3339(ms: i64) -> Option<String> {
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()?;
     t.format(&time::format_description::well_known::Rfc3339)
         .ok()
@@ -707,7 +707,9 @@ pub(crate) async fn drive_refund(
             return Ok(refund);
         }
     };
-    Ok(st.store().finish_refund(&refund.id, &result).await?)
+    let settled = st.store().finish_refund(&refund.id, &result).await?;
+    crate::webhook::flush_order(st, &order.id).await;
+    Ok(settled)
 }
 
 fn encode_cursor(o: &Order) -> String {
@@ -779,6 +781,43 @@ pub async fn list_orders(
         "data": orders.iter().map(order_json).collect::<Vec<_>>(),
         "next_cursor": next,
     })))
+}
+
+/// `GET /v1/orders/{id}/events`: the order's state changes with their
+/// webhook delivery state and attempts, oldest first.
+pub async fn order_events(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let order = load(&st, &id).await?;
+    let mut data = Vec::new();
+    for e in st.store().list_events(&order.id).await? {
+        let attempts = st.store().list_delivery_attempts(&e.id).await?;
+        data.push(json!({
+            "id": e.id,
+            "type": e.event_type.as_str(),
+            "previous_status": e.from_status.as_str(),
+            "status": e.to_status.as_str(),
+            "refunded_amount": yuan(e.refunded_fen),
+            "source": e.source,
+            "created_at": rfc3339(e.created_at),
+            "webhook": {
+                "state": e.webhook_state.as_str(),
+                "attempts": e.attempts,
+                "next_attempt_at": e.next_attempt_at.and_then(rfc3339),
+                "delivered_at": e.delivered_at.and_then(rfc3339),
+                "last_error": e.last_error,
+                "deliveries": attempts.iter().map(|a| json!({
+                    "attempt": a.attempt,
+                    "at": rfc3339(a.at),
+                    "http_status": a.http_status,
+                    "error": a.error,
+                    "duration_ms": a.duration_ms,
+                })).collect::<Vec<_>>(),
+            },
+        }));
+    }
+    Ok(Json(json!({ "data": data })))
 }
 
 /// `GET /healthz`: 200 when the database answers.

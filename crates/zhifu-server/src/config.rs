@@ -7,8 +7,12 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
+use std::time::Duration;
 
 use alipay::{AlipayPublicKey, AppPrivateKey, PRODUCTION_GATEWAY, SANDBOX_GATEWAY};
+
+use crate::reconcile::ReconcileOptions;
+use crate::webhook::{DEFAULT_MAX_ATTEMPTS, DELIVERY_TIMEOUT, WebhookConfig, WebhookSecret};
 
 /// A configuration problem, naming the variable.
 #[derive(Debug, thiserror::Error)]
@@ -117,19 +121,28 @@ impl Settings {
     }
 }
 
-/// Everything `zhifu serve` needs.
+/// Everything `zhifu serve` (and the function entry points) need.
 #[derive(Debug)]
 pub struct Config {
     /// The backend settings.
     pub settings: Settings,
     /// `ZHIFU_DATABASE_URL`: `sqlite:…` or `postgres://…`.
     pub database_url: String,
-    /// `PORT` (default 8080; 0 picks a free port).
+    /// The listen port: `FC_CUSTOM_LISTEN_PORT`, else `FC_SERVER_PORT`, else
+    /// `PORT`, else 9000 (see [`crate::platform`]); 0 picks a free port.
     pub port: u16,
     /// `ZHIFU_DB_MAX_CONNECTIONS` (default 4).
     pub db_max_connections: u32,
+    /// `ZHIFU_DB_ACQUIRE_TIMEOUT_SECS` (default 5): how long a request waits
+    /// for a database connection before answering 503.
+    pub db_acquire_timeout: Duration,
     /// `ZHIFU_AUTO_MIGRATE` (default true): run migrations at start-up.
     pub auto_migrate: bool,
+    /// `ZHIFU_WEBHOOK_URL` and friends, when webhooks are on.
+    pub webhook: Option<WebhookConfig>,
+    /// `ZHIFU_RECONCILE_MIN_AGE_SECS`, `ZHIFU_RECONCILE_LEASE_SECS`,
+    /// `ZHIFU_RECONCILE_LIMIT`.
+    pub reconcile: ReconcileOptions,
 }
 
 /// Where configuration values come from.
@@ -348,20 +361,17 @@ impl Config {
     /// The first [`ConfigError`], naming its variable.
     pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
         let settings = Settings::from_source(src)?;
-        let database_url = src.required("ZHIFU_DATABASE_URL")?;
-        if zhifu_store::Backend::from_url(&database_url).is_err() {
-            return Err(ConfigError::new(
-                "ZHIFU_DATABASE_URL",
-                "expected sqlite:PATH, sqlite::memory: or postgres://…",
-            ));
-        }
-        let port = match src.get("PORT") {
-            Some(v) => parse_num("PORT", &v, (0u16, u16::MAX))?,
-            None => 8080,
-        };
+        let database_url = database_url(src)?;
+        let port = listen_port(src)?;
         let db_max_connections = match src.get("ZHIFU_DB_MAX_CONNECTIONS") {
             Some(v) => parse_num("ZHIFU_DB_MAX_CONNECTIONS", &v, (1u32, 1000))?,
             None => 4,
+        };
+        let db_acquire_timeout = match src.get("ZHIFU_DB_ACQUIRE_TIMEOUT_SECS") {
+            Some(v) => {
+                Duration::from_secs(parse_num("ZHIFU_DB_ACQUIRE_TIMEOUT_SECS", &v, (1u64, 300))?)
+            }
+            None => Duration::from_secs(5),
         };
         let auto_migrate = match src.get("ZHIFU_AUTO_MIGRATE") {
             Some(v) => parse_bool("ZHIFU_AUTO_MIGRATE", &v)?,
@@ -372,8 +382,19 @@ impl Config {
             database_url,
             port,
             db_max_connections,
+            db_acquire_timeout,
             auto_migrate,
+            webhook: WebhookConfig::from_source(src)?,
+            reconcile: ReconcileOptions::from_source(src)?,
         })
+    }
+
+    /// The pool settings.
+    pub fn store_options(&self) -> zhifu_store::StoreOptions {
+        zhifu_store::StoreOptions {
+            max_connections: self.db_max_connections,
+            acquire_timeout: self.db_acquire_timeout,
+        }
     }
 
     /// Reads the configuration from the process environment.
@@ -382,6 +403,103 @@ impl Config {
     /// The first [`ConfigError`].
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_source(&Source::from_env()?)
+    }
+}
+
+/// The listen port the platform gives: the first of
+/// [`crate::platform::PORT_VARS`] that is set, else
+/// [`crate::platform::DEFAULT_PORT`].
+///
+/// # Errors
+/// A set variable that is not a port, named.
+pub fn listen_port(src: &Source) -> Result<u16, ConfigError> {
+    for var in crate::platform::PORT_VARS {
+        if let Some(v) = src.get(var) {
+            return parse_num(var, &v, (0u16, u16::MAX));
+        }
+    }
+    Ok(crate::platform::DEFAULT_PORT)
+}
+
+/// `ZHIFU_DATABASE_URL`, checked.
+///
+/// # Errors
+/// Unset or not a supported URL.
+pub fn database_url(src: &Source) -> Result<String, ConfigError> {
+    let url = src.required("ZHIFU_DATABASE_URL")?;
+    if zhifu_store::Backend::from_url(&url).is_err() {
+        return Err(ConfigError::new(
+            "ZHIFU_DATABASE_URL",
+            "expected sqlite:PATH, sqlite::memory: or postgres://…",
+        ));
+    }
+    Ok(url)
+}
+
+impl WebhookConfig {
+    /// `ZHIFU_WEBHOOK_URL`, `ZHIFU_WEBHOOK_SECRET` (or `_FILE`, required
+    /// with the URL) and `ZHIFU_WEBHOOK_MAX_ATTEMPTS`; `None` without a URL.
+    ///
+    /// # Errors
+    /// The first bad variable, named (never the secret's value).
+    pub fn from_source(src: &Source) -> Result<Option<Self>, ConfigError> {
+        let Some(url) = src.get("ZHIFU_WEBHOOK_URL") else {
+            return Ok(None);
+        };
+        let parsed = url::Url::parse(&url)
+            .map_err(|e| ConfigError::new("ZHIFU_WEBHOOK_URL", format!("not a URL ({e})")))?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+            return Err(ConfigError::new(
+                "ZHIFU_WEBHOOK_URL",
+                "must be an http(s) URL with a host",
+            ));
+        }
+        let secret = src.secret("ZHIFU_WEBHOOK_SECRET")?.ok_or_else(|| {
+            ConfigError::new(
+                "ZHIFU_WEBHOOK_SECRET",
+                "must be set when ZHIFU_WEBHOOK_URL is (or ZHIFU_WEBHOOK_SECRET_FILE)",
+            )
+        })?;
+        let max_attempts = match src.get("ZHIFU_WEBHOOK_MAX_ATTEMPTS") {
+            Some(v) => parse_num("ZHIFU_WEBHOOK_MAX_ATTEMPTS", &v, (1i64, 100))?,
+            None => DEFAULT_MAX_ATTEMPTS,
+        };
+        Ok(Some(WebhookConfig {
+            url,
+            secret: WebhookSecret::new(secret)?,
+            max_attempts,
+            timeout: DELIVERY_TIMEOUT,
+        }))
+    }
+}
+
+impl ReconcileOptions {
+    /// `ZHIFU_RECONCILE_MIN_AGE_SECS` (default 120),
+    /// `ZHIFU_RECONCILE_LEASE_SECS` (default 240) and `ZHIFU_RECONCILE_LIMIT`
+    /// (default 200) over [`ReconcileOptions::default`].
+    ///
+    /// # Errors
+    /// The first bad variable, named.
+    pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
+        let mut o = ReconcileOptions::default();
+        if let Some(v) = src.get("ZHIFU_RECONCILE_MIN_AGE_SECS") {
+            o.min_age = Duration::from_secs(parse_num(
+                "ZHIFU_RECONCILE_MIN_AGE_SECS",
+                &v,
+                (0u64, 86_400),
+            )?);
+        }
+        if let Some(v) = src.get("ZHIFU_RECONCILE_LEASE_SECS") {
+            o.lease = Duration::from_secs(parse_num(
+                "ZHIFU_RECONCILE_LEASE_SECS",
+                &v,
+                (10u64, 86_400),
+            )?);
+        }
+        if let Some(v) = src.get("ZHIFU_RECONCILE_LIMIT") {
+            o.limit = parse_num("ZHIFU_RECONCILE_LIMIT", &v, (1usize, 100_000))?;
+        }
+        Ok(o)
     }
 }
 
@@ -421,7 +539,9 @@ mod tests {
     #[test]
     fn good_config_parses_with_defaults() {
         let c = with(&[]).unwrap();
-        assert_eq!(c.port, 8080);
+        assert_eq!(c.port, 9000);
+        assert!(c.webhook.is_none());
+        assert_eq!(c.db_acquire_timeout, Duration::from_secs(5));
         assert_eq!(c.settings.public_url, "https://shop.example.com");
         assert_eq!(
             c.settings.notify_url(),
@@ -447,6 +567,13 @@ mod tests {
             ("ZHIFU_DB_MAX_CONNECTIONS", "lots"),
             ("ZHIFU_AUTO_MIGRATE", "maybe"),
             ("ZHIFU_ORDER_EXPIRY_MINUTES", "999999"),
+            ("FC_CUSTOM_LISTEN_PORT", "x"),
+            ("FC_SERVER_PORT", "-1"),
+            ("ZHIFU_DB_ACQUIRE_TIMEOUT_SECS", "0"),
+            ("ZHIFU_WEBHOOK_URL", "ftp://x"),
+            ("ZHIFU_RECONCILE_LIMIT", "0"),
+            ("ZHIFU_RECONCILE_MIN_AGE_SECS", "many"),
+            ("ZHIFU_RECONCILE_LEASE_SECS", "1"),
         ] {
             let err = with(&[(var, value)]).unwrap_err();
             assert_eq!(err.var, var, "{var}");
@@ -459,6 +586,55 @@ mod tests {
             .collect();
         let err = Config::from_source(&Source::from_map(m).unwrap()).unwrap_err();
         assert_eq!(err.to_string(), "ALIPAY_APP_ID: must be set");
+    }
+
+    #[test]
+    fn port_comes_from_the_platform_first() {
+        assert_eq!(with(&[("PORT", "8081")]).unwrap().port, 8081);
+        assert_eq!(
+            with(&[("PORT", "8081"), ("FC_SERVER_PORT", "9001")])
+                .unwrap()
+                .port,
+            9001
+        );
+        assert_eq!(
+            with(&[
+                ("PORT", "8081"),
+                ("FC_SERVER_PORT", "9001"),
+                ("FC_CUSTOM_LISTEN_PORT", "9002")
+            ])
+            .unwrap()
+            .port,
+            9002
+        );
+    }
+
+    #[test]
+    fn webhook_settings_need_a_secret_and_hide_it() {
+        let err = with(&[("ZHIFU_WEBHOOK_URL", "https://merchant.example/hooks")]).unwrap_err();
+        assert_eq!(err.var, "ZHIFU_WEBHOOK_SECRET");
+        let err = with(&[
+            ("ZHIFU_WEBHOOK_URL", "https://merchant.example/hooks"),
+            ("ZHIFU_WEBHOOK_SECRET", "SECRETMARKER"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.var, "ZHIFU_WEBHOOK_SECRET");
+        assert!(!err.to_string().contains("SECRETMARKER"));
+        let c = with(&[
+            ("ZHIFU_WEBHOOK_URL", "https://merchant.example/hooks"),
+            ("ZHIFU_WEBHOOK_SECRET", "whsec_SECRETMARKER_0123456789"),
+            ("ZHIFU_WEBHOOK_MAX_ATTEMPTS", "3"),
+            ("ZHIFU_RECONCILE_LIMIT", "7"),
+        ])
+        .unwrap();
+        let w = c.webhook.unwrap();
+        assert_eq!(
+            (w.url.as_str(), w.max_attempts),
+            ("https://merchant.example/hooks", 3)
+        );
+        assert_eq!(w.secret.as_bytes(), b"whsec_SECRETMARKER_0123456789");
+        assert!(!format!("{w:?}").contains("SECRETMARKER"));
+        assert_eq!(c.reconcile.limit, 7);
     }
 
     #[test]

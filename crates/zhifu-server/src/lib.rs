@@ -15,6 +15,9 @@
 //! | `pages` | the `return_url` landing page |
 //! | [`metrics`], `openapi` | `/metrics`, `/openapi.json` |
 //! | [`error`] | the `{"error":{"code","message"}}` contract |
+//! | [`webhook`] | signed merchant webhooks from the outbox, [`webhook::verify`] for receivers |
+//! | [`reconcile`] | the bounded, concurrent-safe, resumable reconcile pass |
+//! | [`platform`] | what differs per host: listen port, platform request ids in logs |
 //!
 //! ## Invariant
 //!
@@ -23,6 +26,12 @@
 //! after the report was verified (signature for notifications, signed
 //! response for queries) and matched against the stored order. The buyer's
 //! browser (`/alipay/return`) never changes state by itself.
+//!
+//! Every committed change has its outbox event; a webhook is only ever sent
+//! for an event that committed, and is tried until delivered or given up.
+//! Nothing expensive happens when the router is built: HTTP clients are
+//! created on first use, so a function's cold start pays only for what the
+//! first request needs.
 
 #![deny(missing_docs)]
 
@@ -34,6 +43,9 @@ pub mod metrics;
 pub mod notify;
 mod openapi;
 mod pages;
+pub mod platform;
+pub mod reconcile;
+pub mod webhook;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -47,6 +59,8 @@ use zhifu_store::Store;
 
 pub use crate::config::{ApiKey, Config, ConfigError, Settings};
 pub use crate::error::ApiError;
+pub use crate::reconcile::{ReconcileOptions, ReconcileReport};
+pub use crate::webhook::{WebhookConfig, WebhookSecret};
 
 /// Shared state of every handler. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -67,6 +81,7 @@ struct Inner {
     default_expiry_minutes: i64,
     clock: Arc<dyn Clock>,
     metrics: metrics::Metrics,
+    webhooks: Option<webhook::Sender>,
 }
 
 impl AppState {
@@ -77,6 +92,16 @@ impl AppState {
 
     /// As [`AppState::new`] with an injected clock (tests move time).
     pub fn with_clock(settings: Settings, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        Self::build(settings, store, clock, None)
+    }
+
+    /// The full constructor: a clock and, when set, where webhooks go.
+    pub fn build(
+        settings: Settings,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        webhooks: Option<WebhookConfig>,
+    ) -> Self {
         let notify_url = settings.notify_url();
         let return_url = settings.return_url();
         let core = Alipay::builder(
@@ -103,6 +128,7 @@ impl AppState {
                 default_expiry_minutes: settings.default_expiry_minutes,
                 clock,
                 metrics: metrics::Metrics::default(),
+                webhooks: webhooks.map(webhook::Sender::new),
             }),
         }
     }
@@ -115,6 +141,16 @@ impl AppState {
     /// The Alipay client.
     pub fn alipay(&self) -> &AlipayClient {
         &self.inner.alipay
+    }
+
+    /// The webhook sender, when `ZHIFU_WEBHOOK_URL` is configured.
+    pub(crate) fn webhooks(&self) -> Option<&webhook::Sender> {
+        self.inner.webhooks.as_ref()
+    }
+
+    /// Whether webhooks are configured.
+    pub fn webhooks_enabled(&self) -> bool {
+        self.inner.webhooks.is_some()
     }
 
     /// This instance's counters.
@@ -193,6 +229,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/orders/{id}/pay", post(api::pay_order))
         .route("/v1/orders/{id}/refunds", post(api::refund_order))
         .route("/v1/orders/{id}/close", post(api::close_order))
+        .route("/v1/orders/{id}/events", get(api::order_events))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             api::require_api_key,
@@ -207,6 +244,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(platform::request_span))
         .with_state(state)
 }
 

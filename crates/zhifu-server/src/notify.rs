@@ -1,5 +1,5 @@
 //! The notification path, and the verified state-change path it shares with
-//! `?refresh=true` (and, later, the reconcile job).
+//! `?refresh=true` and the reconcile pass.
 //!
 //! Notification: verify the signature over the raw body → type it → find the
 //! order by `out_trade_no` → check `app_id`, `seller_id` (when configured) and
@@ -77,7 +77,9 @@ fn ms(t: time::OffsetDateTime) -> i64 {
 
 /// The single place where a verified, matched report becomes a state
 /// change: one transaction applies it with conditional updates and records
-/// it. Duplicates are no-ops; contradictions are recorded as anomalies.
+/// it (with its outbox events). Duplicates are no-ops; contradictions are
+/// recorded as anomalies. After a change commits, its webhooks are tried
+/// once at once.
 ///
 /// # Errors
 /// Store failures (nothing was changed then).
@@ -135,6 +137,7 @@ pub async fn commit_report(
     }
     if !result.events.is_empty() {
         tracing::info!(order = %order.id, source = r.source.as_str(), events = ?result.events, "order changed");
+        crate::webhook::flush_order(st, &order.id).await;
     } else if let Some(reason) = reason {
         tracing::warn!(order = %order.id, source = r.source.as_str(), reason, "report refused");
     }

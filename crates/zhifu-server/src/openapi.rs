@@ -58,6 +58,27 @@ pub fn spec() -> Value {
     let money = json!({"type": "string", "pattern": "^[0-9]{1,9}(\\.[0-9]{1,2})?$", "examples": ["88.88"],
                        "description": "Yuan as a decimal string; never a JSON number."});
     let codes: Vec<&str> = ERROR_CODES.iter().map(|(_, c)| *c).collect();
+    let delivery = json!({"type": "object", "properties": {
+        "attempt": {"type": "integer"}, "at": {"type": "string", "format": "date-time"},
+        "http_status": {"type": ["integer", "null"]}, "error": {"type": ["string", "null"]},
+        "duration_ms": {"type": "integer"}}});
+    let webhook = json!({"type": "object", "properties": {
+        "state": {"type": "string", "enum": ["pending", "delivered", "failed"]},
+        "attempts": {"type": "integer"},
+        "next_attempt_at": {"type": ["string", "null"], "format": "date-time"},
+        "delivered_at": {"type": ["string", "null"], "format": "date-time"},
+        "last_error": {"type": ["string", "null"]},
+        "deliveries": {"type": "array", "items": delivery}}});
+    let event = json!({"type": "object", "properties": {
+        "id": {"type": "string", "description": "Event id (`evt_…`), the same in the webhook; receivers de-duplicate on it."},
+        "type": {"type": "string", "enum": ["order.paid", "order.partially_refunded", "order.refunded", "order.closed"]},
+        "previous_status": {"type": "string"}, "status": {"type": "string"},
+        "refunded_amount": {"$ref": "#/components/schemas/Money"},
+        "source": {"type": "string", "enum": ["notify", "query", "refund", "close"]},
+        "created_at": {"type": "string", "format": "date-time"},
+        "webhook": webhook}});
+    let event_list =
+        json!({"type": "object", "properties": {"data": {"type": "array", "items": event}}});
     json!({
         "openapi": "3.1.0",
         "info": {"title": "Zhifu payment backend", "version": env!("CARGO_PKG_VERSION"),
@@ -105,6 +126,7 @@ pub fn spec() -> Value {
                     "status": {"type": "string", "enum": ["succeeded", "pending", "failed"]},
                     "reason": {"type": ["string", "null"]}, "out_request_no": {"type": "string"},
                     "failure_code": {"type": ["string", "null"]}, "created_at": {"type": "string", "format": "date-time"}}},
+                "EventList": event_list,
                 "OrderList": {"type": "object", "properties": {
                     "data": {"type": "array", "items": {"$ref": "#/components/schemas/Order"}},
                     "next_cursor": {"type": ["string", "null"]}}}
@@ -130,6 +152,8 @@ pub fn spec() -> Value {
                 "responses": {"201": ok("The refund; `pending` when Alipay's answer was not definite", "Refund"), "409": err("Not paid, too much, or key reuse")}}},
             "/v1/orders/{id}/close": {"post": {"summary": "Close a pending order at Alipay and locally", "parameters": [id_param()],
                 "responses": {"200": ok("The closed order", "Order"), "409": err("Paid or refunded"), "502": err("Alipay failed")}}},
+            "/v1/orders/{id}/events": {"get": {"summary": "The order's state changes (oldest first) with their webhook deliveries", "parameters": [id_param()],
+                "responses": {"200": ok("The events", "EventList"), "404": err("No such order")}}},
             "/alipay/notify": {"post": {"summary": "Alipay's asynchronous notification", "security": [],
                 "requestBody": {"content": {"application/x-www-form-urlencoded": {}}},
                 "responses": {"200": {"description": "`success` (text/plain) once committed"}, "400": {"description": "`failure`: forged, malformed or mismatching; nothing changed"}, "500": {"description": "`failure`: try again later"}}}},

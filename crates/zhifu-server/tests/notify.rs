@@ -21,6 +21,7 @@ async fn app(db: TestDatabase) -> TestApp {
         Options {
             sandbox: false,
             seller_id: true,
+            ..Default::default()
         },
     )
     .await

@@ -65,6 +65,7 @@ pub struct TestApp {
 pub struct Options {
     pub sandbox: bool,
     pub seller_id: bool,
+    pub webhook: Option<zhifu_server::WebhookConfig>,
 }
 
 impl Default for Options {
@@ -72,6 +73,7 @@ impl Default for Options {
         Options {
             sandbox: true,
             seller_id: true,
+            webhook: None,
         }
     }
 }
@@ -150,7 +152,7 @@ pub async fn spawn_on(
         default_expiry_minutes: 30,
     };
     let store_dyn: Arc<dyn Store> = store.clone();
-    let state = AppState::with_clock(settings, store_dyn, clock.clone());
+    let state = AppState::build(settings, store_dyn, clock.clone(), opts.webhook);
     let mut router = zhifu_server::router(state.clone());
     if let Some(sb) = &sandbox {
         router = router.merge(sb.router());
@@ -341,5 +343,117 @@ pub fn set(v: &mut Vec<(String, String)>, k: &str, val: &str) {
         slot.1 = val.to_owned();
     } else {
         v.push((k.to_owned(), val.to_owned()));
+    }
+}
+
+pub const WEBHOOK_SECRET: &str = "whsec_test_secret_0123456789";
+
+/// Webhook settings pointing at `url`.
+pub fn webhook_config(url: &str, max_attempts: i64) -> zhifu_server::WebhookConfig {
+    zhifu_server::WebhookConfig {
+        url: url.to_owned(),
+        secret: zhifu_server::WebhookSecret::new(WEBHOOK_SECRET).unwrap(),
+        max_attempts,
+        timeout: Duration::from_secs(5),
+    }
+}
+
+/// How the test's webhook receiver answers.
+#[derive(Debug, Clone)]
+pub enum ReceiverMode {
+    /// 500 for the first N deliveries, then 200.
+    FailFirst(usize),
+    /// Never answers; each delivery is reported on the channel.
+    Hang(tokio::sync::mpsc::UnboundedSender<String>),
+    /// Always 200.
+    Accept,
+}
+
+/// One delivery the receiver got.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub event_id: String,
+    pub signature: String,
+    pub body: Vec<u8>,
+    pub answered: u16,
+}
+
+/// A merchant's webhook endpoint on 127.0.0.1:0 that records everything.
+#[derive(Clone)]
+pub struct Receiver {
+    pub url: String,
+    pub mode: Arc<std::sync::Mutex<ReceiverMode>>,
+    pub log: Arc<std::sync::Mutex<Vec<Delivery>>>,
+}
+
+impl Receiver {
+    pub async fn start(mode: ReceiverMode) -> Receiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hooks/zhifu", listener.local_addr().unwrap());
+        let r = Receiver {
+            url,
+            mode: Arc::new(std::sync::Mutex::new(mode)),
+            log: Arc::new(std::sync::Mutex::new(Vec::new())),
+        };
+        let state = r.clone();
+        let router = axum::Router::new().route(
+            "/hooks/zhifu",
+            axum::routing::post(
+                move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                    let st = state.clone();
+                    async move { st.handle(headers, body).await }
+                },
+            ),
+        );
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        r
+    }
+
+    async fn handle(
+        &self,
+        headers: axum::http::HeaderMap,
+        body: axum::body::Bytes,
+    ) -> axum::http::StatusCode {
+        let h = |k: &str| {
+            headers
+                .get(k)
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default()
+        };
+        let mode = self.mode.lock().unwrap().clone();
+        let seen = self.log.lock().unwrap().len();
+        let answered = match mode {
+            ReceiverMode::FailFirst(n) if seen < n => 500,
+            ReceiverMode::Hang(tx) => {
+                let _ = tx.send(h("zhifu-event-id"));
+                std::future::pending::<()>().await;
+                unreachable!()
+            }
+            _ => 200,
+        };
+        self.log.lock().unwrap().push(Delivery {
+            event_id: h("zhifu-event-id"),
+            signature: h("zhifu-signature"),
+            body: body.to_vec(),
+            answered,
+        });
+        axum::http::StatusCode::from_u16(answered).unwrap()
+    }
+
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn set_mode(&self, mode: ReceiverMode) {
+        *self.mode.lock().unwrap() = mode;
+    }
+
+    /// Event ids the receiver accepted (answered 2xx), in order.
+    pub fn accepted(&self) -> Vec<String> {
+        self.deliveries()
+            .into_iter()
+            .filter(|d| d.answered == 200)
+            .map(|d| d.event_id)
+            .collect()
     }
 }

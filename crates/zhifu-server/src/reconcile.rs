@@ -1,0 +1,262 @@
+//! The reconcile pass: notifications get lost, so a scheduled job brings
+//! every order up to date by asking Alipay.
+//!
+//! One pass is bounded (a row limit per stage and an optional deadline) and
+//! does three things:
+//!
+//! 1. pending orders older than [`ReconcileOptions::min_age`] (or past their
+//!    deadline) are queried with `alipay.trade.query`, and the verified answer
+//!    goes through [`crate::notify::commit_report`] — the same state-change
+//!    path as notifications; orders past their deadline are closed at Alipay
+//!    and then locally ([`AppState::refresh_order`]);
+//! 2. refunds still `pending` (outcome unknown) are re-sent with their own
+//!    `out_request_no`, which Alipay never executes twice, and re-queried when
+//!    the answer says no money moved ([`AppState::retry_refund`]);
+//! 3. webhook events whose delivery is due are delivered (retries with
+//!    backoff, see [`crate::webhook`]).
+//!
+//! Every row is *claimed* with a lease before it is worked on (see
+//! `zhifu_store::Store::claim_reconcile_orders`), in small batches: passes
+//! running at the same time never work on the same row, and a pass killed
+//! mid-way leaves at most one batch leased, due again when the lease ends.
+//! Everything a pass committed stays committed (events included, so their
+//! webhooks are delivered by a later pass).
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use zhifu_store::{OrderStatus, ReconcileClaim, RefundStatus, WebhookState};
+
+use crate::AppState;
+use crate::webhook::{ATTEMPT_LEASE_MS, deliver_claimed};
+
+/// Settings of one pass.
+#[derive(Debug, Clone)]
+pub struct ReconcileOptions {
+    /// Orders and refunds younger than this are left alone: their
+    /// notification or answer may still be on its way.
+    pub min_age: Duration,
+    /// How long a claimed row stays reserved for this pass; also the
+    /// earliest time a still-pending order is asked about again.
+    pub lease: Duration,
+    /// At most this many orders, refunds and deliveries each per pass.
+    pub limit: usize,
+    /// Rows claimed at a time (what a killed pass can leave leased).
+    pub batch: usize,
+    /// Stop starting new work after this instant (a function's time limit).
+    pub deadline: Option<Instant>,
+}
+
+impl Default for ReconcileOptions {
+    fn default() -> Self {
+        ReconcileOptions {
+            min_age: Duration::from_secs(120),
+            lease: Duration::from_secs(240),
+            limit: 200,
+            batch: 10,
+            deadline: None,
+        }
+    }
+}
+
+/// What a pass did. Serialised as the scheduled handlers' answer and by
+/// `zhifu reconcile --json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReconcileReport {
+    /// Pending orders asked about.
+    pub orders_checked: usize,
+    /// Orders that became `paid`.
+    pub paid: Vec<String>,
+    /// Orders that became `closed`.
+    pub closed: Vec<String>,
+    /// Refunds re-sent or re-queried.
+    pub refunds_checked: usize,
+    /// Refunds that became `succeeded`.
+    pub refunds_succeeded: Vec<String>,
+    /// Refunds that became `failed`.
+    pub refunds_failed: Vec<String>,
+    /// Webhook deliveries attempted.
+    pub webhooks_attempted: usize,
+    /// Events delivered.
+    pub webhooks_delivered: Vec<String>,
+    /// Events whose retry budget ran out in this pass.
+    pub webhooks_given_up: Vec<String>,
+    /// Rows that could not be handled (`id: code`); they are retried by a
+    /// later pass when their lease ends.
+    pub errors: Vec<String>,
+    /// The deadline stopped the pass before the limits did.
+    pub stopped_at_deadline: bool,
+}
+
+impl ReconcileReport {
+    /// Whether the pass changed anything.
+    pub fn changed_anything(&self) -> bool {
+        !(self.paid.is_empty()
+            && self.closed.is_empty()
+            && self.refunds_succeeded.is_empty()
+            && self.refunds_failed.is_empty()
+            && self.webhooks_delivered.is_empty()
+            && self.webhooks_given_up.is_empty())
+    }
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+struct Budget<'a> {
+    opts: &'a ReconcileOptions,
+    done: usize,
+}
+
+impl Budget<'_> {
+    /// How many rows to claim next, or `None` when this stage is done.
+    fn next_batch(&self, report: &mut ReconcileReport) -> Option<i64> {
+        if self.opts.deadline.is_some_and(|d| Instant::now() >= d) {
+            report.stopped_at_deadline = true;
+            return None;
+        }
+        let left = self.opts.limit.saturating_sub(self.done);
+        let n = left.min(self.opts.batch.max(1));
+        (n > 0).then(|| i64::try_from(n).unwrap_or(i64::MAX))
+    }
+}
+
+/// Runs one bounded pass. Never fails as a whole: a row that cannot be
+/// handled is reported in [`ReconcileReport::errors`] and left for a later
+/// pass; a store failure while claiming ends that stage.
+pub async fn run_pass(st: &AppState, opts: &ReconcileOptions) -> ReconcileReport {
+    let mut report = ReconcileReport::default();
+    orders(st, opts, &mut report).await;
+    refunds(st, opts, &mut report).await;
+    webhooks(st, opts, &mut report).await;
+    tracing::info!(
+        checked = report.orders_checked,
+        paid = report.paid.len(),
+        closed = report.closed.len(),
+        refunds = report.refunds_checked,
+        delivered = report.webhooks_delivered.len(),
+        errors = report.errors.len(),
+        "reconcile pass done"
+    );
+    report
+}
+
+fn claim(st: &AppState, opts: &ReconcileOptions, limit: i64) -> ReconcileClaim {
+    let now = st.now_ms();
+    ReconcileClaim {
+        now,
+        created_before: now.saturating_sub(ms(opts.min_age)),
+        lease_until: now.saturating_add(ms(opts.lease)),
+        limit,
+    }
+}
+
+async fn orders(st: &AppState, opts: &ReconcileOptions, report: &mut ReconcileReport) {
+    let mut budget = Budget { opts, done: 0 };
+    while let Some(n) = budget.next_batch(report) {
+        let batch = match st.store().claim_reconcile_orders(&claim(st, opts, n)).await {
+            Ok(b) => b,
+            Err(e) => {
+                report.errors.push(format!("orders: {e}"));
+                return;
+            }
+        };
+        if batch.is_empty() {
+            return;
+        }
+        budget.done += batch.len();
+        for order in batch {
+            report.orders_checked += 1;
+            let id = order.id.clone();
+            match st.refresh_order(order).await {
+                Ok(o) if o.status == OrderStatus::Paid || o.status == OrderStatus::Refunded => {
+                    report.paid.push(id);
+                }
+                Ok(o) if o.status == OrderStatus::Closed => report.closed.push(id),
+                Ok(_) => {}
+                Err(e) => report.errors.push(format!("{id}: {}", e.code())),
+            }
+        }
+    }
+}
+
+async fn refunds(st: &AppState, opts: &ReconcileOptions, report: &mut ReconcileReport) {
+    let mut budget = Budget { opts, done: 0 };
+    while let Some(n) = budget.next_batch(report) {
+        let batch = match st
+            .store()
+            .claim_reconcile_refunds(&claim(st, opts, n))
+            .await
+        {
+            Ok(b) => b,
+            Err(e) => {
+                report.errors.push(format!("refunds: {e}"));
+                return;
+            }
+        };
+        if batch.is_empty() {
+            return;
+        }
+        budget.done += batch.len();
+        for refund in batch {
+            report.refunds_checked += 1;
+            let id = refund.id.clone();
+            let order = match st.store().get_order(&refund.order_id).await {
+                Ok(Some(o)) => o,
+                Ok(None) => {
+                    report.errors.push(format!("{id}: order_not_found"));
+                    continue;
+                }
+                Err(e) => {
+                    report.errors.push(format!("{id}: {e}"));
+                    continue;
+                }
+            };
+            match st.retry_refund(&order, refund).await {
+                Ok(r) if r.status == RefundStatus::Succeeded => report.refunds_succeeded.push(id),
+                Ok(r) if r.status == RefundStatus::Failed => report.refunds_failed.push(id),
+                Ok(_) => {}
+                Err(e) => report.errors.push(format!("{id}: {}", e.code())),
+            }
+        }
+    }
+}
+
+async fn webhooks(st: &AppState, opts: &ReconcileOptions, report: &mut ReconcileReport) {
+    let Some(sender) = st.webhooks() else {
+        return;
+    };
+    let mut budget = Budget { opts, done: 0 };
+    while let Some(n) = budget.next_batch(report) {
+        let now = st.now_ms();
+        let batch = match st
+            .store()
+            .claim_due_events(now, now + ATTEMPT_LEASE_MS.max(ms(opts.lease)), n)
+            .await
+        {
+            Ok(b) => b,
+            Err(e) => {
+                report.errors.push(format!("webhooks: {e}"));
+                return;
+            }
+        };
+        if batch.is_empty() {
+            return;
+        }
+        budget.done += batch.len();
+        for event in batch {
+            report.webhooks_attempted += 1;
+            match deliver_claimed(st, sender, &event).await {
+                Ok(r) if r.state == WebhookState::Delivered => {
+                    report.webhooks_delivered.push(r.event_id);
+                }
+                Ok(r) if r.state == WebhookState::Failed => {
+                    report.webhooks_given_up.push(r.event_id);
+                }
+                Ok(_) => {}
+                Err(e) => report.errors.push(format!("{}: {e}", event.id)),
+            }
+        }
+    }
+}
