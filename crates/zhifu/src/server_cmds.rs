@@ -215,11 +215,21 @@ async fn run_dev(a: DevArgs) -> anyhow::Result<()> {
     };
     let store: Arc<dyn Store> = Arc::new(store);
     let state = AppState::new(settings, store);
-    let app = zhifu_server::router(state).merge(sandbox.router());
+    // The checkout (storefront, result page, /admin, zhifu.js) orders through
+    // the backend's merchant API in-process.
+    let checkout = zhifu_checkout::CheckoutConfig::development(&base, |k| std::env::var(k).ok())
+        .context("checkout configuration")?;
+    let backend = zhifu_server::router(state);
+    let app = zhifu_checkout::router_over_backend(checkout, backend.clone(), api_key.expose())
+        .context("checkout configuration")?
+        .merge(sandbox.router())
+        .merge(backend);
 
     let k = api_key.expose();
     println!("zhifu dev is running at {base} — everything is local, nothing leaves this machine.");
     println!();
+    println!("  Storefront     {base}/   (the demo shop: pay with the sandbox)");
+    println!("  Orders view    {base}/admin");
     println!("  Merchant API   {base}/v1/orders   (Authorization: Bearer {k}; {key_source})");
     println!("  API document   {base}/openapi.json");
     println!(
