@@ -389,6 +389,17 @@ describe('checkout journeys', () => {
     const o = await orderByOutTradeNo(c.out_trade_no);
     assert.equal(o.status, 'refunded');
     assert.equal(o.refunded_amount, '73.00');
+    // The order's history, with webhook delivery state, when the API lists it.
+    const documented = (await (await fetch(BASE + '/openapi.json')).json()).paths['/v1/orders/{id}/events'];
+    if (documented) {
+      const events = page.locator('#detail-events table');
+      await events.locator('td:has-text("order.refunded")').waitFor();
+      const types = await events.locator('tbody tr td:nth-child(2)').allTextContents();
+      assert.deepEqual(types, ['order.paid', 'order.partially_refunded', 'order.refunded']);
+    } else {
+      await page.locator('#detail-extra .help').waitFor();
+    }
+    await axe(page, 'the admin order detail after refunds');
     await finish(t, s, 'admin-refund');
   });
 

@@ -182,10 +182,9 @@
 
   /** Sections the API may or may not offer; shown when /openapi.json documents them. */
   var EXTRAS = [
-    ['refunds', 'admin.refunds'],
-    ['notifications', 'admin.notifications'],
-    ['events', 'admin.events'],
-    ['webhook_deliveries', 'admin.webhooks']
+    ['events', 'admin.events', eventsTable],
+    ['refunds', 'admin.refunds', null],
+    ['notifications', 'admin.notifications', null]
   ];
   var offered = null;
 
@@ -209,14 +208,9 @@
     box.textContent = '';
     discover().then(function (list) {
       if (!current || current.id !== id) return;
-      if (!list.length) {
-        var note = text(I.t('admin.extrasMissing'));
-        note.className = 'help';
-        box.appendChild(note);
-        return;
-      }
       list.forEach(function (x) {
         var holder = document.createElement('div');
+        holder.id = 'detail-' + x[0];
         box.appendChild(holder);
         api('GET', '/v1/orders/' + encodeURIComponent(id) + '/' + x[0]).then(function (j) {
           var rows = Array.isArray(j) ? j : j && Array.isArray(j.data) ? j.data : null;
@@ -224,10 +218,37 @@
           var h = document.createElement('h3');
           h.textContent = I.t(x[1]);
           holder.appendChild(h);
-          holder.appendChild(rows.length ? table(rows, I.t(x[1])) : text(I.t('admin.nothing')));
+          holder.appendChild(rows.length ? (x[2] || table)(rows, I.t(x[1])) : text(I.t('admin.nothing')));
         }).catch(fail);
       });
+      // Say what this server does not expose rather than hide it silently.
+      var missing = EXTRAS.filter(function (x) { return list.indexOf(x) < 0; })
+        .map(function (x) { return I.t(x[1]); });
+      if (missing.length) {
+        var note = text(I.t('admin.notExposed', { what: missing.join(I.lang === 'zh' ? '、' : ', ') }));
+        note.className = 'help';
+        box.appendChild(note);
+      }
     });
+  }
+
+  /** State changes, each with its webhook delivery state and attempts. */
+  function eventsTable(rows, label) {
+    return table(rows.map(function (e) {
+      var w = e.webhook || {};
+      var tries = (w.deliveries || []).map(function (d) {
+        return '#' + d.attempt + ' ' + when(d.at) + ' → ' + (d.http_status || d.error || '?');
+      });
+      var o = {};
+      o[I.t('admin.when')] = when(e.created_at);
+      o[I.t('admin.event')] = e.type;
+      o[I.t('admin.status')] = (e.previous_status ? I.t('status.' + e.previous_status) + ' → ' : '') + I.t('status.' + e.status);
+      o[I.t('admin.refunded')] = e.refunded_amount != null ? '¥' + e.refunded_amount : '';
+      o[I.t('admin.source')] = e.source;
+      o[I.t('admin.webhooks')] = (w.state || '—') + (w.attempts ? ' (' + w.attempts + ')' : '') +
+        (w.last_error ? ' — ' + w.last_error : '') + (tries.length ? '\n' + tries.join('\n') : '');
+      return o;
+    }), label);
   }
 
   function text(s) {
