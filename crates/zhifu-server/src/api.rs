@@ -820,6 +820,40 @@ pub async fn order_events(
     Ok(Json(json!({ "data": data })))
 }
 
+/// `POST /v1/reconcile`: runs one reconcile pass now and answers its report
+/// (for schedulers that can only make HTTP calls). Body fields, all
+/// optional: `min_age_seconds` (default 120), `limit` (default 200),
+/// `max_seconds` (stop starting new work after this long; default 20).
+pub async fn reconcile_now(
+    State(st): State<AppState>,
+    JsonObject(m): JsonObject,
+) -> Result<Json<Value>, ApiError> {
+    let f = Fields::new(&m, &["min_age_seconds", "limit", "max_seconds"])?;
+    let range = |name: &str, v: Option<i64>, lo: i64, hi: i64| -> Result<Option<u64>, ApiError> {
+        match v {
+            None => Ok(None),
+            Some(n) if (lo..=hi).contains(&n) => Ok(u64::try_from(n).ok()),
+            Some(_) => Err(ApiError::invalid(
+                "invalid_field",
+                format!("`{name}` must be an integer between {lo} and {hi}"),
+            )),
+        }
+    };
+    let mut opts = crate::ReconcileOptions::default();
+    if let Some(s) = range("min_age_seconds", f.int_opt("min_age_seconds")?, 0, 86_400)? {
+        opts.min_age = std::time::Duration::from_secs(s);
+    }
+    if let Some(n) = range("limit", f.int_opt("limit")?, 1, 10_000)? {
+        opts.limit = usize::try_from(n).unwrap_or(opts.limit);
+    }
+    let max = range("max_seconds", f.int_opt("max_seconds")?, 1, 900)?.unwrap_or(20);
+    opts.deadline = Some(std::time::Instant::now() + std::time::Duration::from_secs(max));
+    let report = crate::reconcile::run_pass(&st, &opts).await;
+    Ok(Json(
+        serde_json::to_value(&report).map_err(ApiError::internal)?,
+    ))
+}
+
 /// `GET /healthz`: 200 when the database answers.
 pub async fn healthz(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
     st.store().ping().await?;

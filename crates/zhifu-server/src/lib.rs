@@ -215,6 +215,11 @@ impl AppState {
     }
 }
 
+/// Epoch milliseconds as RFC 3339 UTC, as the API shows times.
+pub fn rfc3339(ms: i64) -> Option<String> {
+    api::rfc3339(ms)
+}
+
 /// Amount to fen as stored. Amounts are at most 100000000.00 yuan, far inside `i64`.
 pub(crate) fn notify_fen(a: alipay::Amount) -> i64 {
     i64::try_from(a.fen()).unwrap_or(i64::MAX)
@@ -230,6 +235,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/orders/{id}/refunds", post(api::refund_order))
         .route("/v1/orders/{id}/close", post(api::close_order))
         .route("/v1/orders/{id}/events", get(api::order_events))
+        .route("/v1/reconcile", post(api::reconcile_now))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             api::require_api_key,

@@ -154,6 +154,13 @@ pub fn spec() -> Value {
                 "responses": {"200": ok("The closed order", "Order"), "409": err("Paid or refunded"), "502": err("Alipay failed")}}},
             "/v1/orders/{id}/events": {"get": {"summary": "The order's state changes (oldest first) with their webhook deliveries", "parameters": [id_param()],
                 "responses": {"200": ok("The events", "EventList"), "404": err("No such order")}}},
+            "/v1/reconcile": {"post": {"summary": "Run one reconcile pass now (for HTTP-only schedulers)",
+                "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": false, "properties": {
+                    "min_age_seconds": {"type": "integer", "minimum": 0, "maximum": 86400, "default": 120},
+                    "limit": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 200},
+                    "max_seconds": {"type": "integer", "minimum": 1, "maximum": 900, "default": 20}}}}}},
+                "responses": {"200": {"description": "The pass's report: orders_checked, paid, closed, refunds_checked, refunds_succeeded, refunds_failed, webhooks_attempted, webhooks_delivered, webhooks_given_up, errors, stopped_at_deadline"},
+                              "400": err("Bad body"), "401": err("Bad API key")}}},
             "/alipay/notify": {"post": {"summary": "Alipay's asynchronous notification", "security": [],
                 "requestBody": {"content": {"application/x-www-form-urlencoded": {}}},
                 "responses": {"200": {"description": "`success` (text/plain) once committed"}, "400": {"description": "`failure`: forged, malformed or mismatching; nothing changed"}, "500": {"description": "`failure`: try again later"}}}},

@@ -260,3 +260,20 @@ async fn webhooks(st: &AppState, opts: &ReconcileOptions, report: &mut Reconcile
         }
     }
 }
+
+/// For a function platform's timer: a router whose `POST /invoke` (what
+/// Aliyun FC's custom runtime sends for timer and other event invocations)
+/// and `POST /` run one pass and answer its report as JSON. Serve it as a
+/// separate function that has no HTTP trigger.
+pub fn event_router(state: AppState, opts: ReconcileOptions) -> axum::Router {
+    use axum::routing::post;
+    let run = move || {
+        let state = state.clone();
+        let opts = opts.clone();
+        async move { axum::Json(run_pass(&state, &opts).await) }
+    };
+    axum::Router::new()
+        .route("/invoke", post(run.clone()))
+        .route("/", post(run))
+        .layer(axum::middleware::from_fn(crate::platform::request_span))
+}

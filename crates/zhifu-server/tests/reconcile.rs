@@ -119,10 +119,25 @@ async fn a_pass_recovers_every_dropped_notification(db: TestDatabase) {
     // Never opened at Alipay: nothing to close there, closed locally.
     assert_eq!(closed_at_alipay, 0);
 
-    // A second pass right away: everything is leased or settled.
-    let again = run_pass(&app.state, &opts()).await;
-    assert_eq!(again.orders_checked, 0, "{again:?}");
-    assert!(!again.changed_anything());
+    // A second pass right away (over HTTP, as an HTTP-only scheduler runs
+    // it): everything is leased or settled.
+    let again = app
+        .api(
+            "POST",
+            "/v1/reconcile",
+            Some(json!({"min_age_seconds": 60})),
+        )
+        .await;
+    assert_eq!(again.status, 200, "{:?}", again.body);
+    assert_eq!(again.body["orders_checked"], 0, "{:?}", again.body);
+    assert_eq!(again.body["paid"], json!([]));
+    let bad = app
+        .api("POST", "/v1/reconcile", Some(json!({"limit": 0})))
+        .await;
+    assert_eq!(
+        (bad.status, bad.body["error"]["code"].as_str()),
+        (400, Some("invalid_field"))
+    );
 }
 
 async fn concurrent_passes_do_each_change_once(db: TestDatabase) {

@@ -41,6 +41,10 @@ enum Command {
     Serve(server_cmds::ServeArgs),
     /// Apply the database migrations and exit.
     Migrate(server_cmds::MigrateArgs),
+    /// Run one reconcile pass: query stale orders, settle pending refunds, retry webhooks.
+    Reconcile(server_cmds::ReconcileArgs),
+    /// List merchant webhook events or resend one.
+    Webhooks(server_cmds::WebhooksArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +59,8 @@ fn main() -> ExitCode {
         Some(Command::Dev(a)) => server_cmds::dev(a),
         Some(Command::Serve(a)) => server_cmds::serve(a),
         Some(Command::Migrate(a)) => server_cmds::migrate(a),
+        Some(Command::Reconcile(a)) => server_cmds::reconcile(a),
+        Some(Command::Webhooks(a)) => server_cmds::webhooks(a),
         None => server_cmds::dev(server_cmds::DevArgs::default()),
     }
 }

@@ -1,10 +1,13 @@
-//! `zhifu dev`, `zhifu serve`, `zhifu migrate`: thin shells that choose how
-//! to serve `zhifu-server`'s router.
+//! `zhifu dev`, `zhifu serve`, `zhifu migrate`, `zhifu reconcile`,
+//! `zhifu webhooks`: thin shells that choose how to serve `zhifu-server`'s
+//! router or run its jobs.
 //!
 //! `dev` is the newcomer's first command: the backend on SQLite in a data
 //! directory, the sandbox's routes on the same port, generated keys
 //! registered with it, an API key, and a printout of what to open. `serve`
-//! is production: configuration from the environment only.
+//! is production: configuration from the environment only, listening where
+//! the platform says (Aliyun FC's `FC_CUSTOM_LISTEN_PORT`, Tencent SCF's
+//! 9000, a container's `PORT`; see `zhifu_server::platform`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -14,8 +17,9 @@ use alipay::AppPrivateKey;
 use anyhow::{Context, anyhow};
 use clap::Args;
 use zhifu_sandbox::{Sandbox, SandboxConfig};
-use zhifu_server::{ApiKey, AppState, Config, Settings};
-use zhifu_store::{SqlStore, Store, StoreOptions};
+use zhifu_server::config::Source;
+use zhifu_server::{ApiKey, AppState, Config, ReconcileOptions, Settings};
+use zhifu_store::{EventQuery, SqlStore, Store, StoreOptions, WebhookState};
 
 /// `zhifu dev`.
 #[derive(Debug, Args)]
@@ -44,9 +48,70 @@ impl Default for DevArgs {
 /// `zhifu serve` (all configuration from the environment, see the README).
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to bind (the port comes from `PORT`).
+    /// Address to bind (the port comes from `FC_CUSTOM_LISTEN_PORT`,
+    /// `FC_SERVER_PORT` or `PORT`, default 9000).
     #[arg(long, default_value = "0.0.0.0")]
     host: String,
+}
+
+/// `zhifu reconcile`.
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    /// Leave orders and refunds younger than this many seconds alone
+    /// (default `ZHIFU_RECONCILE_MIN_AGE_SECS` or 120).
+    #[arg(long)]
+    min_age: Option<u64>,
+    /// At most this many orders, refunds and deliveries each (default
+    /// `ZHIFU_RECONCILE_LIMIT` or 200).
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Seconds a claimed row stays reserved for this pass (default
+    /// `ZHIFU_RECONCILE_LEASE_SECS` or 240).
+    #[arg(long)]
+    lease: Option<u64>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Instead of one pass: listen like `zhifu serve` and run one pass per
+    /// `POST /invoke` (Aliyun FC's timer trigger on a custom runtime).
+    #[arg(long)]
+    listen: bool,
+    /// Address to bind with `--listen`.
+    #[arg(long, default_value = "0.0.0.0")]
+    host: String,
+}
+
+/// `zhifu webhooks`.
+#[derive(Debug, Args)]
+pub struct WebhooksArgs {
+    #[command(subcommand)]
+    command: WebhooksCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum WebhooksCommand {
+    /// List events and their delivery state, newest first (needs only
+    /// `ZHIFU_DATABASE_URL`).
+    List {
+        /// Only `pending`, `delivered` or `failed`.
+        #[arg(long)]
+        state: Option<String>,
+        /// Only this order's events.
+        #[arg(long)]
+        order: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// Print JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deliver one event now, whatever its state; a delivered or failed event
+    /// is re-armed (needs the full `zhifu serve` configuration).
+    Resend {
+        /// The event id (`evt_…`).
+        event_id: String,
+    },
 }
 
 /// `zhifu migrate`.
@@ -258,38 +323,245 @@ async fn run_dev(a: DevArgs) -> anyhow::Result<()> {
 /// `zhifu serve`.
 pub fn serve(a: ServeArgs) -> ExitCode {
     init_logs();
-    let config = match Config::from_env() {
+    let config = match config_or_exit() {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("configuration error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     report(runtime().and_then(|rt| rt.block_on(run_serve(a, config))))
 }
 
-async fn run_serve(a: ServeArgs, config: Config) -> anyhow::Result<()> {
-    let options = StoreOptions {
-        max_connections: config.db_max_connections,
-        ..Default::default()
-    };
-    let store = SqlStore::connect(&config.database_url, &options)
+/// The state `serve`, `reconcile` and `webhooks resend` work on. The pool
+/// connects lazily (sqlx opens connections on first use), so nothing here
+/// touches the network unless migrations are asked for.
+async fn open_state(config: Config, migrate: bool) -> anyhow::Result<AppState> {
+    let store = SqlStore::connect(&config.database_url, &config.store_options())
         .await
         .context("cannot connect to ZHIFU_DATABASE_URL")?;
-    if config.auto_migrate {
+    if migrate {
         store.migrate().await.context("migrations failed")?;
     }
-    let listener = tokio::net::TcpListener::bind((a.host.as_str(), config.port))
-        .await
-        .with_context(|| format!("cannot listen on {}:{}", a.host, config.port))?;
-    let addr = listener.local_addr().context("no local address")?;
-    tracing::info!(%addr, backend = ?store.backend(), "zhifu serve listening");
-    println!("zhifu serve listening on http://{addr}");
+    tracing::debug!(backend = ?store.backend(), "database pool ready");
     let store: Arc<dyn Store> = Arc::new(store);
-    let app = zhifu_server::router(AppState::new(config.settings, store));
+    Ok(AppState::build(
+        config.settings,
+        store,
+        Arc::new(alipay::SystemClock),
+        config.webhook,
+    ))
+}
+
+async fn run_serve(a: ServeArgs, config: Config) -> anyhow::Result<()> {
+    let port = config.port;
+    let migrate = config.auto_migrate;
+    let state = open_state(config, migrate).await?;
+    let listener = tokio::net::TcpListener::bind((a.host.as_str(), port))
+        .await
+        .with_context(|| format!("cannot listen on {}:{port}", a.host))?;
+    let addr = listener.local_addr().context("no local address")?;
+    tracing::info!(%addr, "zhifu serve listening");
+    println!("zhifu serve listening on http://{addr}");
+    let app = zhifu_server::router(state);
     zhifu_server::serve(listener, app, shutdown_signal())
         .await
         .context("the server failed")
+}
+
+fn config_or_exit() -> Result<Config, ExitCode> {
+    Config::from_env().map_err(|e| {
+        eprintln!("configuration error: {e}");
+        ExitCode::from(2)
+    })
+}
+
+/// `zhifu reconcile`.
+pub fn reconcile(a: ReconcileArgs) -> ExitCode {
+    init_logs();
+    let config = match config_or_exit() {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match runtime().and_then(|rt| rt.block_on(run_reconcile(a, config))) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn reconcile_options(a: &ReconcileArgs, base: &ReconcileOptions) -> ReconcileOptions {
+    let mut o = base.clone();
+    if let Some(s) = a.min_age {
+        o.min_age = std::time::Duration::from_secs(s);
+    }
+    if let Some(n) = a.limit {
+        o.limit = n.max(1);
+    }
+    if let Some(s) = a.lease {
+        o.lease = std::time::Duration::from_secs(s.max(1));
+    }
+    o
+}
+
+async fn run_reconcile(a: ReconcileArgs, config: Config) -> anyhow::Result<ExitCode> {
+    let opts = reconcile_options(&a, &config.reconcile);
+    let port = config.port;
+    // A job never migrates: that is a deploy step (`zhifu migrate`).
+    let state = open_state(config, false).await?;
+    if a.listen {
+        let listener = tokio::net::TcpListener::bind((a.host.as_str(), port))
+            .await
+            .with_context(|| format!("cannot listen on {}:{port}", a.host))?;
+        let addr = listener.local_addr().context("no local address")?;
+        println!("zhifu reconcile listening on http://{addr} (POST /invoke runs one pass)");
+        let app = zhifu_server::reconcile::event_router(state, opts);
+        zhifu_server::serve(listener, app, shutdown_signal())
+            .await
+            .context("the server failed")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let report = zhifu_server::reconcile::run_pass(&state, &opts).await;
+    if a.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "reconcile: {} orders checked, {} paid, {} closed; {} refunds checked, {} succeeded, {} failed; \
+             {} webhooks attempted, {} delivered, {} given up; {} errors{}",
+            report.orders_checked,
+            report.paid.len(),
+            report.closed.len(),
+            report.refunds_checked,
+            report.refunds_succeeded.len(),
+            report.refunds_failed.len(),
+            report.webhooks_attempted,
+            report.webhooks_delivered.len(),
+            report.webhooks_given_up.len(),
+            report.errors.len(),
+            if report.stopped_at_deadline {
+                " (stopped at the deadline)"
+            } else {
+                ""
+            },
+        );
+        for id in &report.paid {
+            println!("  paid     {id}");
+        }
+        for id in &report.closed {
+            println!("  closed   {id}");
+        }
+        for e in &report.errors {
+            println!("  error    {e}");
+        }
+    }
+    // Rows that failed are retried by the next pass; the exit code lets a
+    // scheduler notice that some did.
+    Ok(if report.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `zhifu webhooks list|resend`.
+pub fn webhooks(a: WebhooksArgs) -> ExitCode {
+    init_logs();
+    report(runtime().and_then(|rt| rt.block_on(run_webhooks(a))))
+}
+
+fn ms_to_rfc3339(ms: i64) -> String {
+    zhifu_server::rfc3339(ms).unwrap_or_else(|| ms.to_string())
+}
+
+async fn run_webhooks(a: WebhooksArgs) -> anyhow::Result<()> {
+    match a.command {
+        WebhooksCommand::List {
+            state,
+            order,
+            limit,
+            json,
+        } => {
+            let webhook_state = match state.as_deref() {
+                None => None,
+                Some(s) => Some(WebhookState::parse(s).ok_or_else(|| {
+                    anyhow!("--state must be pending, delivered or failed, not {s:?}")
+                })?),
+            };
+            let src = Source::from_env().map_err(|e| anyhow!("{e}"))?;
+            let url = zhifu_server::config::database_url(&src).map_err(|e| anyhow!("{e}"))?;
+            let store = SqlStore::connect(&url, &StoreOptions::default())
+                .await
+                .context("cannot connect to ZHIFU_DATABASE_URL")?;
+            let events = store
+                .query_events(&EventQuery {
+                    webhook_state,
+                    order_id: order,
+                    limit: limit.clamp(1, 10_000),
+                })
+                .await
+                .context("cannot read the events")?;
+            if !json {
+                println!(
+                    "{:<36} {:<26} {:<36} {:<9} {:>8}  {:<20}  LAST ERROR",
+                    "EVENT", "TYPE", "ORDER", "STATE", "ATTEMPTS", "CREATED"
+                );
+            }
+            for e in &events {
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "id": e.id, "type": e.event_type.as_str(), "order_id": e.order_id,
+                            "state": e.webhook_state.as_str(), "attempts": e.attempts,
+                            "created_at": ms_to_rfc3339(e.created_at),
+                            "next_attempt_at": e.next_attempt_at.map(ms_to_rfc3339),
+                            "delivered_at": e.delivered_at.map(ms_to_rfc3339),
+                            "last_error": e.last_error,
+                        })
+                    );
+                } else {
+                    println!(
+                        "{:<36} {:<26} {:<36} {:<9} {:>8}  {:<20}  {}",
+                        e.id,
+                        e.event_type.as_str(),
+                        e.order_id,
+                        e.webhook_state.as_str(),
+                        e.attempts,
+                        ms_to_rfc3339(e.created_at),
+                        e.last_error.as_deref().unwrap_or("")
+                    );
+                }
+            }
+            store.close().await;
+            Ok(())
+        }
+        WebhooksCommand::Resend { event_id } => {
+            let config = Config::from_env().map_err(|e| anyhow!("configuration error: {e}"))?;
+            if config.webhook.is_none() {
+                anyhow::bail!("ZHIFU_WEBHOOK_URL is not set: there is nowhere to send to");
+            }
+            let state = open_state(config, false).await?;
+            match zhifu_server::webhook::resend(&state, &event_id)
+                .await
+                .context("cannot resend")?
+            {
+                Some(r) if r.state == WebhookState::Delivered => {
+                    println!(
+                        "delivered {event_id} (HTTP {})",
+                        r.http_status.unwrap_or_default()
+                    );
+                    Ok(())
+                }
+                Some(r) => Err(anyhow!(
+                    "not delivered: {}; it stays {} and the reconcile pass retries it",
+                    r.error.unwrap_or_default(),
+                    r.state.as_str()
+                )),
+                None => Err(anyhow!(
+                    "no event {event_id}, or it is being delivered right now"
+                )),
+            }
+        }
+    }
 }
 
 /// `zhifu migrate`.
