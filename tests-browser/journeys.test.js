@@ -18,6 +18,7 @@ import { chromium } from 'playwright-core';
 const here = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
 const AXE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+const JSQR = readFileSync(require.resolve('jsqr/dist/jsQR.js'), 'utf8');
 const BASE = (process.env.ZHIFU_URL || '').replace(/\/$/, '');
 const API_KEY = process.env.ZHIFU_API_KEY || '';
 const SHOTS = join(here, 'screenshots');
@@ -276,6 +277,19 @@ describe('checkout journeys', () => {
     assert.ok(img.w >= 200 && img.src.startsWith('data:image/svg+xml'), JSON.stringify(img));
     assert.match(await text(page, '.zhifu-qr-amount-value'), /^¥0\.01$/);
     assert.match(await text(page, '.zhifu-qr-countdown'), /\d\d:\d\d/);
+    // The code scans: decode the image the page shows and compare.
+    await page.evaluate(JSQR);
+    const decoded = await page.locator('.zhifu-qr-img').evaluate((img) => {
+      const c = document.createElement('canvas');
+      c.width = img.naturalWidth;
+      c.height = img.naturalHeight;
+      const g = c.getContext('2d');
+      g.drawImage(img, 0, 0);
+      const d = g.getImageData(0, 0, c.width, c.height);
+      const r = window.jsQR(d.data, c.width, c.height);
+      return r && r.data;
+    });
+    assert.equal(decoded, checkout.qr_code);
     await axe(page, 'the QR view');
     await page.screenshot({ path: join(SHOTS, 'qr-view-waiting.png') });
     // Mark this document: a reload would lose the mark.
