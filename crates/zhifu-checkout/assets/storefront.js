@@ -30,6 +30,8 @@
   function offers() {
     var device = Z.detectChannel();
     var enabled = (catalog && catalog.channels) || [];
+    // In the Alipay app without a way to know the buyer, wap pay works too.
+    if (device === 'jsapi' && (catalog.jsapi_needs_buyer_id || enabled.indexOf('jsapi') < 0)) device = 'wap';
     var list = device === 'jsapi' ? [['jsapi', 'shop.payApp']]
       : device === 'wap' ? [['wap', 'shop.payPhone']]
         : [['page', 'shop.pay'], ['qr', 'shop.payQr']];

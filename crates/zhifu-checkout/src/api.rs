@@ -174,8 +174,16 @@ pub(crate) async fn catalog(State(st): State<CheckoutState>) -> Response {
         })
         .collect();
     let channels: Vec<&str> = c.channels.iter().map(|c| c.as_str()).collect();
-    let mut r = Json(json!({"currency": CURRENCY, "products": products, "channels": channels}))
-        .into_response();
+    // Without a buyer id a jsapi checkout cannot be made; the storefront
+    // then pays by wap inside the Alipay app instead.
+    let jsapi_needs_buyer_id = c.dev_buyer_id.is_none();
+    let mut r = Json(json!({
+        "currency": CURRENCY,
+        "products": products,
+        "channels": channels,
+        "jsapi_needs_buyer_id": jsapi_needs_buyer_id,
+    }))
+    .into_response();
     no_store(r.headers_mut());
     r
 }
