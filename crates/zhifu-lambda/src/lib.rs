@@ -124,6 +124,53 @@ pub fn pass_deadline(deadline_epoch_ms: u64) -> Option<Instant> {
     Some(Instant::now() + left.saturating_sub(DEADLINE_MARGIN))
 }
 
+/// The HTTP service a function serves: the router, behind a step that
+/// removes the API Gateway stage from the path.
+///
+/// `lambda_http` puts a named stage in front of the path (`/Prod/v1/orders`
+/// on a REST API's `Prod` stage) so that URLs built from it stay valid; the
+/// router's routes are stage-less. `ZHIFU_PUBLIC_URL` must then include the
+/// stage (`https://…/Prod`), so that `notify_url` does too.
+pub fn http_service(
+    state: AppState,
+) -> tower::util::MapRequest<axum::Router, fn(lambda_http::Request) -> lambda_http::Request> {
+    use tower::ServiceExt as _;
+    zhifu_server::router(state).map_request(strip_stage as fn(_) -> _)
+}
+
+/// `/{stage}/rest` → `/rest` for API Gateway requests on a named stage.
+pub fn strip_stage(mut req: lambda_http::Request) -> lambda_http::Request {
+    use lambda_http::RequestExt as _;
+    use lambda_http::request::RequestContext;
+    let stage = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV1(c)) => c.stage.clone(),
+        Some(RequestContext::ApiGatewayV2(c)) => c.stage.clone(),
+        _ => None,
+    };
+    let Some(stage) = stage.filter(|s| !s.is_empty() && s != "$default") else {
+        return req;
+    };
+    let path = req.uri().path();
+    let prefix = format!("/{stage}");
+    let rest = match path.strip_prefix(&prefix) {
+        Some("") => "/",
+        Some(r) if r.starts_with('/') => r,
+        _ => return req,
+    };
+    let rebuilt = match req.uri().query() {
+        Some(q) => format!("{rest}?{q}"),
+        None => rest.to_owned(),
+    };
+    let mut parts = req.uri().clone().into_parts();
+    if let Ok(pq) = rebuilt.parse() {
+        parts.path_and_query = Some(pq);
+        if let Ok(uri) = lambda_http::http::Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
+    req
+}
+
 /// Whether an event is an EventBridge (CloudWatch Events) scheduled event.
 pub fn is_scheduled_event(event: &Value) -> bool {
     event["source"] == "aws.events" && event["detail-type"] == "Scheduled Event"
@@ -181,9 +228,30 @@ mod tests {
     #[test]
     fn scheduled_events_are_recognised() {
         let e: Value =
-            serde_json::from_str(include_str!("../tests/events/eventbridge_schedule.json")).unwrap();
+            serde_json::from_str(include_str!("../tests/events/eventbridge_schedule.json"))
+                .unwrap();
         assert!(is_scheduled_event(&e));
         assert!(!is_scheduled_event(&serde_json::json!({})));
+    }
+
+    #[test]
+    fn the_stage_is_removed_from_api_gateway_paths_only() {
+        let v1 = include_str!("../tests/events/apigw_v1_rest.json");
+        let req = lambda_http::request::from_str(v1).unwrap();
+        assert_eq!(
+            req.uri().path(),
+            "/test/hello",
+            "lambda_http adds the stage"
+        );
+        let req = strip_stage(req);
+        assert_eq!(req.uri().path(), "/hello");
+        assert_eq!(req.uri().query(), Some("name=me"));
+        let alb = include_str!("../tests/events/alb.json");
+        let req = strip_stage(lambda_http::request::from_str(alb).unwrap());
+        assert_eq!(req.uri().path(), "/");
+        let v2 = include_str!("../tests/events/apigw_v2_http.json");
+        let req = strip_stage(lambda_http::request::from_str(v2).unwrap());
+        assert_eq!(req.uri().path(), "/my/path");
     }
 
     #[test]
@@ -194,7 +262,10 @@ mod tests {
             .as_millis() as u64;
         let d = pass_deadline(now + 10_000).unwrap();
         let left = d.saturating_duration_since(Instant::now());
-        assert!(left <= Duration::from_secs(7) && left > Duration::from_secs(6), "{left:?}");
+        assert!(
+            left <= Duration::from_secs(7) && left > Duration::from_secs(6),
+            "{left:?}"
+        );
         assert!(pass_deadline(now - 1_000).is_none());
     }
 }

@@ -41,7 +41,7 @@ async fn run() -> ExitCode {
         }
     };
     let result = match f.handler {
-        Handler::Http => lambda_http::run(zhifu_server::router(f.state)).await,
+        Handler::Http => lambda_http::run(zhifu_lambda::http_service(f.state)).await,
         Handler::Reconcile => {
             let (state, opts) = (f.state, f.reconcile);
             lambda_http::lambda_runtime::run(service_fn(move |ev: LambdaEvent<Value>| {
