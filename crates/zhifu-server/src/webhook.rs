@@ -361,12 +361,13 @@ pub(crate) async fn flush_order(st: &AppState, order_id: &str) {
     }
 }
 
-/// Delivers one event now, whatever its state (`zhifu webhooks resend`):
-/// a delivered or failed event is re-armed with a fresh retry budget.
+/// Delivers one event now, whatever its state or schedule (`zhifu webhooks
+/// resend`): a delivered or failed event is re-armed with a fresh retry
+/// budget.
 ///
 /// # Errors
-/// `Ok(None)` when webhooks are not configured or the event is unknown or
-/// being delivered right now; store failures.
+/// `Ok(None)` when webhooks are not configured or the event is unknown;
+/// store failures.
 pub async fn resend(st: &AppState, event_id: &str) -> Result<Option<DeliveryResult>, StoreError> {
     let Some(sender) = st.webhooks() else {
         return Ok(None);

@@ -141,8 +141,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<OrderEvent>>;
 
     /// Takes one event for delivery if it is pending, due and not leased;
-    /// with `force` (a manual resend) also when delivered or failed, which
-    /// re-arms it with a fresh retry budget. `None` when it is not available.
+    /// with `force` (a manual resend) whatever its state and schedule — a
+    /// delivered or failed event is re-armed with a fresh retry budget.
+    /// `None` when it does not exist or is not available.
     async fn claim_event(
         &self,
         event_id: &str,

@@ -1092,15 +1092,17 @@ impl Store for SqlStore {
         lease_until: i64,
         force: bool,
     ) -> Result<Option<OrderEvent>> {
-        // A lease in force (an attempt in flight elsewhere) is respected even
-        // by a forced resend: two concurrent deliveries of one event would
-        // only make the receiver's de-duplication work harder.
+        // `next_attempt_at` is both the retry schedule and the lease of an
+        // attempt in flight, so a forced resend (an operator's explicit
+        // request) takes the event even when it is not due. Should an attempt
+        // be in flight at that moment, the receiver gets the event twice and
+        // de-duplicates on its id, as it must for retries anyway.
         sqlx::query(concat!(
             "UPDATE order_events SET next_attempt_at = $3, \
              attempts = CASE WHEN webhook_state = 'pending' THEN attempts ELSE 0 END, \
              webhook_state = 'pending' \
-             WHERE id = $1 AND ($4 = 1 OR webhook_state = 'pending') \
-             AND (next_attempt_at IS NULL OR next_attempt_at <= $2) RETURNING ",
+             WHERE id = $1 AND ($4 = 1 OR (webhook_state = 'pending' \
+             AND (next_attempt_at IS NULL OR next_attempt_at <= $2))) RETURNING ",
             event_cols!()
         ))
         .bind(event_id)

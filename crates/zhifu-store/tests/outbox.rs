@@ -269,7 +269,7 @@ async fn deliveries_retry_give_up_and_resend(db: TestDatabase) {
     );
     let got = s.claim_due_events(3_000, 33_000, 10).await.unwrap();
     assert_eq!(ids(&got, |e| &e.id), vec![ev.id.clone()]);
-    // Leased: neither the batch claim nor the single claim takes it.
+    // Leased: neither the batch claim nor an ordinary single claim takes it.
     assert!(
         s.claim_due_events(3_000, 33_000, 10)
             .await
@@ -277,7 +277,7 @@ async fn deliveries_retry_give_up_and_resend(db: TestDatabase) {
             .is_empty()
     );
     assert!(
-        s.claim_event(&ev.id, 3_000, 33_000, true)
+        s.claim_event(&ev.id, 3_000, 33_000, false)
             .await
             .unwrap()
             .is_none()
@@ -304,6 +304,13 @@ async fn deliveries_retry_give_up_and_resend(db: TestDatabase) {
             .unwrap()
             .is_empty()
     );
+    assert!(
+        s.claim_event(&ev.id, 9_999, 40_000, false)
+            .await
+            .unwrap()
+            .is_none(),
+        "not due before its retry time"
+    );
     let e = s
         .claim_event(&ev.id, 10_000, 40_000, false)
         .await
@@ -324,6 +331,12 @@ async fn deliveries_retry_give_up_and_resend(db: TestDatabase) {
             .unwrap()
             .is_none(),
         "given up: only a forced resend takes it"
+    );
+    assert!(
+        s.claim_event("evt_missing", 99_000, 100_000, true)
+            .await
+            .unwrap()
+            .is_none()
     );
     // A forced resend re-arms it with a fresh budget.
     let e = s

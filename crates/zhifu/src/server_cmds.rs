@@ -559,9 +559,7 @@ async fn run_webhooks(a: WebhooksArgs) -> anyhow::Result<()> {
                     r.error.unwrap_or_default(),
                     r.state.as_str()
                 )),
-                None => Err(anyhow!(
-                    "no event {event_id}, or it is being delivered right now"
-                )),
+                None => Err(anyhow!("no event {event_id}")),
             }
         }
     }
