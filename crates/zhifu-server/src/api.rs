@@ -863,7 +863,8 @@ pub async fn healthz(State(st): State<AppState>) -> Result<Json<Value>, ApiError
 /// `GET /metrics`.
 pub async fn metrics(State(st): State<AppState>) -> Result<Response, ApiError> {
     let counts = st.store().count_orders_by_status().await?;
-    let text = st.metrics().render(&counts);
+    let events = st.store().count_events_by_state().await?;
+    let text = st.metrics().render_with(&counts, &events);
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use zhifu_store::OrderStatus;
+use zhifu_store::{OrderStatus, WebhookState};
 
 /// Upper bounds (seconds) of the Alipay latency histogram.
 const BUCKETS: [f64; 10] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -29,6 +29,7 @@ pub struct Metrics {
 struct Inner {
     notifications: BTreeMap<(String, String), u64>,
     alipay_calls: BTreeMap<(String, String), u64>,
+    webhook_attempts: BTreeMap<String, u64>,
     alipay_latency: BTreeMap<String, Histogram>,
 }
 
@@ -71,15 +72,54 @@ impl Metrics {
         });
     }
 
+    /// Counts a webhook delivery attempt by its result (`delivered`,
+    /// `pending` for a failure that will be retried, `failed` when the budget
+    /// ran out).
+    pub fn webhook_attempt(&self, outcome: &str) {
+        self.with(|i| {
+            *i.webhook_attempts.entry(outcome.to_owned()).or_default() += 1;
+        });
+    }
+
     /// The exposition text, with the order counts given.
     pub fn render(&self, orders: &[(OrderStatus, i64)]) -> String {
+        self.render_with(orders, &[])
+    }
+
+    /// The exposition text, with the order and outbox counts given (both
+    /// read from the database, so every instance reports the true figure).
+    pub fn render_with(
+        &self,
+        orders: &[(OrderStatus, i64)],
+        events: &[(WebhookState, i64)],
+    ) -> String {
         let mut out = String::new();
         out.push_str("# HELP zhifu_orders Orders in the database by status.\n");
         out.push_str("# TYPE zhifu_orders gauge\n");
         for (status, n) in orders {
             let _ = writeln!(out, "zhifu_orders{{status=\"{status}\"}} {n}");
         }
+        if !events.is_empty() {
+            out.push_str(
+                "# HELP zhifu_webhook_events Order events in the outbox by delivery state.\n",
+            );
+            out.push_str("# TYPE zhifu_webhook_events gauge\n");
+            for (state, n) in events {
+                let _ = writeln!(
+                    out,
+                    "zhifu_webhook_events{{state=\"{}\"}} {n}",
+                    state.as_str()
+                );
+            }
+        }
         self.with(|i| {
+            out.push_str(
+                "# HELP zhifu_webhook_attempts_total Webhook delivery attempts by this instance, by result.\n",
+            );
+            out.push_str("# TYPE zhifu_webhook_attempts_total counter\n");
+            for (outcome, n) in &i.webhook_attempts {
+                let _ = writeln!(out, "zhifu_webhook_attempts_total{{result=\"{outcome}\"}} {n}");
+            }
             out.push_str(
                 "# HELP zhifu_notifications_total Notifications processed by this instance, by outcome.\n",
             );
@@ -139,7 +179,11 @@ mod tests {
         m.notification("anomaly", Some("bad_signature"));
         m.notification("anomaly", Some("bad_signature"));
         m.alipay_call("alipay.trade.query", "success", Duration::from_millis(30));
-        let text = m.render(&[(OrderStatus::Paid, 3)]);
+        m.webhook_attempt("pending");
+        m.webhook_attempt("delivered");
+        let text = m.render_with(&[(OrderStatus::Paid, 3)], &[(WebhookState::Failed, 2)]);
+        assert!(text.contains("zhifu_webhook_events{state=\"failed\"} 2\n"));
+        assert!(text.contains("zhifu_webhook_attempts_total{result=\"delivered\"} 1\n"));
         assert!(text.contains("zhifu_orders{status=\"paid\"} 3\n"));
         assert!(text.contains(
             "zhifu_notifications_total{outcome=\"anomaly\",reason=\"bad_signature\"} 2\n"

@@ -306,6 +306,7 @@ pub(crate) async fn deliver_claimed(
         duration_ms,
     };
     let done = st.store().finish_delivery(&e.id, &attempt, next).await?;
+    st.metrics().webhook_attempt(done.webhook_state.as_str());
     match &error {
         None => tracing::info!(event = %e.id, kind = e.event_type.as_str(), "webhook delivered"),
         Some(why) => tracing::warn!(

@@ -217,6 +217,27 @@ async fn every_kind_of_change_is_delivered_once_in_order(db: TestDatabase) {
     );
     let r = run_pass(&app.state, &opts()).await;
     assert_eq!(r.webhooks_attempted, 0, "nothing left in the outbox: {r:?}");
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("zhifu_webhook_events{state=\"delivered\"} 4\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("zhifu_webhook_events{state=\"pending\"} 0\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("zhifu_webhook_attempts_total{result=\"delivered\"} 4\n"),
+        "{metrics}"
+    );
     // The API shows the events with their deliveries.
     let ev = app
         .api("GET", &format!("/v1/orders/{oid}/events"), None)

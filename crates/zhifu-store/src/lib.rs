@@ -166,6 +166,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Events newest first, filtered.
     async fn query_events(&self, query: &EventQuery) -> Result<Vec<OrderEvent>>;
 
+    /// Number of events per webhook delivery state (for metrics).
+    async fn count_events_by_state(&self) -> Result<Vec<(WebhookState, i64)>>;
+
     /// Delivery attempts of an event, in the order they were made.
     async fn list_delivery_attempts(&self, event_id: &str) -> Result<Vec<DeliveryAttempt>>;
 }

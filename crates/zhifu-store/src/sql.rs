@@ -1191,6 +1191,34 @@ impl Store for SqlStore {
         rows.iter().map(event_from_row).collect()
     }
 
+    async fn count_events_by_state(&self) -> Result<Vec<(WebhookState, i64)>> {
+        let rows = sqlx::query(
+            "SELECT webhook_state, CAST(COUNT(*) AS BIGINT) AS n FROM order_events \
+             GROUP BY webhook_state",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: Vec<(WebhookState, i64)> = [
+            WebhookState::Pending,
+            WebhookState::Delivered,
+            WebhookState::Failed,
+        ]
+        .into_iter()
+        .map(|s| (s, 0))
+        .collect();
+        for r in rows {
+            let s: String = r.try_get("webhook_state")?;
+            let n: i64 = r.try_get("n")?;
+            let st = WebhookState::parse(&s).ok_or(StoreError::Corrupt {
+                column: "webhook_state",
+            })?;
+            if let Some(slot) = out.iter_mut().find(|(k, _)| *k == st) {
+                slot.1 = n;
+            }
+        }
+        Ok(out)
+    }
+
     async fn list_delivery_attempts(&self, event_id: &str) -> Result<Vec<DeliveryAttempt>> {
         let rows = sqlx::query(
             "SELECT id, event_id, attempt, at, http_status, error, duration_ms \

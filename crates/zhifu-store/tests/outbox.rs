@@ -370,6 +370,14 @@ async fn deliveries_retry_give_up_and_resend(db: TestDatabase) {
             .unwrap()
             .is_empty()
     );
+    assert_eq!(
+        s.count_events_by_state().await.unwrap(),
+        vec![
+            (WebhookState::Pending, 0),
+            (WebhookState::Delivered, 1),
+            (WebhookState::Failed, 0)
+        ]
+    );
     let attempts = s.list_delivery_attempts(&ev.id).await.unwrap();
     assert_eq!(
         attempts
