@@ -7,6 +7,13 @@
 //! answers 2xx or [`WebhookConfig::max_attempts`] is used up. Each delivery
 //! of one event carries the same event id, so receivers de-duplicate on it.
 //!
+//! The first attempt is made inline, before the request that caused the
+//! change is answered: on a function platform nothing may run after the
+//! response (the instance is frozen), and the outbox keeps it correct
+//! either way. A slow endpoint therefore delays that answer by at most
+//! [`DELIVERY_TIMEOUT`]; Alipay retries a notification it considers
+//! unanswered, and the retry is a recorded no-op.
+//!
 //! ## The signature (the scheme merchants know from Stripe)
 //!
 //! ```text
