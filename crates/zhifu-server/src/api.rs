@@ -820,6 +820,45 @@ pub async fn order_events(
     Ok(Json(json!({ "data": data })))
 }
 
+/// `GET /v1/orders/{id}/refunds`: the order's refunds, oldest first.
+pub async fn order_refunds(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let order = load(&st, &id).await?;
+    let refunds = st.store().list_refunds(&order.id).await?;
+    Ok(Json(
+        json!({ "data": refunds.iter().map(refund_json).collect::<Vec<_>>() }),
+    ))
+}
+
+/// `GET /v1/orders/{id}/notifications`: every report recorded for the order
+/// (notifications, query answers, refund answers), oldest first, with its
+/// outcome: `applied`, `duplicate`, or `anomaly` and the reason. The audit
+/// trail of why the order is in its state.
+pub async fn order_notifications(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let order = load(&st, &id).await?;
+    let records = st.store().list_notifications(&order.id).await?;
+    let data: Vec<Value> = records
+        .iter()
+        .map(|n| {
+            json!({
+                "id": n.id,
+                "received_at": rfc3339(n.received_at),
+                "source": n.source,
+                "notify_id": n.notify_id,
+                "trade_status": n.trade_status,
+                "outcome": n.outcome,
+                "reason": n.reason,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "data": data })))
+}
+
 /// `POST /v1/reconcile`: runs one reconcile pass now and answers its report
 /// (for schedulers that can only make HTTP calls). Body fields, all
 /// optional: `min_age_seconds` (default 120), `limit` (default 200),

@@ -232,9 +232,16 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/orders", post(api::create_order).get(api::list_orders))
         .route("/v1/orders/{id}", get(api::get_order))
         .route("/v1/orders/{id}/pay", post(api::pay_order))
-        .route("/v1/orders/{id}/refunds", post(api::refund_order))
         .route("/v1/orders/{id}/close", post(api::close_order))
         .route("/v1/orders/{id}/events", get(api::order_events))
+        .route(
+            "/v1/orders/{id}/refunds",
+            get(api::order_refunds).post(api::refund_order),
+        )
+        .route(
+            "/v1/orders/{id}/notifications",
+            get(api::order_notifications),
+        )
         .route("/v1/reconcile", post(api::reconcile_now))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -263,7 +270,11 @@ pub async fn serve(
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    // The peer address feeds per-client rate limits (the checkout's).
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

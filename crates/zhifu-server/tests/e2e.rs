@@ -249,6 +249,33 @@ async fn refunds_partial_then_full(db: TestDatabase) {
         (r.status, s(&r.body["error"], "code")),
         (409, "order_not_refundable")
     );
+
+    // The audit views the admin page shows: refunds, and every report with its outcome.
+    let r = app.api("GET", &path, None).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let amounts: Vec<&str> = r.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| s(f, "amount"))
+        .collect();
+    assert_eq!(amounts, ["10.00", "78.88"]);
+    let r = app
+        .api("GET", &format!("/v1/orders/{id}/notifications"), None)
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let rows = r.body["data"].as_array().unwrap();
+    assert!(
+        rows.iter().any(|n| n["source"] == "notify"
+            && n["outcome"] == "applied"
+            && n["trade_status"] == "TRADE_SUCCESS"),
+        "{rows:?}"
+    );
+    assert!(rows.iter().all(|n| n.get("payload").is_none()));
+    let r = app
+        .api("GET", "/v1/orders/ord_nope/notifications", None)
+        .await;
+    assert_eq!(r.status, 404);
 }
 
 async fn close_and_expiry(db: TestDatabase) {

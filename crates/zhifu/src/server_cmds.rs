@@ -356,6 +356,14 @@ async fn open_state(config: Config, migrate: bool) -> anyhow::Result<AppState> {
 async fn run_serve(a: ServeArgs, config: Config) -> anyhow::Result<()> {
     let port = config.port;
     let migrate = config.auto_migrate;
+    // The checkout (storefront, result page, /admin, zhifu.js) is served
+    // when a catalog is configured (`ZHIFU_CATALOG`); it orders through the
+    // merchant API in-process, like any API client.
+    let checkout = zhifu_checkout::CheckoutConfig::from_env(&config.settings.public_url, |k| {
+        std::env::var(k).ok()
+    })
+    .context("checkout configuration (ZHIFU_CATALOG …)")?;
+    let api_key = config.settings.api_key.expose().to_owned();
     let state = open_state(config, migrate).await?;
     let listener = tokio::net::TcpListener::bind((a.host.as_str(), port))
         .await
@@ -363,7 +371,16 @@ async fn run_serve(a: ServeArgs, config: Config) -> anyhow::Result<()> {
     let addr = listener.local_addr().context("no local address")?;
     tracing::info!(%addr, "zhifu serve listening");
     println!("zhifu serve listening on http://{addr}");
-    let app = zhifu_server::router(state);
+    let backend = zhifu_server::router(state);
+    let app = match checkout {
+        Some(c) => {
+            println!("checkout (storefront, /admin, /zhifu.js) enabled");
+            zhifu_checkout::router_over_backend(c, backend.clone(), &api_key)
+                .context("checkout configuration")?
+                .merge(backend)
+        }
+        None => backend,
+    };
     zhifu_server::serve(listener, app, shutdown_signal())
         .await
         .context("the server failed")

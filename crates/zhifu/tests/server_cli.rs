@@ -224,4 +224,54 @@ async fn serve_runs_from_the_environment() {
         url.contains("notify_url=https%3A%2F%2Fshop.example.com%2Falipay%2Fnotify"),
         "{url}"
     );
+    // No catalog configured: no public checkout.
+    let (status, _) = call(&http, "GET", &format!("{base}/checkout/catalog"), None).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn serve_mounts_the_checkout_when_a_catalog_is_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = alipay::AppPrivateKey::generate().unwrap();
+    let ali = alipay::AppPrivateKey::generate().unwrap();
+    let catalog = dir.path().join("catalog.toml");
+    std::fs::write(
+        &catalog,
+        "currency = \"CNY\"\n[[product]]\nsku = \"cup\"\nprice = \"12.34\"\nname = { zh = \"杯子\", en = \"Cup\" }\n",
+    )
+    .unwrap();
+    let mut cmd = zhifu();
+    cmd.args(["serve", "--host", "127.0.0.1"])
+        .env("ZHIFU_DATABASE_URL", "sqlite::memory:")
+        .env("ALIPAY_APP_ID", "2021000122671080")
+        .env("ALIPAY_APP_PRIVATE_KEY", app.to_pkcs8_pem().unwrap())
+        .env("ALIPAY_PUBLIC_KEY", ali.public_key().to_base64())
+        .env("ALIPAY_GATEWAY", "http://127.0.0.1:9/gateway.do")
+        .env("ZHIFU_PUBLIC_URL", "https://shop.example.com")
+        .env("ZHIFU_API_KEY", KEY)
+        .env("ZHIFU_CATALOG", &catalog)
+        .env("PORT", "0");
+    let (_child, base) = start(cmd, "listening on");
+    let http = reqwest::Client::new();
+    let (status, body) = call(&http, "GET", &format!("{base}/checkout/catalog"), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.to_string().contains("12.34"), "{body}");
+    // The price comes from the catalog, never from the browser.
+    let (status, body) = call(
+        &http,
+        "POST",
+        &format!("{base}/checkout"),
+        Some(json!({"sku": "cup", "quantity": 2, "channel": "page"})),
+    )
+    .await;
+    assert!(status == 200 || status == 201, "{status} {body}");
+    assert!(body["url"].as_str().unwrap().contains("24.68"), "{body}");
+    let (status, _) = call(
+        &http,
+        "POST",
+        &format!("{base}/checkout"),
+        Some(json!({"sku": "cup", "quantity": 1, "channel": "page", "total_amount": "0.01"})),
+    )
+    .await;
+    assert_eq!(status, 400);
 }
