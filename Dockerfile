@@ -19,8 +19,8 @@ RUN apt-get update \
  && rustup target add x86_64-unknown-linux-musl
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --target x86_64-unknown-linux-musl -p zhifu \
- && cp target/x86_64-unknown-linux-musl/release/zhifu /zhifu
+RUN cargo build --profile dist --locked --target x86_64-unknown-linux-musl -p zhifu \
+ && cp target/x86_64-unknown-linux-musl/dist/zhifu /zhifu
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /zhifu /zhifu

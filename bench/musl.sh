@@ -10,9 +10,9 @@ target=x86_64-unknown-linux-musl
 rustup target list --installed | grep -qx "$target" || rustup target add "$target"
 command -v musl-gcc >/dev/null || { echo "musl.sh: apt-get install -y musl-tools" >&2; exit 1; }
 start=$(date +%s)
-cargo build --release --locked --target "$target" -p zhifu -p zhifu-lambda
+cargo build --profile dist --locked --target "$target" -p zhifu -p zhifu-lambda
 echo "build: $(($(date +%s) - start)) s"
-dir="${CARGO_TARGET_DIR:-target}/$target/release"
+dir="${CARGO_TARGET_DIR:-target}/$target/dist"
 for b in zhifu zhifu-lambda; do
   file "$dir/$b"
   file "$dir/$b" | grep -q "static" || { echo "musl.sh: $b is not static" >&2; exit 1; }

@@ -10,8 +10,8 @@ cd "$(dirname "$0")/.."
 target=x86_64-unknown-linux-musl
 rustup target list --installed | grep -qx "$target" || rustup target add "$target"
 command -v musl-gcc >/dev/null || { echo "package.sh: install musl-tools (apt-get install -y musl-tools)" >&2; exit 1; }
-cargo build --release --locked --target "$target" -p zhifu
-bin="${CARGO_TARGET_DIR:-target}/$target/release/zhifu"
+cargo build --profile dist --locked --target "$target" -p zhifu
+bin="${CARGO_TARGET_DIR:-target}/$target/dist/zhifu"
 for dir in aliyun-fc:bootstrap tencent-scf:scf_bootstrap; do
   platform=${dir%%:*} script=${dir##*:}
   mkdir -p "deploy/$platform/code"

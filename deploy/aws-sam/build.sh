@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../.."
 target=x86_64-unknown-linux-musl
 rustup target list --installed | grep -qx "$target" || rustup target add "$target"
 command -v musl-gcc >/dev/null || { echo "build.sh: install musl-tools (apt-get install -y musl-tools)" >&2; exit 1; }
-cargo build --release --locked --target "$target" -p zhifu-lambda
+cargo build --profile dist --locked --target "$target" -p zhifu-lambda
 mkdir -p deploy/aws-sam/build
-cp "${CARGO_TARGET_DIR:-target}/$target/release/zhifu-lambda" deploy/aws-sam/build/bootstrap
+cp "${CARGO_TARGET_DIR:-target}/$target/dist/zhifu-lambda" deploy/aws-sam/build/bootstrap
 ls -l deploy/aws-sam/build/bootstrap
