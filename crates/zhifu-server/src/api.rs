@@ -467,6 +467,8 @@ pub async fn pay_order(
     };
     let core = st.alipay().core();
     let gateway = core.gateway();
+    // The signed `timestamp` uses the real clock, as the AlipayClient does (see
+    // AppState::build): the gateway checks it; the injected clock only moves deadlines.
     let now = time::OffsetDateTime::now_utc();
     let mut out = serde_json::Map::new();
     out.insert("channel".into(), json!(channel));
