@@ -8,7 +8,7 @@
 //!   target groups. `lambda_http` decodes base64 bodies before the router
 //!   sees them, so the notification verifier gets Alipay's exact bytes.
 //! - `reconcile`: a plain `lambda_runtime` handler that runs one
-//!   [`zhifu_server::reconcile::run_pass`] per event (an EventBridge
+//!   [`zhifu_server::jobs::reconcile::run_pass`] per event (an EventBridge
 //!   schedule, or any manual invoke) and answers the pass's report.
 //!
 //! Everything here happens once per cold start ([`init`]): configuration is
@@ -27,7 +27,6 @@ use lambda_http::{Error, LambdaEvent};
 use serde_json::Value;
 use zhifu_server::config::Source;
 use zhifu_server::{AppState, Config, ConfigError, ReconcileOptions};
-use zhifu_store::{SqlStore, Store};
 
 /// Which handler a function runs (`ZHIFU_LAMBDA_HANDLER`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +42,7 @@ pub enum Handler {
 #[non_exhaustive]
 pub enum InitError {
     /// The configuration is incomplete or wrong; names the variable.
-    #[error("configuration error: {0}")]
+    #[error("configuration error")]
     Config(#[from] ConfigError),
     /// The database could not be set up.
     #[error("database error")]
@@ -97,18 +96,8 @@ pub async fn init(src: &Source) -> Result<Function, InitError> {
     // `Config` defaults to migrating for `zhifu serve`; a function migrates
     // only when told to.
     let migrate = src.get("ZHIFU_AUTO_MIGRATE").is_some() && config.auto_migrate;
-    let store = SqlStore::connect(&config.database_url, &config.store_options()).await?;
-    if migrate {
-        store.migrate().await?;
-    }
-    let store: Arc<dyn Store> = Arc::new(store);
     let reconcile = config.reconcile.clone();
-    let state = AppState::build(
-        config.settings,
-        store,
-        Arc::new(alipay::SystemClock),
-        config.webhook,
-    );
+    let state = AppState::open(config, migrate).await?;
     Ok(Function {
         handler,
         state,
@@ -197,7 +186,7 @@ pub async fn reconcile(
         rule = event.payload["resources"][0].as_str().unwrap_or(""),
         "reconcile invoked"
     );
-    let report = zhifu_server::reconcile::run_pass(state, &opts).await;
+    let report = zhifu_server::jobs::reconcile::run_pass(state, &opts).await;
     Ok(serde_json::to_value(report)?)
 }
 

@@ -7,12 +7,11 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use alipay::{AlipayPublicKey, AppPrivateKey, PRODUCTION_GATEWAY, SANDBOX_GATEWAY};
 
-use crate::reconcile::ReconcileOptions;
-use crate::webhook::{DEFAULT_MAX_ATTEMPTS, DELIVERY_TIMEOUT, WebhookConfig, WebhookSecret};
+pub use crate::domain::MAX_EXPIRY_MINUTES;
 
 /// A configuration problem, naming the variable.
 #[derive(Debug, thiserror::Error)]
@@ -143,6 +142,89 @@ pub struct Config {
     /// `ZHIFU_RECONCILE_MIN_AGE_SECS`, `ZHIFU_RECONCILE_LEASE_SECS`,
     /// `ZHIFU_RECONCILE_LIMIT`.
     pub reconcile: ReconcileOptions,
+}
+
+/// How long one webhook delivery may take before it counts as failed.
+pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default webhook retry budget: 12 attempts span about a day with
+/// [`crate::webhook::backoff`].
+pub const DEFAULT_MAX_ATTEMPTS: i64 = 12;
+/// Shortest accepted webhook secret.
+pub const MIN_SECRET_LEN: usize = 16;
+
+/// The webhook secret. Its `Debug` never shows it.
+#[derive(Clone)]
+pub struct WebhookSecret(String);
+
+impl WebhookSecret {
+    /// Validates a secret from `ZHIFU_WEBHOOK_SECRET`.
+    ///
+    /// # Errors
+    /// When shorter than [`MIN_SECRET_LEN`].
+    pub fn new(secret: impl Into<String>) -> Result<Self, ConfigError> {
+        let s: String = secret.into();
+        let s = s.trim().to_owned();
+        if s.len() < MIN_SECRET_LEN {
+            return Err(ConfigError::new(
+                "ZHIFU_WEBHOOK_SECRET",
+                format!("must be at least {MIN_SECRET_LEN} characters"),
+            ));
+        }
+        Ok(WebhookSecret(s))
+    }
+
+    /// The bytes the HMAC is keyed with.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl std::fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WebhookSecret(<redacted>)")
+    }
+}
+
+/// Where and how webhooks are delivered.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// `ZHIFU_WEBHOOK_URL`.
+    pub url: String,
+    /// `ZHIFU_WEBHOOK_SECRET` (or `_FILE`).
+    pub secret: WebhookSecret,
+    /// `ZHIFU_WEBHOOK_MAX_ATTEMPTS` (default [`DEFAULT_MAX_ATTEMPTS`]).
+    pub max_attempts: i64,
+    /// Time limit of one delivery ([`DELIVERY_TIMEOUT`]).
+    pub timeout: Duration,
+}
+
+/// Settings of one pass.
+#[derive(Debug, Clone)]
+pub struct ReconcileOptions {
+    /// Orders and refunds younger than this are left alone: their
+    /// notification or answer may still be on its way.
+    pub min_age: Duration,
+    /// How long a claimed row stays reserved for this pass; also the
+    /// earliest time a still-pending order is asked about again.
+    pub lease: Duration,
+    /// At most this many orders, refunds and deliveries each per pass.
+    pub limit: usize,
+    /// Rows claimed at a time (what a killed pass can leave leased).
+    pub batch: usize,
+    /// Stop starting new work after this instant (a function's time limit).
+    pub deadline: Option<Instant>,
+}
+
+impl Default for ReconcileOptions {
+    fn default() -> Self {
+        ReconcileOptions {
+            min_age: Duration::from_secs(120),
+            lease: Duration::from_secs(240),
+            limit: 200,
+            batch: 10,
+            deadline: None,
+        }
+    }
 }
 
 /// Where configuration values come from.
@@ -351,9 +433,6 @@ impl Settings {
     }
 }
 
-/// Longest payment deadline: Alipay's `timeout_express` maximum, 15 days.
-pub const MAX_EXPIRY_MINUTES: i64 = 15 * 24 * 60;
-
 impl Config {
     /// Reads the whole configuration.
     ///
@@ -506,6 +585,13 @@ impl ReconcileOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn webhook_secrets_are_checked_and_hidden() {
+        assert!(WebhookSecret::new("short").is_err());
+        let s = WebhookSecret::new("whsec_0123456789abcdef").unwrap();
+        assert!(!format!("{s:?}").contains("0123"));
+    }
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs

@@ -15,7 +15,7 @@ use common::*;
 use serde_json::{Value, json};
 use zhifu_sandbox::Faults;
 use zhifu_server::ReconcileOptions;
-use zhifu_server::reconcile::run_pass;
+use zhifu_server::jobs::reconcile::run_pass;
 use zhifu_store::testing::TestDatabase;
 use zhifu_store::{RefundStatus, Store, WebhookState};
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::*;
 use serde_json::{Value, json};
 use zhifu_server::ReconcileOptions;
-use zhifu_server::reconcile::run_pass;
+use zhifu_server::jobs::reconcile::run_pass;
 use zhifu_server::webhook::{self, DEFAULT_TOLERANCE, VerifyError};
 use zhifu_store::testing::TestDatabase;
 use zhifu_store::{Store, WebhookState};
@@ -280,14 +280,24 @@ async fn the_budget_runs_out_and_a_resend_rearms(db: TestDatabase) {
     assert_eq!(run_pass(&app.state, &opts()).await.webhooks_attempted, 0);
 
     receiver.set_mode(ReceiverMode::Accept);
-    let sent = webhook::resend(&app.state, &ev.id).await.unwrap().unwrap();
+    let sent = app
+        .state
+        .outbox()
+        .unwrap()
+        .resend(&ev.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         (sent.state, sent.http_status),
         (WebhookState::Delivered, Some(200))
     );
     assert_eq!(receiver.accepted(), vec![ev.id.clone()]);
     assert!(
-        webhook::resend(&app.state, "evt_unknown")
+        app.state
+            .outbox()
+            .unwrap()
+            .resend("evt_unknown")
             .await
             .unwrap()
             .is_none()

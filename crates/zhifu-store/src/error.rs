@@ -1,4 +1,5 @@
-//! The crate's error type.
+//! The crate's error type: what callers can match on, with the driver's
+//! error kept as the source rather than repeated in the message.
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -36,5 +37,29 @@ impl From<sqlx::Error> for StoreError {
 impl StoreError {
     pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
         matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::StoreError;
+
+    /// Reporters print the whole source chain; a message that repeated its
+    /// source would show it twice.
+    #[test]
+    fn messages_leave_the_source_to_the_chain() {
+        let cases = [
+            StoreError::Database(sqlx::Error::PoolTimedOut),
+            StoreError::Migrate(sqlx::migrate::MigrateError::VersionMissing(7)),
+        ];
+        for e in cases {
+            let source = e.source().expect("the cause is kept as the source");
+            assert!(
+                !e.to_string().contains(&source.to_string()),
+                "`{e}` repeats its source `{source}`"
+            );
+        }
     }
 }

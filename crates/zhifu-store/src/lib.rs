@@ -12,10 +12,12 @@
 //! - Money is integer fen (`i64`), times are epoch milliseconds (`i64`).
 //! - An order's payment state changes only in [`Store::apply_trade_update`]
 //!   (and [`Store::finish_refund`], which calls the same code inside its
-//!   transaction). Every transition is a conditional `UPDATE … WHERE status =
-//!   …`, so a replayed or concurrent update is a no-op; each effective
-//!   transition writes exactly one [`OrderEvent`] in the same transaction,
-//!   together with the [`NotificationRecord`] that caused it.
+//!   transaction). Which report moves which state is decided by one pure
+//!   function (module `transition`) so it can be tested without a database.
+//!   Every transition is a conditional `UPDATE … WHERE status = …`, so a
+//!   replayed or concurrent update is a no-op; each effective transition
+//!   writes exactly one [`OrderEvent`] in the same transaction, together
+//!   with the [`NotificationRecord`] that caused it.
 //! - States never go backwards: `pending → paid → refunded`, `pending →
 //!   closed`. `refunded_fen` only grows, and only to amounts Alipay reported.
 //! - The store does not verify signatures and knows nothing of HTTP; callers
@@ -35,6 +37,7 @@ mod model;
 mod sql;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod transition;
 
 use async_trait::async_trait;
 

@@ -64,7 +64,7 @@ async fn pay(s: &SqlStore, o: &Order, at: i64) -> ApplyResult {
         notify_id: None,
         source: UpdateSource::Query,
         trade_status: Some("TRADE_SUCCESS".into()),
-        anomaly: None,
+        anomaly: Vec::new(),
         payload: None,
         received_at: at,
     };

@@ -77,7 +77,7 @@ fn record(order: &Order, at: i64) -> NewNotification {
         notify_id: Some(format!("n-{}", order.id)),
         source: UpdateSource::Notify,
         trade_status: None,
-        anomaly: None,
+        anomaly: Vec::new(),
         payload: None,
         received_at: at,
     }
@@ -268,7 +268,7 @@ async fn refund_notifications_only_move_forward(db: TestDatabase) {
         .unwrap();
     assert_eq!(
         too_much.outcome,
-        Outcome::Anomaly("refund_exceeds_total".into())
+        Outcome::Anomaly(AnomalyReason::RefundExceedsTotal)
     );
     let full = s
         .apply_trade_update(
@@ -334,7 +334,7 @@ async fn closed_after_paid_and_paid_after_close_are_anomalies(db: TestDatabase) 
         )
         .await
         .unwrap();
-    assert_eq!(r.outcome, Outcome::Anomaly("closed_after_paid".into()));
+    assert_eq!(r.outcome, Outcome::Anomaly(AnomalyReason::ClosedAfterPaid));
     assert_eq!(r.order.status, OrderStatus::Paid);
     let partial_close = s
         .apply_trade_update(
@@ -361,7 +361,10 @@ async fn closed_after_paid_and_paid_after_close_are_anomalies(db: TestDatabase) 
         )
         .await
         .unwrap();
-    assert_eq!(late.outcome, Outcome::Anomaly("paid_after_close".into()));
+    assert_eq!(
+        late.outcome,
+        Outcome::Anomaly(AnomalyReason::PaidAfterClose)
+    );
     assert_eq!(late.order.status, OrderStatus::Closed);
     let notes = s.list_notifications(&o2.id).await.unwrap();
     assert_eq!(
@@ -386,7 +389,7 @@ async fn trade_no_mismatch_is_an_anomaly(db: TestDatabase) {
         )
         .await
         .unwrap();
-    assert_eq!(r.outcome, Outcome::Anomaly("trade_no_mismatch".into()));
+    assert_eq!(r.outcome, Outcome::Anomaly(AnomalyReason::TradeNoMismatch));
     assert_eq!(r.order.status, OrderStatus::Pending);
     assert!(s.list_events(&o.id).await.unwrap().is_empty());
 
@@ -398,7 +401,7 @@ async fn trade_no_mismatch_is_an_anomaly(db: TestDatabase) {
         notify_id: Some("n1".into()),
         source: UpdateSource::Notify,
         trade_status: Some("TRADE_SUCCESS".into()),
-        anomaly: Some("unknown_order".into()),
+        anomaly: vec![AnomalyReason::UnknownOrder],
         payload: Some("{}".into()),
         received_at: 3_000,
     };
@@ -472,7 +475,7 @@ async fn refunds_reserve_and_settle(db: TestDatabase) {
         notify_id: None,
         source: UpdateSource::Refund,
         trade_status: None,
-        anomaly: None,
+        anomaly: Vec::new(),
         payload: None,
         received_at: at,
     };

@@ -1,9 +1,12 @@
 //! `zhifu`: the command line that ties Zhifu together.
 //!
-//! Protocol tools (`keygen`, `sign`, `verify-notify`, `verify-response`,
-//! `doctor`) live in [`protocol_cmds`]; each other area adds its own module
-//! and one variant here. With no subcommand, `zhifu` runs `zhifu dev` once
-//! the payment backend exists (see the README).
+//! `main.rs` parses arguments and dispatches; the work is in the library
+//! crates. Protocol tools (`keygen`, `sign`, `verify-notify`,
+//! `verify-response`, `doctor`) live in [`protocol_cmds`]; the backend
+//! commands (`dev`, `serve`, `migrate`, `reconcile`, `webhooks`) in
+//! [`server_cmds`]; the sandbox (`sandbox`, `trigger`, `resend`) in
+//! [`sandbox_cmd`]. With no subcommand, `zhifu` runs `zhifu dev`: backend,
+//! sandbox and checkout on one port, on SQLite.
 
 use std::process::ExitCode;
 

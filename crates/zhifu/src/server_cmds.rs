@@ -240,7 +240,7 @@ async fn run_dev(a: DevArgs) -> anyhow::Result<()> {
     let app_id = load_or_create(&a.data.join("app_id"), || Ok("2021000000000001".to_owned()))?;
     let (api_key, key_source) = match std::env::var("ZHIFU_API_KEY") {
         Ok(k) if !k.is_empty() => (
-            ApiKey::new(k).map_err(|e| anyhow!("{e}"))?,
+            ApiKey::new(k).context("ZHIFU_API_KEY")?,
             "from ZHIFU_API_KEY",
         ),
         _ => {
@@ -248,7 +248,7 @@ async fn run_dev(a: DevArgs) -> anyhow::Result<()> {
                 Ok(ApiKey::generate().expose().to_owned())
             })?;
             (
-                ApiKey::new(k).map_err(|e| anyhow!("{e}"))?,
+                ApiKey::new(k).context("the API key in the data directory")?,
                 "generated, kept in the data directory",
             )
         }
@@ -337,20 +337,9 @@ pub fn serve(a: ServeArgs) -> ExitCode {
 /// connects lazily (sqlx opens connections on first use), so nothing here
 /// touches the network unless migrations are asked for.
 async fn open_state(config: Config, migrate: bool) -> anyhow::Result<AppState> {
-    let store = SqlStore::connect(&config.database_url, &config.store_options())
+    AppState::open(config, migrate)
         .await
-        .context("cannot connect to ZHIFU_DATABASE_URL")?;
-    if migrate {
-        store.migrate().await.context("migrations failed")?;
-    }
-    tracing::debug!(backend = ?store.backend(), "database pool ready");
-    let store: Arc<dyn Store> = Arc::new(store);
-    Ok(AppState::build(
-        config.settings,
-        store,
-        Arc::new(alipay::SystemClock),
-        config.webhook,
-    ))
+        .context("cannot open the database at ZHIFU_DATABASE_URL")
 }
 
 async fn run_serve(a: ServeArgs, config: Config) -> anyhow::Result<()> {
@@ -434,13 +423,13 @@ async fn run_reconcile(a: ReconcileArgs, config: Config) -> anyhow::Result<ExitC
             .with_context(|| format!("cannot listen on {}:{port}", a.host))?;
         let addr = listener.local_addr().context("no local address")?;
         println!("zhifu reconcile listening on http://{addr} (POST /invoke runs one pass)");
-        let app = zhifu_server::reconcile::event_router(state, opts);
+        let app = zhifu_server::http::reconcile_event_router(state, opts);
         zhifu_server::serve(listener, app, shutdown_signal())
             .await
             .context("the server failed")?;
         return Ok(ExitCode::SUCCESS);
     }
-    let report = zhifu_server::reconcile::run_pass(&state, &opts).await;
+    let report = zhifu_server::jobs::reconcile::run_pass(&state, &opts).await;
     if a.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
@@ -506,8 +495,8 @@ async fn run_webhooks(a: WebhooksArgs) -> anyhow::Result<()> {
                     anyhow!("--state must be pending, delivered or failed, not {s:?}")
                 })?),
             };
-            let src = Source::from_env().map_err(|e| anyhow!("{e}"))?;
-            let url = zhifu_server::config::database_url(&src).map_err(|e| anyhow!("{e}"))?;
+            let src = Source::from_env().context("configuration error")?;
+            let url = zhifu_server::config::database_url(&src).context("configuration error")?;
             let store = SqlStore::connect(&url, &StoreOptions::default())
                 .await
                 .context("cannot connect to ZHIFU_DATABASE_URL")?;
@@ -555,15 +544,15 @@ async fn run_webhooks(a: WebhooksArgs) -> anyhow::Result<()> {
             Ok(())
         }
         WebhooksCommand::Resend { event_id } => {
-            let config = Config::from_env().map_err(|e| anyhow!("configuration error: {e}"))?;
+            let config = Config::from_env().context("configuration error")?;
             if config.webhook.is_none() {
                 anyhow::bail!("ZHIFU_WEBHOOK_URL is not set: there is nowhere to send to");
             }
             let state = open_state(config, false).await?;
-            match zhifu_server::webhook::resend(&state, &event_id)
-                .await
-                .context("cannot resend")?
-            {
+            let outbox = state
+                .outbox()
+                .context("ZHIFU_WEBHOOK_URL is not set: there is nowhere to send to")?;
+            match outbox.resend(&event_id).await.context("cannot resend")? {
                 Some(r) if r.state == WebhookState::Delivered => {
                     println!(
                         "delivered {event_id} (HTTP {})",

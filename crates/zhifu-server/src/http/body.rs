@@ -6,7 +6,7 @@ use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode, header};
 use serde_json::{Map, Value};
 
-use crate::error::ApiError;
+use super::error::{ApiError, ErrorCode};
 
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -28,12 +28,11 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
+                    ErrorCode::PayloadTooLarge,
                     format!("the body is larger than {MAX_BODY_BYTES} bytes"),
                 )
             } else {
-                ApiError::invalid("invalid_json", "the body could not be read")
+                ApiError::new(ErrorCode::InvalidJson, "the body could not be read")
             }
         })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -43,19 +42,21 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
             Some(ct) if ct.starts_with("application/json") => {}
             _ => {
                 return Err(ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_media_type",
+                    ErrorCode::UnsupportedMediaType,
                     "send the body as JSON with `Content-Type: application/json`",
                 ));
             }
         }
         let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            ApiError::invalid("invalid_json", format!("the body is not valid JSON: {e}"))
+            ApiError::new(
+                ErrorCode::InvalidJson,
+                format!("the body is not valid JSON: {e}"),
+            )
         })?;
         match value {
             Value::Object(m) => Ok(JsonObject(m)),
-            _ => Err(ApiError::invalid(
-                "invalid_json",
+            _ => Err(ApiError::new(
+                ErrorCode::InvalidJson,
                 "the body must be a JSON object",
             )),
         }
@@ -75,8 +76,8 @@ impl<'a> Fields<'a> {
     /// `400 unknown_field`.
     pub fn new(map: &'a Map<String, Value>, allowed: &[&str]) -> Result<Self, ApiError> {
         if let Some(k) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
-            return Err(ApiError::invalid(
-                "unknown_field",
+            return Err(ApiError::new(
+                ErrorCode::UnknownField,
                 format!(
                     "unknown field `{}` (accepted: {})",
                     truncate(k, 64),
@@ -95,8 +96,8 @@ impl<'a> Fields<'a> {
         match self.map.get(name) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(ApiError::invalid(
-                "invalid_field",
+            Some(_) => Err(ApiError::new(
+                ErrorCode::InvalidField,
                 format!("`{name}` must be a string"),
             )),
         }
@@ -108,7 +109,7 @@ impl<'a> Fields<'a> {
     /// `400 invalid_field`.
     pub fn str_req(&self, name: &str) -> Result<String, ApiError> {
         self.str_opt(name)?
-            .ok_or_else(|| ApiError::invalid("invalid_field", format!("`{name}` is required")))
+            .ok_or_else(|| ApiError::new(ErrorCode::InvalidField, format!("`{name}` is required")))
     }
 
     /// A money amount: a string like `"88.88"`, never a JSON number.
@@ -116,7 +117,7 @@ impl<'a> Fields<'a> {
     /// # Errors
     /// `400 invalid_amount`.
     pub fn amount_req(&self, name: &str) -> Result<alipay::Amount, ApiError> {
-        let bad = |why: String| ApiError::invalid("invalid_amount", why);
+        let bad = |why: String| ApiError::new(ErrorCode::InvalidAmount, why);
         match self.map.get(name) {
             None | Some(Value::Null) => Err(bad(format!(
                 "`{name}` is required, as a string like \"88.88\""
@@ -141,10 +142,13 @@ impl<'a> Fields<'a> {
         match self.map.get(name) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| {
-                ApiError::invalid("invalid_field", format!("`{name}` must be an integer"))
+                ApiError::new(
+                    ErrorCode::InvalidField,
+                    format!("`{name}` must be an integer"),
+                )
             }),
-            Some(_) => Err(ApiError::invalid(
-                "invalid_field",
+            Some(_) => Err(ApiError::new(
+                ErrorCode::InvalidField,
                 format!("`{name}` must be an integer"),
             )),
         }
@@ -158,8 +162,8 @@ impl<'a> Fields<'a> {
         match self.map.get(name) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Object(m)) => Ok(Some(m.clone())),
-            Some(_) => Err(ApiError::invalid(
-                "invalid_field",
+            Some(_) => Err(ApiError::new(
+                ErrorCode::InvalidField,
                 format!("`{name}` must be a JSON object"),
             )),
         }
@@ -179,8 +183,8 @@ pub fn idempotency_key(headers: &axum::http::HeaderMap) -> Result<Option<String>
         return Ok(None);
     };
     let bad = || {
-        ApiError::invalid(
-            "invalid_idempotency_key",
+        ApiError::new(
+            ErrorCode::InvalidIdempotencyKey,
             "`Idempotency-Key` must be 1 to 255 visible ASCII characters",
         )
     };
@@ -212,21 +216,6 @@ pub fn canonical_json(v: &Value) -> String {
     sorted(v).to_string()
 }
 
-/// Hex SHA-256 of `parts` joined with NUL bytes.
-pub fn request_hash(parts: &[&str]) -> String {
-    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-    for p in parts {
-        ctx.update(p.as_bytes());
-        ctx.update(&[0]);
-    }
-    hex(ctx.finish().as_ref())
-}
-
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,26 +233,23 @@ mod tests {
     }
 
     #[test]
-    fn hash_separates_parts() {
-        assert_ne!(request_hash(&["ab", "c"]), request_hash(&["a", "bc"]));
-        assert_eq!(request_hash(&["x"]).len(), 64);
-    }
-
-    #[test]
     fn fields_report_names_and_codes() {
         let m = json!({"subject": 1, "total_amount": 88.88, "n": "x"});
         let Value::Object(m) = m else { unreachable!() };
         assert_eq!(
-            Fields::new(&m, &["subject"]).unwrap_err().code(),
+            Fields::new(&m, &["subject"]).unwrap_err().code().as_str(),
             "unknown_field"
         );
         let f = Fields::new(&m, &["subject", "total_amount", "n"]).unwrap();
-        assert_eq!(f.str_req("subject").unwrap_err().code(), "invalid_field");
         assert_eq!(
-            f.amount_req("total_amount").unwrap_err().code(),
+            f.str_req("subject").unwrap_err().code().as_str(),
+            "invalid_field"
+        );
+        assert_eq!(
+            f.amount_req("total_amount").unwrap_err().code().as_str(),
             "invalid_amount"
         );
-        assert_eq!(f.int_opt("n").unwrap_err().code(), "invalid_field");
+        assert_eq!(f.int_opt("n").unwrap_err().code().as_str(), "invalid_field");
         assert_eq!(f.str_opt("missing").unwrap(), None);
     }
 }

@@ -6,14 +6,14 @@
 //!
 //! 1. pending orders older than [`ReconcileOptions::min_age`] (or past their
 //!    deadline) are queried with `alipay.trade.query`, and the verified answer
-//!    goes through [`crate::notify::commit_report`] — the same state-change
+//!    goes through [`crate::payments::commit_report`] — the same state-change
 //!    path as notifications; orders past their deadline are closed at Alipay
-//!    and then locally ([`AppState::refresh_order`]);
+//!    and then locally ([`payments::refresh_order`]);
 //! 2. refunds still `pending` (outcome unknown) are re-sent with their own
 //!    `out_request_no`, which Alipay never executes twice, and re-queried when
-//!    the answer says no money moved ([`AppState::retry_refund`]);
+//!    the answer says no money moved ([`payments::drive_refund`]);
 //! 3. webhook events whose delivery is due are delivered (retries with
-//!    backoff, see [`crate::webhook`]).
+//!    backoff, see [`crate::outbox`]).
 //!
 //! Every row is *claimed* with a lease before it is worked on (see
 //! `zhifu_store::Store::claim_reconcile_orders`), in small batches: passes
@@ -27,37 +27,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use zhifu_store::{OrderStatus, ReconcileClaim, RefundStatus, WebhookState};
 
-use crate::AppState;
-use crate::webhook::{ATTEMPT_LEASE_MS, deliver_claimed};
-
-/// Settings of one pass.
-#[derive(Debug, Clone)]
-pub struct ReconcileOptions {
-    /// Orders and refunds younger than this are left alone: their
-    /// notification or answer may still be on its way.
-    pub min_age: Duration,
-    /// How long a claimed row stays reserved for this pass; also the
-    /// earliest time a still-pending order is asked about again.
-    pub lease: Duration,
-    /// At most this many orders, refunds and deliveries each per pass.
-    pub limit: usize,
-    /// Rows claimed at a time (what a killed pass can leave leased).
-    pub batch: usize,
-    /// Stop starting new work after this instant (a function's time limit).
-    pub deadline: Option<Instant>,
-}
-
-impl Default for ReconcileOptions {
-    fn default() -> Self {
-        ReconcileOptions {
-            min_age: Duration::from_secs(120),
-            lease: Duration::from_secs(240),
-            limit: 200,
-            batch: 10,
-            deadline: None,
-        }
-    }
-}
+pub use crate::config::ReconcileOptions;
+use crate::payments;
+use crate::state::AppState;
 
 /// What a pass did. Serialised as the scheduled handlers' answer and by
 /// `zhifu reconcile --json`.
@@ -97,6 +69,19 @@ impl ReconcileReport {
             && self.refunds_failed.is_empty()
             && self.webhooks_delivered.is_empty()
             && self.webhooks_given_up.is_empty())
+    }
+}
+
+/// A short, stable word for a row that failed, for the pass's report.
+fn failure_code(e: &payments::PaymentError) -> &'static str {
+    use payments::PaymentError as E;
+    match e {
+        E::Alipay(a) if a.is_unknown_outcome() => "alipay_unavailable",
+        E::Alipay(_) => "alipay_error",
+        E::AlipayMismatch(_) => "alipay_mismatch",
+        E::Store(zhifu_store::StoreError::Database(_)) => "database_unavailable",
+        E::OrderNotFound => "order_not_found",
+        _ => "internal_error",
     }
 }
 
@@ -169,13 +154,13 @@ async fn orders(st: &AppState, opts: &ReconcileOptions, report: &mut ReconcileRe
         for order in batch {
             report.orders_checked += 1;
             let id = order.id.clone();
-            match st.refresh_order(order).await {
+            match payments::refresh_order(st, order).await {
                 Ok(o) if o.status == OrderStatus::Paid || o.status == OrderStatus::Refunded => {
                     report.paid.push(id);
                 }
                 Ok(o) if o.status == OrderStatus::Closed => report.closed.push(id),
                 Ok(_) => {}
-                Err(e) => report.errors.push(format!("{id}: {}", e.code())),
+                Err(e) => report.errors.push(format!("{id}: {}", failure_code(&e))),
             }
         }
     }
@@ -213,28 +198,23 @@ async fn refunds(st: &AppState, opts: &ReconcileOptions, report: &mut ReconcileR
                     continue;
                 }
             };
-            match st.retry_refund(&order, refund).await {
+            match payments::drive_refund(st, &order, refund).await {
                 Ok(r) if r.status == RefundStatus::Succeeded => report.refunds_succeeded.push(id),
                 Ok(r) if r.status == RefundStatus::Failed => report.refunds_failed.push(id),
                 Ok(_) => {}
-                Err(e) => report.errors.push(format!("{id}: {}", e.code())),
+                Err(e) => report.errors.push(format!("{id}: {}", failure_code(&e))),
             }
         }
     }
 }
 
 async fn webhooks(st: &AppState, opts: &ReconcileOptions, report: &mut ReconcileReport) {
-    let Some(sender) = st.webhooks() else {
+    let Some(outbox) = st.outbox() else {
         return;
     };
     let mut budget = Budget { opts, done: 0 };
     while let Some(n) = budget.next_batch(report) {
-        let now = st.now_ms();
-        let batch = match st
-            .store()
-            .claim_due_events(now, now + ATTEMPT_LEASE_MS.max(ms(opts.lease)), n)
-            .await
-        {
+        let batch = match outbox.claim_due(ms(opts.lease), n).await {
             Ok(b) => b,
             Err(e) => {
                 report.errors.push(format!("webhooks: {e}"));
@@ -247,7 +227,7 @@ async fn webhooks(st: &AppState, opts: &ReconcileOptions, report: &mut Reconcile
         budget.done += batch.len();
         for event in batch {
             report.webhooks_attempted += 1;
-            match deliver_claimed(st, sender, &event).await {
+            match outbox.deliver_claimed(&event).await {
                 Ok(r) if r.state == WebhookState::Delivered => {
                     report.webhooks_delivered.push(r.event_id);
                 }
@@ -259,21 +239,4 @@ async fn webhooks(st: &AppState, opts: &ReconcileOptions, report: &mut Reconcile
             }
         }
     }
-}
-
-/// For a function platform's timer: a router whose `POST /invoke` (what
-/// Aliyun FC's custom runtime sends for timer and other event invocations)
-/// and `POST /` run one pass and answer its report as JSON. Serve it as a
-/// separate function that has no HTTP trigger.
-pub fn event_router(state: AppState, opts: ReconcileOptions) -> axum::Router {
-    use axum::routing::post;
-    let run = move || {
-        let state = state.clone();
-        let opts = opts.clone();
-        async move { axum::Json(run_pass(&state, &opts).await) }
-    };
-    axum::Router::new()
-        .route("/invoke", post(run.clone()))
-        .route("/", post(run))
-        .layer(axum::middleware::from_fn(crate::platform::request_span))
 }

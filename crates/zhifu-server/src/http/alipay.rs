@@ -1,5 +1,7 @@
-//! `GET /alipay/return`: where the buyer's browser lands after page or wap
-//! pay. Its parameters are never trusted: the page shows the status stored
+//! The two endpoints Alipay's side reaches: `POST /alipay/notify` (the
+//! asynchronous notification, handled by
+//! [`crate::payments::notification`]) and `GET /alipay/return`, where the
+//! buyer's browser lands after page or wap pay. Its parameters are never trusted: the page shows the status stored
 //! in the database. When the parameters do carry a valid Alipay signature
 //! (the buyer really came back from the cashier) and the order is still
 //! pending, the server asks Alipay through the verified query path, which
@@ -7,13 +9,38 @@
 
 use alipay::FormParams;
 use alipay::protocol::html_escape;
+use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use zhifu_store::OrderStatus;
 
-use crate::AppState;
-use crate::api::{refresh_order, yuan};
+use crate::domain::yuan;
+use crate::error::chain;
+use crate::payments::{self, NotifyAnswer};
+use crate::state::AppState;
+
+/// `POST /alipay/notify`: answers exactly `success` once the change (or the
+/// fact that it was already made) is committed; `failure` otherwise, so
+/// that Alipay retries.
+pub async fn notify_endpoint(State(st): State<AppState>, body: Bytes) -> Response {
+    let text = |status: StatusCode, body: &'static str| {
+        (
+            status,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            body,
+        )
+            .into_response()
+    };
+    match payments::handle_notification(&st, &body).await {
+        Ok(NotifyAnswer::Success) => text(StatusCode::OK, "success"),
+        Ok(NotifyAnswer::Refused(_)) => text(StatusCode::BAD_REQUEST, "failure"),
+        Err(e) => {
+            tracing::error!(error = %chain(&e), "notification not processed; Alipay will retry");
+            text(StatusCode::INTERNAL_SERVER_ERROR, "failure")
+        }
+    }
+}
 
 /// `GET /alipay/return`.
 pub async fn return_page(State(st): State<AppState>, RawQuery(q): RawQuery) -> Response {
@@ -25,7 +52,7 @@ pub async fn return_page(State(st): State<AppState>, RawQuery(q): RawQuery) -> R
         .map(str::to_owned);
     let signed = params
         .clone()
-        .is_some_and(|p| st.inner.verifier.verify(p).is_ok());
+        .is_some_and(|p| st.verifier().verify(p).is_ok());
     let mut order = match &out_trade_no {
         Some(no) if no.len() <= 64 => st
             .store()
@@ -39,9 +66,9 @@ pub async fn return_page(State(st): State<AppState>, RawQuery(q): RawQuery) -> R
         && let Some(o) = order.clone()
         && o.status == OrderStatus::Pending
     {
-        match refresh_order(&st, o).await {
+        match payments::refresh_order(&st, o).await {
             Ok(fresh) => order = Some(fresh),
-            Err(e) => tracing::warn!(code = e.code(), "refresh on return failed"),
+            Err(e) => tracing::warn!(error = %chain(&e), "refresh on return failed"),
         }
     }
     let (title, line, pending) = match &order {

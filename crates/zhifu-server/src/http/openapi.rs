@@ -1,36 +1,11 @@
 //! `GET /openapi.json`: the HTTP contract as an OpenAPI 3.1 document,
-//! written by hand so that it says exactly what the handlers do.
+//! written by hand so that it says exactly what the handlers do. The error
+//! codes come from [`ErrorCode::ALL`], so the list cannot drift from the
+//! codes the handlers answer with.
 
-use axum::Json;
 use serde_json::{Value, json};
 
-/// Error codes per status, as the handlers return them.
-pub const ERROR_CODES: &[(u16, &str)] = &[
-    (400, "invalid_json"),
-    (400, "unknown_field"),
-    (400, "invalid_field"),
-    (400, "invalid_amount"),
-    (400, "invalid_query"),
-    (400, "invalid_idempotency_key"),
-    (401, "unauthorized"),
-    (404, "order_not_found"),
-    (404, "not_found"),
-    (405, "method_not_allowed"),
-    (409, "idempotency_key_reused"),
-    (409, "out_trade_no_taken"),
-    (409, "order_not_payable"),
-    (409, "order_expired"),
-    (409, "order_not_refundable"),
-    (409, "refund_exceeds_remaining"),
-    (409, "order_not_closable"),
-    (413, "payload_too_large"),
-    (415, "unsupported_media_type"),
-    (500, "internal_error"),
-    (502, "alipay_error"),
-    (502, "alipay_unavailable"),
-    (502, "alipay_mismatch"),
-    (503, "database_unavailable"),
-];
+use super::error::ErrorCode;
 
 fn err(desc: &str) -> Value {
     json!({"description": desc, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
@@ -57,7 +32,7 @@ fn idem_param() -> Value {
 pub fn spec() -> Value {
     let money = json!({"type": "string", "pattern": "^[0-9]{1,9}(\\.[0-9]{1,2})?$", "examples": ["88.88"],
                        "description": "Yuan as a decimal string; never a JSON number."});
-    let codes: Vec<&str> = ERROR_CODES.iter().map(|(_, c)| *c).collect();
+    let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
     let delivery = json!({"type": "object", "properties": {
         "attempt": {"type": "integer"}, "at": {"type": "string", "format": "date-time"},
         "http_status": {"type": ["integer", "null"]}, "error": {"type": ["string", "null"]},
@@ -177,7 +152,84 @@ pub fn spec() -> Value {
     })
 }
 
-/// `GET /openapi.json`.
-pub async fn document() -> Json<Value> {
-    Json(spec())
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_code_is_in_the_document() {
+        let doc = spec();
+        let listed: Vec<&str> = doc["components"]["schemas"]["Error"]["properties"]["error"]
+            ["properties"]["code"]["enum"]
+            .as_array()
+            .expect("the Error schema lists its codes")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        for c in ErrorCode::ALL {
+            assert!(
+                listed.contains(&c.as_str()),
+                "{} not in /openapi.json",
+                c.as_str()
+            );
+        }
+        assert_eq!(listed.len(), ErrorCode::ALL.len());
+    }
+
+    /// The crate README's table of codes is the contract merchants read:
+    /// every code is in the row of its status, and the table has no code the
+    /// server does not answer with.
+    #[test]
+    fn every_error_code_is_in_the_readme_under_its_status() {
+        let readme = include_str!("../../README.md");
+        let rows: Vec<(u16, Vec<String>)> = readme
+            .lines()
+            .filter_map(|l| {
+                let mut cells = l.split('|').map(str::trim).filter(|c| !c.is_empty());
+                let status = cells.next()?.parse::<u16>().ok()?;
+                // Codes are the backticked words outside parentheses.
+                let mut depth = 0;
+                let cell: String = cells
+                    .next()?
+                    .chars()
+                    .filter(|c| {
+                        match c {
+                            '(' => depth += 1,
+                            ')' => depth -= 1,
+                            _ => return depth == 0,
+                        }
+                        false
+                    })
+                    .collect();
+                let codes = cell
+                    .split('`')
+                    .skip(1)
+                    .step_by(2)
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>();
+                Some((status, codes))
+            })
+            .collect();
+        for c in ErrorCode::ALL {
+            let homes: Vec<u16> = rows
+                .iter()
+                .filter(|(_, codes)| codes.iter().any(|x| x == c.as_str()))
+                .map(|(s, _)| *s)
+                .collect();
+            assert_eq!(
+                homes,
+                vec![c.status().as_u16()],
+                "README row of `{}`",
+                c.as_str()
+            );
+        }
+        for (_, codes) in &rows {
+            for code in codes {
+                assert!(
+                    ErrorCode::ALL.iter().any(|c| c.as_str() == code),
+                    "README documents `{code}`, which the server never answers"
+                );
+            }
+        }
+    }
 }

@@ -1,0 +1,104 @@
+//! The operational endpoints: `/healthz`, `/metrics`, `POST /v1/reconcile`,
+//! the FC timer router, and the answers for unknown paths and methods.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::body::{Fields, JsonObject};
+use super::error::{ApiError, ErrorCode};
+use crate::config::ReconcileOptions;
+use crate::jobs::reconcile::run_pass;
+use crate::state::AppState;
+
+/// `POST /v1/reconcile`: runs one reconcile pass now and answers its report
+/// (for schedulers that can only make HTTP calls). Body fields, all
+/// optional: `min_age_seconds` (default 120), `limit` (default 200),
+/// `max_seconds` (stop starting new work after this long; default 20).
+pub async fn reconcile_now(
+    State(st): State<AppState>,
+    JsonObject(m): JsonObject,
+) -> Result<Json<Value>, ApiError> {
+    let f = Fields::new(&m, &["min_age_seconds", "limit", "max_seconds"])?;
+    let range = |name: &str, v: Option<i64>, lo: i64, hi: i64| -> Result<Option<u64>, ApiError> {
+        match v {
+            None => Ok(None),
+            Some(n) if (lo..=hi).contains(&n) => Ok(u64::try_from(n).ok()),
+            Some(_) => Err(ApiError::new(
+                ErrorCode::InvalidField,
+                format!("`{name}` must be an integer between {lo} and {hi}"),
+            )),
+        }
+    };
+    let mut opts = ReconcileOptions::default();
+    if let Some(s) = range("min_age_seconds", f.int_opt("min_age_seconds")?, 0, 86_400)? {
+        opts.min_age = std::time::Duration::from_secs(s);
+    }
+    if let Some(n) = range("limit", f.int_opt("limit")?, 1, 10_000)? {
+        opts.limit = usize::try_from(n).unwrap_or(opts.limit);
+    }
+    let max = range("max_seconds", f.int_opt("max_seconds")?, 1, 900)?.unwrap_or(20);
+    opts.deadline = Some(std::time::Instant::now() + std::time::Duration::from_secs(max));
+    let report = run_pass(&st, &opts).await;
+    Ok(Json(
+        serde_json::to_value(&report).map_err(ApiError::internal)?,
+    ))
+}
+
+/// For a function platform's timer: a router whose `POST /invoke` (what
+/// Aliyun FC's custom runtime sends for timer and other event invocations)
+/// and `POST /` run one pass and answer its report as JSON. Serve it as a
+/// separate function that has no HTTP trigger.
+pub fn reconcile_event_router(state: AppState, opts: ReconcileOptions) -> axum::Router {
+    use axum::routing::post;
+    let run = move || {
+        let state = state.clone();
+        let opts = opts.clone();
+        async move { Json(run_pass(&state, &opts).await) }
+    };
+    axum::Router::new()
+        .route("/invoke", post(run.clone()))
+        .route("/", post(run))
+        .layer(axum::middleware::from_fn(crate::platform::request_span))
+}
+
+/// `GET /healthz`: 200 when the database answers.
+pub async fn healthz(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
+    st.store().ping().await?;
+    Ok(Json(json!({"status": "ok"})))
+}
+
+/// `GET /metrics`.
+pub async fn metrics(State(st): State<AppState>) -> Result<Response, ApiError> {
+    let counts = st.store().count_orders_by_status().await?;
+    let events = st.store().count_events_by_state().await?;
+    let text = st.metrics().render_with(&counts, &events);
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+/// `GET /openapi.json`.
+pub async fn openapi() -> Json<Value> {
+    Json(super::openapi::spec())
+}
+
+/// Unknown paths.
+pub async fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::NotFound, "no such endpoint")
+}
+
+/// Known paths, wrong method.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "this endpoint does not accept that method",
+    )
+}

@@ -1,0 +1,329 @@
+//! Handlers of the merchant API (`/v1/orders…`): read the request strictly,
+//! call [`crate::payments`] (or read the store), answer with
+//! [`crate::view`]. No payment decision is made here, and nothing here
+//! changes the store's state except through `payments`.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use serde_json::{Value, json};
+use zhifu_store::{Order, OrderQuery, OrderStatus};
+
+use super::body::{Fields, JsonObject, canonical_json, idempotency_key};
+use super::error::{ApiError, ErrorCode};
+use crate::domain::Channel;
+use crate::payments::{self, OrderRequest, PayParams, PayRequest, RefundRequest};
+use crate::state::AppState;
+use crate::view;
+
+/// Default and largest page of `GET /v1/orders`.
+const DEFAULT_PAGE: i64 = 20;
+const MAX_PAGE: i64 = 100;
+
+type RawQuery = Result<Query<HashMap<String, String>>, QueryRejection>;
+
+fn created(body: Value, replayed: bool) -> Response {
+    let mut resp = (StatusCode::CREATED, Json(body)).into_response();
+    if replayed {
+        resp.headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    resp
+}
+
+fn only_params(q: &RawQuery, allowed: &[&str]) -> Result<HashMap<String, String>, ApiError> {
+    let Ok(Query(q)) = q else {
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            "the query string could not be parsed",
+        ));
+    };
+    if let Some(k) = q.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            format!(
+                "unknown query parameter `{}` (accepted: {})",
+                k.chars().take(64).collect::<String>(),
+                allowed.join(", ")
+            ),
+        ));
+    }
+    Ok(q.clone())
+}
+
+/// `POST /v1/orders`.
+pub async fn create_order(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    JsonObject(m): JsonObject,
+) -> Result<Response, ApiError> {
+    let idempotency_key = idempotency_key(&headers)?;
+    let f = Fields::new(
+        &m,
+        &[
+            "subject",
+            "total_amount",
+            "body",
+            "out_trade_no",
+            "expires_in_minutes",
+            "metadata",
+        ],
+    )?;
+    let req = OrderRequest {
+        subject: f.str_req("subject")?,
+        total: f.amount_req("total_amount")?,
+        body: f.str_opt("body")?,
+        out_trade_no: f.str_opt("out_trade_no")?,
+        expires_in_minutes: f.int_opt("expires_in_minutes")?,
+        metadata: f
+            .object_opt("metadata")?
+            .map(|m| canonical_json(&Value::Object(m))),
+        idempotency_key,
+    };
+    let c = payments::create_order(&st, req).await?;
+    Ok(created(view::order(&c.value), c.replayed))
+}
+
+/// `GET /v1/orders/{id}[?refresh=true]`.
+pub async fn get_order(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    q: RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let q = only_params(&q, &["refresh"])?;
+    let refresh = match q.get("refresh").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidQuery,
+                "`refresh` must be true or false",
+            ));
+        }
+    };
+    let mut order = payments::load(&st, &id).await?;
+    if refresh {
+        order = payments::refresh_order(&st, order).await?;
+    }
+    Ok(Json(view::order(&order)))
+}
+
+/// `POST /v1/orders/{id}/close`.
+pub async fn close_order(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    JsonObject(m): JsonObject,
+) -> Result<Json<Value>, ApiError> {
+    Fields::new(&m, &[])?;
+    let order = payments::load(&st, &id).await?;
+    let order = payments::close_order(&st, order).await?;
+    Ok(Json(view::order(&order)))
+}
+
+/// `POST /v1/orders/{id}/pay`.
+pub async fn pay_order(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    JsonObject(m): JsonObject,
+) -> Result<Json<Value>, ApiError> {
+    let f = Fields::new(&m, &["channel", "return_url", "buyer_id", "buyer_open_id"])?;
+    let channel = f.str_req("channel")?;
+    let channel = Channel::parse(&channel).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::InvalidField,
+            "`channel` must be one of page, wap, qr, app, jsapi",
+        )
+    })?;
+    let req = PayRequest {
+        channel,
+        return_url: f.str_opt("return_url")?,
+        buyer_id: f.str_opt("buyer_id")?,
+        buyer_open_id: f.str_opt("buyer_open_id")?,
+    };
+    let params = payments::pay(&st, &id, req).await?;
+    let mut out = json!({ "channel": channel.as_str() });
+    match params {
+        PayParams::Redirect { url, form_html } => {
+            out["url"] = json!(url);
+            out["form_html"] = json!(form_html);
+        }
+        PayParams::QrCode(c) => out["qr_code"] = json!(c),
+        PayParams::OrderString(s) => out["order_string"] = json!(s),
+        PayParams::TradeNo(t) => out["trade_no"] = json!(t),
+    }
+    Ok(Json(out))
+}
+
+/// `POST /v1/orders/{id}/refunds`.
+pub async fn refund_order(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    JsonObject(m): JsonObject,
+) -> Result<Response, ApiError> {
+    let idempotency_key = idempotency_key(&headers)?;
+    let f = Fields::new(&m, &["amount", "reason"])?;
+    let amount = f.amount_req("amount")?;
+    let reason = f.str_opt("reason")?;
+    if reason.as_ref().is_some_and(|r| r.chars().count() > 256) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidField,
+            "`reason` is longer than 256 characters",
+        ));
+    }
+    let req = RefundRequest {
+        amount,
+        reason,
+        idempotency_key,
+    };
+    let c = payments::create_refund(&st, &id, req).await?;
+    Ok(created(view::refund(&c.value), c.replayed))
+}
+
+fn encode_cursor(o: &Order) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}:{}", o.created_at, o.id))
+}
+
+fn decode_cursor(c: &str) -> Option<(i64, String)> {
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(c)
+        .ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (at, id) = text.split_once(':')?;
+    Some((at.parse().ok()?, id.to_owned()))
+}
+
+/// `GET /v1/orders?status=&limit=&cursor=`.
+pub async fn list_orders(State(st): State<AppState>, q: RawQuery) -> Result<Json<Value>, ApiError> {
+    let q = only_params(&q, &["status", "limit", "cursor"])?;
+    let status = match q.get("status").filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => Some(OrderStatus::parse(s).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidQuery,
+                "`status` must be one of pending, paid, closed, refunded",
+            )
+        })?),
+    };
+    let limit = match q.get("limit") {
+        None => DEFAULT_PAGE,
+        Some(l) => l
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::InvalidQuery,
+                    format!("`limit` must be an integer between 1 and {MAX_PAGE}"),
+                )
+            })?,
+    };
+    let after = match q.get("cursor").filter(|c| !c.is_empty()) {
+        None => None,
+        Some(c) => Some(decode_cursor(c).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidQuery,
+                "`cursor` is not a cursor this API returned",
+            )
+        })?),
+    };
+    let mut orders = st
+        .store()
+        .list_orders(&OrderQuery {
+            status,
+            limit: limit + 1,
+            after,
+        })
+        .await?;
+    let more = orders.len() as i64 > limit;
+    orders.truncate(usize::try_from(limit).unwrap_or(0));
+    let next = if more {
+        orders.last().map(encode_cursor)
+    } else {
+        None
+    };
+    Ok(Json(json!({
+        "data": orders.iter().map(view::order).collect::<Vec<_>>(),
+        "next_cursor": next,
+    })))
+}
+
+/// `GET /v1/orders/{id}/events`: the order's state changes with their
+/// webhook delivery state and attempts, oldest first.
+pub async fn order_events(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let order = payments::load(&st, &id).await?;
+    let mut data = Vec::new();
+    for e in st.store().list_events(&order.id).await? {
+        let attempts = st.store().list_delivery_attempts(&e.id).await?;
+        data.push(view::event(&e, &attempts));
+    }
+    Ok(Json(view::list(data)))
+}
+
+/// `GET /v1/orders/{id}/refunds`: the order's refunds, oldest first.
+pub async fn order_refunds(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let order = payments::load(&st, &id).await?;
+    let refunds = st.store().list_refunds(&order.id).await?;
+    Ok(Json(view::list(refunds.iter().map(view::refund))))
+}
+
+/// `GET /v1/orders/{id}/notifications`: every report recorded for the order
+/// (notifications, query answers, refund answers), oldest first, with its
+/// outcome: `applied`, `duplicate`, or `anomaly` and the reason. The audit
+/// trail of why the order is in its state.
+pub async fn order_notifications(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let order = payments::load(&st, &id).await?;
+    let records = st.store().list_notifications(&order.id).await?;
+    Ok(Json(view::list(records.iter().map(view::notification))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_roundtrip_and_garbage() {
+        let o = Order {
+            id: "ord_1".into(),
+            out_trade_no: "X".into(),
+            subject: "s".into(),
+            body: None,
+            total_fen: 1,
+            refunded_fen: 0,
+            refund_pending_fen: 0,
+            status: OrderStatus::Pending,
+            trade_no: None,
+            buyer_logon_id: None,
+            buyer_id: None,
+            channel: None,
+            metadata: None,
+            idempotency_key: None,
+            request_hash: None,
+            created_at: 1234,
+            updated_at: 1234,
+            expires_at: 5678,
+            paid_at: None,
+            closed_at: None,
+        };
+        assert_eq!(
+            decode_cursor(&encode_cursor(&o)),
+            Some((1234, "ord_1".into()))
+        );
+        assert_eq!(decode_cursor("!!"), None);
+        assert_eq!(decode_cursor("eHl6"), None);
+    }
+}

@@ -1,0 +1,237 @@
+//! Delivery of the webhook outbox: how the merchant's own function learns
+//! "paid".
+//!
+//! Every state change writes an event in the same transaction (the outbox,
+//! `order_events` in `zhifu_store`). After the commit the event is delivered
+//! once, at once ([`Outbox::flush_order`], the after-commit hook of
+//! [`crate::payments`]), as a JSON `POST` to `ZHIFU_WEBHOOK_URL` signed as
+//! [`crate::webhook`] describes; a failed delivery is retried by the
+//! reconcile pass ([`crate::jobs::reconcile`]) with exponential backoff until
+//! the endpoint answers 2xx or [`WebhookConfig::max_attempts`] is used up.
+//! Each delivery of one event carries the same event id, so receivers
+//! de-duplicate on it.
+//!
+//! The first attempt is made inline, before the request that caused the
+//! change is answered: on a function platform nothing may run after the
+//! response (the instance is frozen), and the outbox keeps it correct
+//! either way. A slow endpoint therefore delays that answer by at most
+//! [`crate::config::DELIVERY_TIMEOUT`]; Alipay retries a notification it
+//! considers unanswered, and the retry is a recorded no-op.
+//!
+//! Every delivery works on an event *claimed* with a lease, so two
+//! instances never send the same attempt.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use alipay::Clock;
+use zhifu_store::{
+    DeliveryNext, EventQuery, NewDeliveryAttempt, OrderEvent, Store, StoreError, WebhookState,
+};
+
+use crate::config::WebhookConfig;
+use crate::domain::epoch_ms;
+use crate::error::chain;
+use crate::metrics::Metrics;
+use crate::{view, webhook};
+
+/// Lease of one delivery attempt: longer than the delivery timeout plus the
+/// bookkeeping, so an attempt in flight is never doubled.
+pub const ATTEMPT_LEASE_MS: i64 = 60_000;
+
+/// Most events one flush delivers (an order has at most a handful).
+const FLUSH_LIMIT: i64 = 20;
+
+/// How one delivery attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryResult {
+    /// The event.
+    pub event_id: String,
+    /// Its state afterwards.
+    pub state: WebhookState,
+    /// The endpoint's HTTP status, if it answered.
+    pub http_status: Option<u16>,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+}
+
+/// Delivers outbox events to the merchant's endpoint. Holds the HTTP
+/// client, built on first use so a cold start that delivers nothing never
+/// pays for loading the system roots.
+#[derive(Debug)]
+pub struct Outbox {
+    store: Arc<dyn Store>,
+    config: WebhookConfig,
+    metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
+    http: OnceLock<reqwest::Client>,
+}
+
+impl Outbox {
+    /// An outbox sender over `store`, delivering as `config` says.
+    pub fn new(
+        store: Arc<dyn Store>,
+        config: WebhookConfig,
+        metrics: Arc<Metrics>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Outbox {
+            store,
+            config,
+            metrics,
+            clock,
+            http: OnceLock::new(),
+        }
+    }
+
+    fn http(&self) -> &reqwest::Client {
+        self.http.get_or_init(|| {
+            reqwest::Client::builder()
+                .timeout(self.config.timeout)
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("zhifu-webhooks/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .unwrap_or_else(|_| reqwest::Client::new())
+        })
+    }
+
+    fn now_ms(&self) -> i64 {
+        epoch_ms(self.clock.now())
+    }
+
+    /// Delivers one event that the caller has claimed, records the attempt
+    /// and schedules the next one (or gives up).
+    ///
+    /// # Errors
+    /// Store failures (the lease then expires and the event is retried).
+    pub async fn deliver_claimed(&self, e: &OrderEvent) -> Result<DeliveryResult, StoreError> {
+        let current = self.store.get_order(&e.order_id).await?;
+        let body = view::webhook_payload(e, current.as_ref()).to_string();
+        let at = self.now_ms();
+        let header = webhook::sign(body.as_bytes(), self.config.secret.as_bytes(), at / 1000);
+        let started = Instant::now();
+        let sent = self
+            .http()
+            .post(&self.config.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(webhook::SIGNATURE_HEADER, header)
+            .header(webhook::EVENT_ID_HEADER, &e.id)
+            .header("Zhifu-Event-Type", e.event_type.as_str())
+            .body(body)
+            .send()
+            .await;
+        let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let (http_status, error) = match sent {
+            Ok(resp) if resp.status().is_success() => (Some(resp.status().as_u16()), None),
+            Ok(resp) => (
+                Some(resp.status().as_u16()),
+                Some(format!("HTTP {}", resp.status().as_u16())),
+            ),
+            // `without_url`: the URL may carry the merchant's own token.
+            Err(err) => (None, Some(chain(&err.without_url()))),
+        };
+        let next = if error.is_none() {
+            DeliveryNext::Delivered
+        } else if e.attempts + 1 >= self.config.max_attempts {
+            DeliveryNext::GiveUp
+        } else {
+            let wait =
+                i64::try_from(webhook::backoff(e.attempts + 1).as_millis()).unwrap_or(i64::MAX);
+            DeliveryNext::RetryAt(self.now_ms().saturating_add(wait))
+        };
+        let attempt = NewDeliveryAttempt {
+            at,
+            http_status: http_status.map(i64::from),
+            error: error.clone(),
+            duration_ms,
+        };
+        let done = self.store.finish_delivery(&e.id, &attempt, next).await?;
+        self.metrics.webhook_attempt(done.webhook_state.as_str());
+        match &error {
+            None => {
+                tracing::info!(event = %e.id, kind = e.event_type.as_str(), "webhook delivered")
+            }
+            Some(why) => tracing::warn!(
+                event = %e.id,
+                attempt = done.attempts,
+                error = %why,
+                state = done.webhook_state.as_str(),
+                "webhook not delivered"
+            ),
+        }
+        Ok(DeliveryResult {
+            event_id: e.id.clone(),
+            state: done.webhook_state,
+            http_status,
+            error,
+        })
+    }
+
+    /// Right after a commit: tries once, at once, every due event of the
+    /// order (normally just the new ones). Failures stay in the outbox for
+    /// the reconcile pass; nothing here fails the caller.
+    pub async fn flush_order(&self, order_id: &str) {
+        let pending = match self
+            .store
+            .query_events(&EventQuery {
+                webhook_state: Some(WebhookState::Pending),
+                order_id: Some(order_id.to_owned()),
+                limit: FLUSH_LIMIT,
+            })
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %chain(&e), "outbox not read; the reconcile pass will deliver");
+                return;
+            }
+        };
+        // Oldest first, so a receiver normally sees `paid` before `refunded`.
+        for e in pending.iter().rev() {
+            let now = self.now_ms();
+            let claimed = self
+                .store
+                .claim_event(&e.id, now, now + ATTEMPT_LEASE_MS, false)
+                .await;
+            if let Ok(Some(e)) = claimed
+                && let Err(err) = self.deliver_claimed(&e).await
+            {
+                tracing::warn!(error = %chain(&err), "webhook attempt not recorded");
+            }
+        }
+    }
+
+    /// Claims up to `limit` events whose delivery is due, leased for
+    /// `lease_ms` (at least [`ATTEMPT_LEASE_MS`]).
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn claim_due(
+        &self,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<OrderEvent>, StoreError> {
+        let now = self.now_ms();
+        self.store
+            .claim_due_events(now, now + ATTEMPT_LEASE_MS.max(lease_ms), limit)
+            .await
+    }
+
+    /// Delivers one event now, whatever its state or schedule (`zhifu
+    /// webhooks resend`): a delivered or failed event is re-armed with a
+    /// fresh retry budget. `Ok(None)` when the event is unknown.
+    ///
+    /// # Errors
+    /// Store failures.
+    pub async fn resend(&self, event_id: &str) -> Result<Option<DeliveryResult>, StoreError> {
+        let now = self.now_ms();
+        match self
+            .store
+            .claim_event(event_id, now, now + ATTEMPT_LEASE_MS, true)
+            .await?
+        {
+            Some(e) => self.deliver_claimed(&e).await.map(Some),
+            None => Ok(None),
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! The one way a state change is made: a verified report, or a settled
+//! refund, is committed by the store in one transaction (conditional
+//! updates, its outbox events, its audit record), and then — only then —
+//! the single after-commit hook runs: the new events' webhooks are tried
+//! once ([`crate::outbox::Outbox::flush_order`]).
+//!
+//! Refused input is recorded here too ([`record_refused`]), so every report
+//! Zhifu received, applied or not, is in the audit trail.
+
+use alipay::{Amount, TradeStatus};
+use zhifu_store::{
+    AnomalyReason, ApplyResult, NewNotification, Order, Outcome, Refund, RefundResult, StoreError,
+    TradeState, TradeUpdate, UpdateSource, new_id,
+};
+
+use crate::domain::fen;
+use crate::state::AppState;
+
+/// A verified report about one order's trade, from a notification, a query
+/// answer or our own close.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// What produced it.
+    pub source: UpdateSource,
+    /// `notify_id` of a notification.
+    pub notify_id: Option<String>,
+    /// The trade state.
+    pub trade_status: TradeStatus,
+    /// Alipay's trade number.
+    pub trade_no: Option<String>,
+    /// Masked buyer login.
+    pub buyer_logon_id: Option<String>,
+    /// Buyer id.
+    pub buyer_id: Option<String>,
+    /// Payment time, epoch ms.
+    pub paid_at: Option<i64>,
+    /// Cumulative refunded amount.
+    pub refund_fee: Option<Amount>,
+    /// The message's fields, for the audit record.
+    pub payload: Option<String>,
+}
+
+impl Report {
+    /// Our own close of a trade that was waiting (or never created).
+    pub fn closed_by_us(trade_no: Option<String>) -> Self {
+        Report {
+            source: UpdateSource::Close,
+            notify_id: None,
+            trade_status: TradeStatus::TradeClosed,
+            trade_no,
+            buyer_logon_id: None,
+            buyer_id: None,
+            paid_at: None,
+            refund_fee: None,
+            payload: None,
+        }
+    }
+}
+
+fn trade_state(s: &TradeStatus) -> Option<TradeState> {
+    Some(match s {
+        TradeStatus::WaitBuyerPay => TradeState::WaitBuyerPay,
+        TradeStatus::TradeSuccess => TradeState::Success,
+        TradeStatus::TradeFinished => TradeState::Finished,
+        TradeStatus::TradeClosed => TradeState::Closed,
+        _ => return None,
+    })
+}
+
+/// The single after-commit hook: the order's new events get their first
+/// webhook attempt. Never fails the caller (the outbox keeps the events).
+async fn after_commit(st: &AppState, order_id: &str) {
+    if let Some(outbox) = st.outbox() {
+        outbox.flush_order(order_id).await;
+    }
+}
+
+/// Commits a verified report that was matched against `order`: one
+/// transaction applies it with conditional updates and records it (with its
+/// outbox events). Duplicates are no-ops; contradictions are recorded as
+/// anomalies. After a change commits, the after-commit hook runs.
+///
+/// # Errors
+/// Store failures (nothing was changed then).
+pub async fn commit_report(
+    st: &AppState,
+    order: &Order,
+    r: Report,
+) -> Result<ApplyResult, StoreError> {
+    let now = st.now_ms();
+    let mut record = NewNotification {
+        id: new_id("ntf"),
+        order_id: Some(order.id.clone()),
+        out_trade_no: Some(order.out_trade_no.clone()),
+        notify_id: r.notify_id.clone(),
+        source: r.source,
+        trade_status: Some(r.trade_status.as_str().to_owned()),
+        anomaly: Vec::new(),
+        payload: r.payload.clone(),
+        received_at: now,
+    };
+    let Some(state) = trade_state(&r.trade_status) else {
+        record.anomaly = vec![AnomalyReason::Malformed];
+        st.store().record_notification(&record).await?;
+        let order = st
+            .store()
+            .get_order(&order.id)
+            .await?
+            .ok_or(StoreError::NotFound("order"))?;
+        return Ok(ApplyResult {
+            outcome: Outcome::Anomaly(AnomalyReason::Malformed),
+            order,
+            events: Vec::new(),
+        });
+    };
+    let update = TradeUpdate {
+        order_id: order.id.clone(),
+        source: r.source,
+        notify_id: r.notify_id,
+        trade_state: state,
+        trade_no: r.trade_no,
+        buyer_logon_id: r.buyer_logon_id,
+        buyer_id: r.buyer_id,
+        paid_at: r.paid_at,
+        refund_fee: r.refund_fee.map(fen),
+        at: now,
+    };
+    let result = st.store().apply_trade_update(&update, &record).await?;
+    let reason = match result.outcome {
+        Outcome::Anomaly(reason) => Some(reason),
+        _ => None,
+    };
+    if r.source == UpdateSource::Notify {
+        st.metrics()
+            .notification(result.outcome.as_str(), reason.map(AnomalyReason::as_str));
+    }
+    if !result.events.is_empty() {
+        tracing::info!(order = %order.id, source = r.source.as_str(), events = ?result.events, "order changed");
+        after_commit(st, &order.id).await;
+    } else if let Some(reason) = reason {
+        tracing::warn!(order = %order.id, source = r.source.as_str(), reason = reason.as_str(), "report refused");
+    }
+    Ok(result)
+}
+
+/// Commits Alipay's definite answer about a refund: the refund is settled
+/// and, when it succeeded, the order's refunded amount and status move in
+/// the same transaction (with their events); then the after-commit hook.
+///
+/// # Errors
+/// Store failures (nothing was changed then).
+pub async fn settle_refund(
+    st: &AppState,
+    order: &Order,
+    refund: &Refund,
+    result: &RefundResult,
+) -> Result<Refund, StoreError> {
+    let settled = st.store().finish_refund(&refund.id, result).await?;
+    after_commit(st, &order.id).await;
+    Ok(settled)
+}
+
+/// What a refused message claimed about itself (recorded, never trusted).
+#[derive(Debug, Default)]
+pub struct Claim<'a> {
+    /// The `out_trade_no` it named.
+    pub out_trade_no: Option<&'a str>,
+    /// Its `notify_id`.
+    pub notify_id: Option<&'a str>,
+    /// Its `trade_status`.
+    pub trade_status: Option<&'a str>,
+}
+
+/// Records a message that was refused before it could change anything,
+/// with every reason it was refused for.
+///
+/// # Errors
+/// Store failures.
+pub async fn record_refused(
+    st: &AppState,
+    order: Option<&Order>,
+    claim: Claim<'_>,
+    source: UpdateSource,
+    reasons: &[AnomalyReason],
+    payload: Option<String>,
+) -> Result<(), StoreError> {
+    let rec = NewNotification {
+        id: new_id("ntf"),
+        order_id: order.map(|o| o.id.clone()),
+        out_trade_no: claim.out_trade_no.map(|s| s.chars().take(64).collect()),
+        notify_id: claim.notify_id.map(|s| s.chars().take(128).collect()),
+        source,
+        trade_status: claim.trade_status.map(|s| s.chars().take(32).collect()),
+        anomaly: reasons.to_vec(),
+        payload,
+        received_at: st.now_ms(),
+    };
+    st.store().record_notification(&rec).await?;
+    if source == UpdateSource::Notify {
+        for reason in reasons {
+            st.metrics().notification("anomaly", Some(reason.as_str()));
+        }
+    }
+    let reasons: Vec<&str> = reasons.iter().map(|r| r.as_str()).collect();
+    tracing::warn!(?reasons, source = source.as_str(), "message refused");
+    Ok(())
+}

@@ -1,0 +1,27 @@
+//! The payment service: everything that decides or changes the state of
+//! money, with no HTTP in it (this module never imports axum; a test
+//! enforces it). The HTTP handlers and the jobs call these functions; they
+//! call the store and Alipay.
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`notification`] | a notification from raw bytes to an outcome: parse once → verify → type → match → commit |
+//! | [`trade`] | active query (`refresh_order`), close, applying a verified query answer |
+//! | [`orders`] | creating orders, payment parameters per [`crate::domain::Channel`] |
+//! | [`refunds`] | creating and driving refunds |
+//! | [`commit`] | the one way a change is made: commit, then the single after-commit hook (webhooks) |
+//! | [`error`] | [`PaymentError`] |
+
+pub mod commit;
+pub mod error;
+pub mod notification;
+pub mod orders;
+pub mod refunds;
+pub mod trade;
+
+pub use self::commit::{Report, commit_report};
+pub use self::error::PaymentError;
+pub use self::notification::{NotifyAnswer, handle_notification};
+pub use self::orders::{Created, OrderRequest, PayParams, PayRequest, create_order, load, pay};
+pub use self::refunds::{RefundRequest, create_refund, drive_refund};
+pub use self::trade::{apply_query, close_order, refresh_order};

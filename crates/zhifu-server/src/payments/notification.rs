@@ -1,0 +1,169 @@
+//! An asynchronous notification from Alipay, from raw bytes to an outcome,
+//! each step once and in this order:
+//!
+//! 1. parse the form once ([`FormParams::parse`]: charset, duplicate keys);
+//! 2. verify the signature over those parameters ([`NotifyVerifier::verify`]);
+//! 3. type the verified fields ([`TradeNotification::from_verified`]);
+//! 4. find the order by `out_trade_no` and match `app_id`, `seller_id` (when
+//!    configured) and `total_amount` ([`TradeNotification::check_against`]);
+//! 5. commit ([`super::commit_report`]), then the after-commit hook.
+//!
+//! Anything forged, malformed or mismatching changes nothing and is
+//! recorded with every reason it was refused for. The answer tells the
+//! HTTP layer whether to say `success`: only once the change (or the fact
+//! that it was already made) is durable.
+//!
+//! [`NotifyVerifier::verify`]: alipay::NotifyVerifier::verify
+
+use alipay::{ExpectedOrder, FormParams, Mismatch, TradeNotification};
+use zhifu_store::{AnomalyReason, Outcome, StoreError, UpdateSource};
+
+use super::commit::{Claim, Report, commit_report, record_refused};
+use crate::domain::{amount, epoch_ms};
+use crate::error::chain;
+use crate::state::AppState;
+
+/// Largest raw body kept in the record of an unparseable notification.
+const MAX_PAYLOAD: usize = 8 * 1024;
+
+/// What the notification endpoint answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotifyAnswer {
+    /// Applied or already applied: `success` (Alipay stops retrying).
+    Success,
+    /// Refused for these reasons: `failure` (nothing changed).
+    Refused(Vec<AnomalyReason>),
+}
+
+fn mismatch_reason(m: &Mismatch) -> AnomalyReason {
+    match m {
+        Mismatch::AppId { .. } => AnomalyReason::AppIdMismatch,
+        Mismatch::SellerId { .. } => AnomalyReason::SellerIdMismatch,
+        Mismatch::TotalAmount { .. } => AnomalyReason::AmountMismatch,
+        _ => AnomalyReason::UnknownOrder,
+    }
+}
+
+/// Processes one notification body end to end.
+///
+/// # Errors
+/// Store failures: the caller answers `failure` so Alipay retries.
+pub async fn handle_notification(st: &AppState, raw: &[u8]) -> Result<NotifyAnswer, StoreError> {
+    let params = match FormParams::parse(raw) {
+        Ok(p) => p,
+        Err(_) => {
+            let payload = String::from_utf8_lossy(&raw[..raw.len().min(MAX_PAYLOAD)]).into_owned();
+            let reasons = [AnomalyReason::Malformed];
+            record_refused(
+                st,
+                None,
+                Claim::default(),
+                UpdateSource::Notify,
+                &reasons,
+                Some(payload),
+            )
+            .await?;
+            return Ok(NotifyAnswer::Refused(reasons.to_vec()));
+        }
+    };
+    // What the message claims, kept for the record before verification
+    // consumes the parameters; none of it is trusted.
+    let payload = Some(params.to_json().to_string());
+    let claimed = |k: &str| params.get(k).map(str::to_owned);
+    let (claimed_no, claimed_notify_id, claimed_status) = (
+        claimed("out_trade_no"),
+        claimed("notify_id"),
+        claimed("trade_status"),
+    );
+    let claim = || Claim {
+        out_trade_no: claimed_no.as_deref(),
+        notify_id: claimed_notify_id.as_deref(),
+        trade_status: claimed_status.as_deref(),
+    };
+    let verified = match st.verifier().verify(params) {
+        Ok(v) => v,
+        Err(e) => {
+            let reason = match e {
+                alipay::Error::MalformedForm(_) | alipay::Error::UnsupportedCharset(_) => {
+                    AnomalyReason::Malformed
+                }
+                _ => AnomalyReason::BadSignature,
+            };
+            // The claimed order is linked for the audit trail only; nothing
+            // in an unverified message is trusted.
+            let order = match &claimed_no {
+                Some(no) => st.store().get_order_by_out_trade_no(no).await?,
+                None => None,
+            };
+            record_refused(
+                st,
+                order.as_ref(),
+                claim(),
+                UpdateSource::Notify,
+                &[reason],
+                payload,
+            )
+            .await?;
+            return Ok(NotifyAnswer::Refused(vec![reason]));
+        }
+    };
+    let n = match TradeNotification::from_verified(&verified) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %chain(&e), "verified notification could not be typed");
+            let reasons = [AnomalyReason::Malformed];
+            record_refused(st, None, claim(), UpdateSource::Notify, &reasons, payload).await?;
+            return Ok(NotifyAnswer::Refused(reasons.to_vec()));
+        }
+    };
+    let claim = Claim {
+        out_trade_no: Some(&n.out_trade_no),
+        notify_id: Some(&n.notify_id),
+        trade_status: Some(n.trade_status.as_str()),
+    };
+    let Some(order) = st
+        .store()
+        .get_order_by_out_trade_no(&n.out_trade_no)
+        .await?
+    else {
+        let reasons = [AnomalyReason::UnknownOrder];
+        record_refused(st, None, claim, UpdateSource::Notify, &reasons, payload).await?;
+        return Ok(NotifyAnswer::Refused(reasons.to_vec()));
+    };
+    let expected = ExpectedOrder {
+        out_trade_no: &order.out_trade_no,
+        total_amount: amount(order.total_fen, "total_fen")?,
+        app_id: st.app_id(),
+        seller_id: st.seller_id(),
+    };
+    if let Err(mismatches) = n.check_against(&expected) {
+        let mut reasons: Vec<AnomalyReason> = mismatches.iter().map(mismatch_reason).collect();
+        reasons.dedup();
+        record_refused(
+            st,
+            Some(&order),
+            claim,
+            UpdateSource::Notify,
+            &reasons,
+            payload,
+        )
+        .await?;
+        return Ok(NotifyAnswer::Refused(reasons));
+    }
+    let report = Report {
+        source: UpdateSource::Notify,
+        notify_id: Some(n.notify_id.clone()),
+        trade_status: n.trade_status.clone(),
+        trade_no: Some(n.trade_no.clone()),
+        buyer_logon_id: n.buyer_logon_id.clone(),
+        buyer_id: n.buyer_id.clone(),
+        paid_at: n.gmt_payment.map(epoch_ms),
+        refund_fee: n.refund_fee,
+        payload,
+    };
+    let result = commit_report(st, &order, report).await?;
+    Ok(match result.outcome {
+        Outcome::Applied | Outcome::Duplicate => NotifyAnswer::Success,
+        Outcome::Anomaly(reason) => NotifyAnswer::Refused(vec![reason]),
+    })
+}

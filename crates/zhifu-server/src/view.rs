@@ -1,0 +1,112 @@
+//! The JSON shapes of Zhifu's records, as the merchant API answers them and
+//! as webhook payloads carry them: one function per record, so the API and
+//! the webhooks can never describe an order differently. Money is shown as
+//! `"88.88"`, times as RFC 3339 UTC.
+
+use serde_json::{Value, json};
+use zhifu_store::{DeliveryAttempt, NotificationRecord, Order, OrderEvent, Refund};
+
+use crate::domain::{rfc3339, yuan};
+
+/// An order.
+pub fn order(o: &Order) -> Value {
+    let metadata = o
+        .metadata
+        .as_deref()
+        .and_then(|m| serde_json::from_str::<Value>(m).ok())
+        .unwrap_or(Value::Null);
+    json!({
+        "id": o.id,
+        "out_trade_no": o.out_trade_no,
+        "subject": o.subject,
+        "body": o.body,
+        "total_amount": yuan(o.total_fen),
+        "status": o.status.as_str(),
+        "refunded_amount": yuan(o.refunded_fen),
+        "trade_no": o.trade_no,
+        "buyer_logon_id": o.buyer_logon_id,
+        "channel": o.channel,
+        "paid_at": o.paid_at.and_then(rfc3339),
+        "closed_at": o.closed_at.and_then(rfc3339),
+        "created_at": rfc3339(o.created_at),
+        "expires_at": rfc3339(o.expires_at),
+        "metadata": metadata,
+    })
+}
+
+/// A refund.
+pub fn refund(r: &Refund) -> Value {
+    json!({
+        "id": r.id,
+        "order_id": r.order_id,
+        "amount": yuan(r.amount_fen),
+        "status": r.status.as_str(),
+        "reason": r.reason,
+        "out_request_no": r.out_request_no,
+        "failure_code": r.failure_code,
+        "created_at": rfc3339(r.created_at),
+    })
+}
+
+/// An order event with its webhook delivery state and attempts.
+pub fn event(e: &OrderEvent, attempts: &[DeliveryAttempt]) -> Value {
+    json!({
+        "id": e.id,
+        "type": e.event_type.as_str(),
+        "previous_status": e.from_status.as_str(),
+        "status": e.to_status.as_str(),
+        "refunded_amount": yuan(e.refunded_fen),
+        "source": e.source,
+        "created_at": rfc3339(e.created_at),
+        "webhook": {
+            "state": e.webhook_state.as_str(),
+            "attempts": e.attempts,
+            "next_attempt_at": e.next_attempt_at.and_then(rfc3339),
+            "delivered_at": e.delivered_at.and_then(rfc3339),
+            "last_error": e.last_error,
+            "deliveries": attempts.iter().map(|a| json!({
+                "attempt": a.attempt,
+                "at": rfc3339(a.at),
+                "http_status": a.http_status,
+                "error": a.error,
+                "duration_ms": a.duration_ms,
+            })).collect::<Vec<_>>(),
+        },
+    })
+}
+
+/// A recorded report (notification, query or refund answer) and its outcome.
+pub fn notification(n: &NotificationRecord) -> Value {
+    json!({
+        "id": n.id,
+        "received_at": rfc3339(n.received_at),
+        "source": n.source,
+        "notify_id": n.notify_id,
+        "trade_status": n.trade_status,
+        "outcome": n.outcome,
+        "reason": n.reason,
+    })
+}
+
+/// The body of an event's webhook delivery: the event's own immutable
+/// fields and the order as it is at delivery time.
+pub fn webhook_payload(e: &OrderEvent, current: Option<&Order>) -> Value {
+    json!({
+        "id": e.id,
+        "type": e.event_type.as_str(),
+        "created_at": rfc3339(e.created_at),
+        "data": {
+            "order_id": e.order_id,
+            "previous_status": e.from_status.as_str(),
+            "status": e.to_status.as_str(),
+            "refunded_amount": yuan(e.refunded_fen),
+            "source": e.source,
+            "order": current.map(order),
+        },
+    })
+}
+
+/// A list answer: `{"data": [...]}`.
+pub fn list(items: impl IntoIterator<Item = Value>) -> Value {
+    json!({ "data": items.into_iter().collect::<Vec<_>>() })
+}

@@ -1,0 +1,257 @@
+//! What Alipay reports about a trade and what the store made of it: the
+//! verified update, the recorded message and the outcome it led to.
+
+use super::order::Order;
+use super::outbox::EventType;
+
+/// The state of the trade as Alipay reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TradeState {
+    /// `WAIT_BUYER_PAY`.
+    WaitBuyerPay,
+    /// `TRADE_SUCCESS`.
+    Success,
+    /// `TRADE_FINISHED`.
+    Finished,
+    /// `TRADE_CLOSED`.
+    Closed,
+}
+
+impl TradeState {
+    /// Alipay's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TradeState::WaitBuyerPay => "WAIT_BUYER_PAY",
+            TradeState::Success => "TRADE_SUCCESS",
+            TradeState::Finished => "TRADE_FINISHED",
+            TradeState::Closed => "TRADE_CLOSED",
+        }
+    }
+}
+
+/// Where a verified update came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateSource {
+    /// An asynchronous notification.
+    Notify,
+    /// An `alipay.trade.query` answer.
+    Query,
+    /// An `alipay.trade.refund` / refund-query answer.
+    Refund,
+    /// A successful `alipay.trade.close` (or a trade Alipay never created).
+    Close,
+}
+
+impl UpdateSource {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpdateSource::Notify => "notify",
+            UpdateSource::Query => "query",
+            UpdateSource::Refund => "refund",
+            UpdateSource::Close => "close",
+        }
+    }
+}
+
+/// A verified report from Alipay about one order's trade.
+#[derive(Debug, Clone)]
+pub struct TradeUpdate {
+    /// The order (already matched on `out_trade_no`, app, seller and amount).
+    pub order_id: String,
+    /// What reported it.
+    pub source: UpdateSource,
+    /// The notification id, for notifications.
+    pub notify_id: Option<String>,
+    /// Reported trade state.
+    pub trade_state: TradeState,
+    /// Reported trade number.
+    pub trade_no: Option<String>,
+    /// Reported masked buyer login.
+    pub buyer_logon_id: Option<String>,
+    /// Reported buyer id.
+    pub buyer_id: Option<String>,
+    /// Reported payment time.
+    pub paid_at: Option<i64>,
+    /// Reported cumulative refunded amount, in fen.
+    pub refund_fee: Option<i64>,
+    /// When we processed it.
+    pub at: i64,
+}
+
+/// Why an update was not applied although it verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AnomalyReason {
+    /// The signature does not verify.
+    BadSignature,
+    /// The body could not be parsed or lacks required fields.
+    Malformed,
+    /// No order has this `out_trade_no`.
+    UnknownOrder,
+    /// `app_id` is not ours.
+    AppIdMismatch,
+    /// `seller_id` is not the configured payee.
+    SellerIdMismatch,
+    /// `total_amount` differs from the order's.
+    AmountMismatch,
+    /// `trade_no` differs from the one already recorded for the order.
+    TradeNoMismatch,
+    /// A `TRADE_CLOSED` for a paid order without a full refund behind it.
+    ClosedAfterPaid,
+    /// A payment for an order we had closed: money arrived for a closed order.
+    PaidAfterClose,
+    /// A refund total above the order's amount.
+    RefundExceedsTotal,
+    /// A refund total below what was already recorded (states never go back).
+    RefundWentBackwards,
+}
+
+impl AnomalyReason {
+    /// Every reason.
+    pub const ALL: [AnomalyReason; 11] = [
+        AnomalyReason::BadSignature,
+        AnomalyReason::Malformed,
+        AnomalyReason::UnknownOrder,
+        AnomalyReason::AppIdMismatch,
+        AnomalyReason::SellerIdMismatch,
+        AnomalyReason::AmountMismatch,
+        AnomalyReason::TradeNoMismatch,
+        AnomalyReason::ClosedAfterPaid,
+        AnomalyReason::PaidAfterClose,
+        AnomalyReason::RefundExceedsTotal,
+        AnomalyReason::RefundWentBackwards,
+    ];
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// The stored form of several reasons: their names joined with `,`
+    /// (the `reason` column; a list in every Rust type).
+    pub fn join(reasons: &[AnomalyReason]) -> String {
+        reasons
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Reads [`AnomalyReason::join`]'s form back.
+    pub fn parse_list(stored: &str) -> Vec<AnomalyReason> {
+        stored.split(',').filter_map(Self::parse).collect()
+    }
+
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnomalyReason::BadSignature => "bad_signature",
+            AnomalyReason::Malformed => "malformed",
+            AnomalyReason::UnknownOrder => "unknown_order",
+            AnomalyReason::AppIdMismatch => "app_id_mismatch",
+            AnomalyReason::SellerIdMismatch => "seller_id_mismatch",
+            AnomalyReason::AmountMismatch => "amount_mismatch",
+            AnomalyReason::TradeNoMismatch => "trade_no_mismatch",
+            AnomalyReason::ClosedAfterPaid => "closed_after_paid",
+            AnomalyReason::PaidAfterClose => "paid_after_close",
+            AnomalyReason::RefundExceedsTotal => "refund_exceeds_total",
+            AnomalyReason::RefundWentBackwards => "refund_went_backwards",
+        }
+    }
+}
+
+/// What a notification (or other verified message) led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The order changed.
+    Applied,
+    /// Nothing to change (a redelivery, or a state we already have).
+    Duplicate,
+    /// Refused; the order was left as it was.
+    Anomaly(AnomalyReason),
+}
+
+impl Outcome {
+    /// Stored name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Anomaly(_) => "anomaly",
+        }
+    }
+}
+
+/// A message to record with [`crate::Store::apply_trade_update`] or
+/// [`crate::Store::record_notification`].
+#[derive(Debug, Clone)]
+pub struct NewNotification {
+    /// Record id.
+    pub id: String,
+    /// The order, when one was identified.
+    pub order_id: Option<String>,
+    /// The `out_trade_no` the message named.
+    pub out_trade_no: Option<String>,
+    /// `notify_id`.
+    pub notify_id: Option<String>,
+    /// What kind of message.
+    pub source: UpdateSource,
+    /// Reported `trade_status`.
+    pub trade_status: Option<String>,
+    /// For messages recorded without applying: every reason they were
+    /// refused for (empty for a message that reached the state machine).
+    pub anomaly: Vec<AnomalyReason>,
+    /// The message's fields (JSON text), for audit.
+    pub payload: Option<String>,
+    /// Receipt time.
+    pub received_at: i64,
+}
+
+/// A recorded message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationRecord {
+    /// Record id.
+    pub id: String,
+    /// The order.
+    pub order_id: Option<String>,
+    /// The `out_trade_no` it named.
+    pub out_trade_no: Option<String>,
+    /// `notify_id`.
+    pub notify_id: Option<String>,
+    /// `notify`, `query`, `refund` or `close`.
+    pub source: String,
+    /// Reported `trade_status`.
+    pub trade_status: Option<String>,
+    /// `applied`, `duplicate` or `anomaly`.
+    pub outcome: String,
+    /// Why it was an anomaly, as stored: the reasons' names joined with
+    /// `,` ([`NotificationRecord::reasons`] reads them back).
+    pub reason: Option<String>,
+    /// Its fields (JSON text).
+    pub payload: Option<String>,
+    /// Receipt time.
+    pub received_at: i64,
+}
+
+impl NotificationRecord {
+    /// The reasons it was refused for; empty when it was not (a stored
+    /// name this version does not know is skipped).
+    pub fn reasons(&self) -> Vec<AnomalyReason> {
+        self.reason
+            .as_deref()
+            .map(AnomalyReason::parse_list)
+            .unwrap_or_default()
+    }
+}
+
+/// Result of [`crate::Store::apply_trade_update`].
+#[derive(Debug, Clone)]
+pub struct ApplyResult {
+    /// What happened.
+    pub outcome: Outcome,
+    /// The order after the update.
+    pub order: Order,
+    /// The events written (empty unless [`Outcome::Applied`]).
+    pub events: Vec<EventType>,
+}

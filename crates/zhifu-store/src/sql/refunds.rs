@@ -1,0 +1,218 @@
+//! Refunds: reserving the amount and recording the request, reading them,
+//! and settling one with what Alipay answered. A confirmed refund's figure
+//! goes through the state machine (`apply`) in the same transaction.
+
+use sqlx::Row;
+
+use super::apply::apply_in_tx;
+use super::notifications::insert_notification;
+use super::orders::fetch_order;
+use super::rows::{refund_cols, refund_from_row};
+use super::{SqlStore, Tx};
+use crate::Result;
+use crate::error::StoreError;
+use crate::model::{
+    CreateRefundOutcome, NewRefund, OrderStatus, Refund, RefundResult, RefundStatus,
+};
+use crate::transition;
+
+pub(super) async fn create_refund(s: &SqlStore, r: NewRefund) -> Result<CreateRefundOutcome> {
+    let mut tx = s.begin_write().await?;
+    if let Some(existing) = find_refund_by_key(&mut tx, &r).await? {
+        return Ok(CreateRefundOutcome::Existing(existing));
+    }
+    let order = fetch_order(&mut tx, &r.order_id).await?;
+    if order.status != OrderStatus::Paid {
+        return Ok(CreateRefundOutcome::NotPaid(order.status));
+    }
+    let reserved = sqlx::query(
+        "UPDATE orders SET refund_pending_fen = refund_pending_fen + $2, updated_at = $3 \
+         WHERE id = $1 AND status = 'paid' \
+         AND refunded_fen + refund_pending_fen + $2 <= total_fen",
+    )
+    .bind(&r.order_id)
+    .bind(r.amount_fen)
+    .bind(r.created_at)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if reserved == 0 {
+        let order = fetch_order(&mut tx, &r.order_id).await?;
+        if order.status != OrderStatus::Paid {
+            return Ok(CreateRefundOutcome::NotPaid(order.status));
+        }
+        return Ok(CreateRefundOutcome::ExceedsRemaining {
+            remaining_fen: (order.total_fen - order.refunded_fen - order.refund_pending_fen).max(0),
+        });
+    }
+    let inserted = sqlx::query(concat!(
+        "INSERT INTO refunds (",
+        refund_cols!(),
+        ") VALUES ($1, $2, $3, $4, $5, 'pending', NULL, $6, $7, $8, $8)"
+    ))
+    .bind(&r.id)
+    .bind(&r.order_id)
+    .bind(&r.out_request_no)
+    .bind(r.amount_fen)
+    .bind(r.reason.as_deref())
+    .bind(r.idempotency_key.as_deref())
+    .bind(r.request_hash.as_deref())
+    .bind(r.created_at)
+    .execute(&mut *tx)
+    .await;
+    match inserted {
+        Ok(_) => {
+            tx.commit().await?;
+            let refund = get_refund(s, &r.id)
+                .await?
+                .ok_or(StoreError::NotFound("refund"))?;
+            Ok(CreateRefundOutcome::Created(refund))
+        }
+        Err(e) if StoreError::is_unique_violation(&e) => {
+            // A concurrent request with the same key won; our reservation
+            // rolls back with the transaction.
+            tx.rollback().await?;
+            let mut tx = s.begin_write().await?;
+            let existing = find_refund_by_key(&mut tx, &r).await?;
+            tx.commit().await?;
+            existing
+                .map(CreateRefundOutcome::Existing)
+                .ok_or(StoreError::Conflict("out_request_no"))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(super) async fn get_refund(s: &SqlStore, id: &str) -> Result<Option<Refund>> {
+    sqlx::query(concat!(
+        "SELECT ",
+        refund_cols!(),
+        " FROM refunds WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(&s.pool)
+    .await?
+    .as_ref()
+    .map(refund_from_row)
+    .transpose()
+}
+
+pub(super) async fn list_refunds(s: &SqlStore, order_id: &str) -> Result<Vec<Refund>> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        refund_cols!(),
+        " FROM refunds WHERE order_id = $1 ORDER BY created_at, id"
+    ))
+    .bind(order_id)
+    .fetch_all(&s.pool)
+    .await?;
+    rows.iter().map(refund_from_row).collect()
+}
+
+pub(super) async fn finish_refund(
+    s: &SqlStore,
+    refund_id: &str,
+    result: &RefundResult,
+) -> Result<Refund> {
+    let mut tx = s.begin_write().await?;
+    let refund = sqlx::query(concat!(
+        "SELECT ",
+        refund_cols!(),
+        " FROM refunds WHERE id = $1"
+    ))
+    .bind(refund_id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .as_ref()
+    .map(refund_from_row)
+    .transpose()?
+    .ok_or(StoreError::NotFound("refund"))?;
+    if refund.status == RefundStatus::Pending {
+        match result {
+            RefundResult::Succeeded { refund_fee, record } => {
+                let at = record.received_at;
+                let done = sqlx::query(
+                    "UPDATE refunds SET status = 'succeeded', updated_at = $2 \
+                     WHERE id = $1 AND status = 'pending'",
+                )
+                .bind(refund_id)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if done == 1 {
+                    release_reservation(&mut tx, &refund, at).await?;
+                    // Without Alipay's cumulative figure, the sum of the
+                    // refunds Alipay confirmed one by one is the best
+                    // reported amount we have.
+                    let fee = match refund_fee {
+                        Some(f) => *f,
+                        None => sqlx::query(
+                            "SELECT CAST(COALESCE(SUM(amount_fen), 0) AS BIGINT) AS s \
+                                 FROM refunds WHERE order_id = $1 AND status = 'succeeded'",
+                        )
+                        .bind(&refund.order_id)
+                        .fetch_one(&mut *tx)
+                        .await?
+                        .try_get::<i64, _>("s")?,
+                    };
+                    let order = fetch_order(&mut tx, &refund.order_id).await?;
+                    let update = transition::refund_report(&order, fee, at);
+                    let (outcome, _, _) = apply_in_tx(&mut tx, &update).await?;
+                    insert_notification(&mut tx, record, Some(&refund.order_id), &outcome).await?;
+                }
+            }
+            RefundResult::Failed { code, at } => {
+                let done = sqlx::query(
+                    "UPDATE refunds SET status = 'failed', failure_code = $2, updated_at = $3 \
+                     WHERE id = $1 AND status = 'pending'",
+                )
+                .bind(refund_id)
+                .bind(code)
+                .bind(*at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if done == 1 {
+                    release_reservation(&mut tx, &refund, *at).await?;
+                }
+            }
+        }
+    }
+    tx.commit().await?;
+    get_refund(s, refund_id)
+        .await?
+        .ok_or(StoreError::NotFound("refund"))
+}
+
+/// A refund of the order with the same idempotency key or `out_request_no`:
+/// either way, this request was made before.
+async fn find_refund_by_key(tx: &mut Tx, r: &NewRefund) -> Result<Option<Refund>> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        refund_cols!(),
+        " FROM refunds WHERE order_id = $1 AND (idempotency_key = $2 OR out_request_no = $3)"
+    ))
+    .bind(&r.order_id)
+    .bind(r.idempotency_key.as_deref())
+    .bind(&r.out_request_no)
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.as_ref().map(refund_from_row).transpose()
+}
+
+/// Frees the amount a settled refund had reserved. The guard keeps a
+/// release that somehow ran twice from failing the transaction on the
+/// `refund_pending_fen >= 0` check.
+async fn release_reservation(tx: &mut Tx, refund: &Refund, at: i64) -> Result<()> {
+    sqlx::query(
+        "UPDATE orders SET refund_pending_fen = refund_pending_fen - $2, updated_at = $3 \
+         WHERE id = $1 AND refund_pending_fen >= $2",
+    )
+    .bind(&refund.order_id)
+    .bind(refund.amount_fen)
+    .bind(at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
