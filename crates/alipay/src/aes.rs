@@ -1,4 +1,4 @@
-//! Content encryption (接口内容加密, §8): AES-CBC with a zero IV and PKCS#7
+//! Content encryption (接口内容加密, docs/protocol.md §8): AES-CBC with a zero IV and PKCS#7
 //! padding, base64 on the wire — byte-identical to the official SDKs.
 
 use std::fmt;

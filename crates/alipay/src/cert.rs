@@ -1,4 +1,4 @@
-//! Public-key-certificate mode (公钥证书模式, §7): certificate serial numbers
+//! Public-key-certificate mode (公钥证书模式, docs/protocol.md §7): certificate serial numbers
 //! (`app_cert_sn`, `alipay_cert_sn`, `alipay_root_cert_sn`) and the store of
 //! Alipay certificates that verifies responses.
 
@@ -100,7 +100,7 @@ pub fn cert_sn(pem: &[u8]) -> Result<String> {
 }
 
 /// `alipay_root_cert_sn`: the SNs of the RSA-signed certificates of the
-/// root bundle, in file order, joined with `_` (§7.3).
+/// root bundle, in file order, joined with `_` (docs/protocol.md §7.3).
 ///
 /// # Errors
 /// [`Error::Certificate`], also when the bundle has no RSA certificate.

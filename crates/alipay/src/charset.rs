@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use crate::error::{Error, Result};
 
 /// A charset Alipay supports. Requests we build are always UTF-8; received
-/// forms may be GBK when a merchant once left `charset` out of the query (§2.1).
+/// forms may be GBK when a merchant once left `charset` out of the query (docs/protocol.md §2.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Charset {
     /// `utf-8`.

@@ -126,7 +126,7 @@ impl AlipayClient {
         }
     }
 
-    /// One OpenAPI v3 call (§9): signs the `Authorization` header over the
+    /// One OpenAPI v3 call (docs/protocol.md §9): signs the `Authorization` header over the
     /// exact body sent, and verifies the answer's signature headers before
     /// decoding. `path_and_query` is e.g. `/v3/alipay/trade/query`.
     ///
@@ -219,7 +219,7 @@ impl AlipayClient {
             crate::v3::verify_response(self.core.alipay_keys(), &headers, &bytes)?;
             return json(&bytes);
         }
-        // Whether Alipay signs v3 error answers is unconfirmed (§12): they
+        // Whether Alipay signs v3 error answers is unconfirmed (docs/protocol.md §12): they
         // are reported, never trusted as business results.
         let err = json(&bytes).unwrap_or(serde_json::Value::Null);
         Err(Error::Gateway(Box::new(crate::error::GatewayError {

@@ -29,7 +29,7 @@ pub enum Error {
         /// Why it was refused.
         problem: AmountProblem,
     },
-    /// A request field breaks one of Alipay's constraints (§5.1); nothing was signed.
+    /// A request field breaks one of Alipay's constraints (docs/protocol.md §5.1); nothing was signed.
     #[error("field `{field}` is invalid: {problem}")]
     Field {
         /// Name of the field as Alipay spells it.
@@ -46,7 +46,7 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
-    /// A gateway response could not be taken apart (§4.2).
+    /// A gateway response could not be taken apart (docs/protocol.md §4.2).
     #[error("malformed gateway response: {0}")]
     MalformedResponse(ResponseProblem),
     /// A form body (notification or return) could not be taken apart.
@@ -296,7 +296,7 @@ pub struct GatewayError {
     /// `sub_msg`, e.g. `交易不存在`.
     pub sub_msg: Option<String>,
     /// Whether the failure node carried a signature that verified. Failures
-    /// for unidentifiable apps come unsigned (§4.1).
+    /// for unidentifiable apps come unsigned (docs/protocol.md §4.1).
     pub verified: bool,
     /// The response node as received (business fields of failures, e.g. refund amounts).
     pub node: String,
@@ -335,7 +335,7 @@ impl fmt::Display for GatewayError {
     }
 }
 
-/// One way a verified notification differs from the merchant's order (§6.4 step 4).
+/// One way a verified notification differs from the merchant's order (docs/protocol.md §6.4 step 4).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Mismatch {

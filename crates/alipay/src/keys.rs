@@ -253,7 +253,7 @@ impl AlipayPublicKey {
             Error::key(role, KeyProblem::Rejected(e.description_()))
         };
         // 1024-bit keys are accepted for verification only: legacy `RSA` apps
-        // were issued them (§3.3). `zhifu doctor` warns about them.
+        // were issued them (docs/protocol.md §3.3). `zhifu doctor` warns about them.
         let sha256 = ParsedPublicKey::new(
             &signature::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY,
             &spki,

@@ -69,7 +69,7 @@
 //! # }
 //! ```
 //!
-//! ## Where the spec was silent
+//! ## Where the spec was silent (docs/protocol.md §14)
 //!
 //! - Notifications: the trade rule (drop `sign` and `sign_type`) is tried
 //!   first, then the gateway-message rule (keep `sign_type`); empty values
@@ -98,6 +98,8 @@ pub mod notify;
 pub mod protocol;
 pub mod response;
 pub mod sign;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod time;
 pub mod v3;
 pub mod verify;

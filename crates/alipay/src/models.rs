@@ -1,5 +1,5 @@
 //! Typed business parameters (`biz_content`) and responses of the trade APIs
-//! (§5.2), with the field rules of §5.1 checked before anything is signed.
+//! (docs/protocol.md §5.2), with the field rules of docs/protocol.md §5.1 checked before anything is signed.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -39,7 +39,7 @@ pub trait ApiRequest: BizContent {
 
 /// A merchant order number: 1–64 of `A-Z a-z 0-9 _ -`.
 ///
-/// §5.1 says letters, digits and underscore; real production notifications
+/// docs/protocol.md §5.1 says letters, digits and underscore; real production notifications
 /// carry hyphens (`20190815155618536-564-57` in the official Node SDK's
 /// test), so hyphens are accepted too.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -186,7 +186,7 @@ macro_rules! order_fields_validate {
     }};
 }
 
-/// `alipay.trade.page.pay`: PC website payment (client-side, §2.4).
+/// `alipay.trade.page.pay`: PC website payment (client-side, docs/protocol.md §2.4).
 #[derive(Debug, Clone, Serialize)]
 pub struct TradePagePay {
     /// Merchant order number.
@@ -245,7 +245,7 @@ impl BizContent for TradePagePay {
     }
 }
 
-/// `alipay.trade.wap.pay`: mobile website payment (client-side, §2.4).
+/// `alipay.trade.wap.pay`: mobile website payment (client-side, docs/protocol.md §2.4).
 #[derive(Debug, Clone, Serialize)]
 pub struct TradeWapPay {
     /// Merchant order number.

@@ -1,4 +1,4 @@
-//! Asynchronous notifications (§6) and `return_url` parameters (§6.7).
+//! Asynchronous notifications (docs/protocol.md §6) and `return_url` parameters (docs/protocol.md §6.7).
 //!
 //! The flow is: [`FormParams::parse`] the raw body **once** → verify with a
 //! [`NotifyVerifier`] (which yields [`Verified`] params, the only way to
@@ -243,7 +243,7 @@ impl NotifyVerifier {
     }
 }
 
-/// Trade state as Alipay reports it (§5.3).
+/// Trade state as Alipay reports it (docs/protocol.md §5.3).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 #[non_exhaustive]
@@ -426,7 +426,7 @@ impl TradeNotification {
         })
     }
 
-    /// The merchant-side checks of §6.4 step 4. Returns every mismatch, not
+    /// The merchant-side checks of docs/protocol.md §6.4 step 4. Returns every mismatch, not
     /// just the first, so the anomaly record says everything that was wrong.
     ///
     /// # Errors
@@ -482,7 +482,7 @@ fn check_common(
     if m.is_empty() { Ok(()) } else { Err(m) }
 }
 
-/// The synchronous `return_url` parameters of page/wap pay (§6.7).
+/// The synchronous `return_url` parameters of page/wap pay (docs/protocol.md §6.7).
 ///
 /// **Untrusted even when the signature verifies**: the buyer's browser
 /// carries them, so they can be replayed, dropped or never arrive, and they

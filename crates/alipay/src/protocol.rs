@@ -23,7 +23,7 @@ pub const PRODUCTION_GATEWAY: &str = "https://openapi.alipay.com/gateway.do";
 /// The current ("new", since 2023) sandbox gateway.
 pub const SANDBOX_GATEWAY: &str = "https://openapi-sandbox.dl.alipaydev.com/gateway.do";
 
-/// Certificate-mode serial numbers sent with every request (§7.4).
+/// Certificate-mode serial numbers sent with every request (docs/protocol.md §7.4).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertSns {
     /// `app_cert_sn`.
@@ -35,7 +35,7 @@ pub struct CertSns {
 impl CertSns {
     /// Computes both SNs from the app's public-key certificate
     /// (`appCertPublicKey_<appid>.crt`) and Alipay's root bundle
-    /// (`alipayRootCert.crt`), as §7.2–§7.3 describe.
+    /// (`alipayRootCert.crt`), as docs/protocol.md §7.2–§7.3 describe.
     ///
     /// # Errors
     /// [`crate::Error::Certificate`].
@@ -285,7 +285,7 @@ impl Alipay {
     }
 }
 
-/// System parameters the Java SDK puts in the URL query (§2.3); everything
+/// System parameters the Java SDK puts in the URL query (docs/protocol.md §2.3); everything
 /// else travels in the form body.
 const QUERY_PARAMS: &[&str] = &[
     "method",
@@ -309,7 +309,7 @@ const QUERY_PARAMS: &[&str] = &[
     "prod_code",
 ];
 
-/// A complete, signed parameter set, ready for any of the §2.4 outputs or
+/// A complete, signed parameter set, ready for any of the docs/protocol.md §2.4 outputs or
 /// for an HTTP call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedRequest {
@@ -320,7 +320,7 @@ impl SignedRequest {
     /// Signs an arbitrary parameter set (must include `sign_type` and the
     /// other system params). Used by [`Alipay::sign_request`] and by tools
     /// that sign what they are given. Empty values are dropped: they are not
-    /// signed (§3.1), so they must not be sent either.
+    /// signed (docs/protocol.md §3.1), so they must not be sent either.
     ///
     /// # Errors
     /// [`crate::Error::Crypto`].

@@ -1,5 +1,5 @@
-//! Gateway responses (§4): cut the signed node out of the raw text exactly as
-//! received (§4.2, never re-serialise), verify it, and only then decode it.
+//! Gateway responses (docs/protocol.md §4): cut the signed node out of the raw text exactly as
+//! received (docs/protocol.md §4.2, never re-serialise), verify it, and only then decode it.
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -185,7 +185,7 @@ pub struct VerifiedResponse<T> {
 
 /// Verifies a raw response body and decodes its node into `T`.
 ///
-/// Policy (§4.2, as the Java SDK): a success must carry a signature that
+/// Policy (docs/protocol.md §4.2, as the Java SDK): a success must carry a signature that
 /// verifies; a failure is verified when it carries a non-empty `sign`
 /// (a bad one is [`Error::BadSignature`]) and reported unverified otherwise.
 ///

@@ -1,8 +1,8 @@
-//! The v2 sign-content rule (§3.1) and its notification variant (§6.4).
+//! The v2 sign-content rule (docs/protocol.md §3.1) and its notification variant (docs/protocol.md §6.4).
 
 use std::collections::BTreeMap;
 
-/// Builds the string that is signed for a **request** (§3.1): drop `sign`,
+/// Builds the string that is signed for a **request** (docs/protocol.md §3.1): drop `sign`,
 /// drop empty and whitespace-only values (as the Java SDK does), sort keys by
 /// byte order, join raw `key=value` pairs with `&`. `sign_type` stays in.
 pub fn request_sign_content<'a, I>(params: I) -> String
@@ -16,7 +16,7 @@ where
     join(sorted.into_iter())
 }
 
-/// Which keys a notification's sign content leaves out (§6.4 step 2).
+/// Which keys a notification's sign content leaves out (docs/protocol.md §6.4 step 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NotifySignRule {
     /// `rsaCheckV1`: drop `sign` and `sign_type` — trade notifications and

@@ -13,7 +13,7 @@ const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] =
     format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
 
 /// Formats an instant as an Alipay timestamp in Beijing time, whatever the
-/// machine's time zone (containers usually run in UTC; §2.2).
+/// machine's time zone (containers usually run in UTC; docs/protocol.md §2.2).
 pub fn format_beijing(t: OffsetDateTime) -> String {
     t.to_offset(BEIJING)
         .format(FORMAT)

@@ -1,4 +1,4 @@
-//! OpenAPI v3 (§9): the `Authorization: ALIPAY-SHA256withRSA …` request
+//! OpenAPI v3 (docs/protocol.md §9): the `Authorization: ALIPAY-SHA256withRSA …` request
 //! header and the verification of signed responses.
 
 use crate::error::{Error, Result};
@@ -46,7 +46,7 @@ impl V3Auth<'_> {
     }
 }
 
-/// The string to sign (§9.2): authString, method, URI, body, and the app
+/// The string to sign (docs/protocol.md §9.2): authString, method, URI, body, and the app
 /// auth token when used, each line ending in `\n`.
 pub fn string_to_sign(auth_string: &str, req: &V3Request<'_>) -> String {
     let mut s = format!(

@@ -1,5 +1,5 @@
 //! Which key verifies what Alipay signed: one public key (public-key mode) or
-//! a set of Alipay certificates by serial number (certificate mode, §7).
+//! a set of Alipay certificates by serial number (certificate mode, docs/protocol.md §7).
 
 use std::sync::Arc;
 

@@ -1,5 +1,6 @@
-//! Every applicable upstream vector (`vectors/upstream`, a copy of
-//! `../shared/vectors`) as a test, each also tampered and expected to fail.
+//! Every applicable upstream vector (`vectors/upstream`, taken from the
+//! official SDKs' test suites listed in `tests/vectors/upstream/README.md`)
+//! as a test, each also tampered and expected to fail.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests state their expectations by panicking
 

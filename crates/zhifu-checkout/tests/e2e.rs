@@ -9,10 +9,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alipay::AppPrivateKey;
 use serde_json::{Value, json};
 use zhifu_checkout::{CheckoutConfig, DEV_BUYER_ID as DEV_BUYER};
-use zhifu_sandbox::{Sandbox, SandboxConfig, SandboxMode};
+use zhifu_sandbox::Sandbox;
+use zhifu_sandbox::testing as kit;
 use zhifu_server::{ApiKey, AppState, Settings};
 use zhifu_store::testing::{TestDatabase, fresh_database};
 use zhifu_store::{Backend, SqlStore, Store, StoreOptions};
@@ -27,12 +27,6 @@ struct App {
 }
 
 async fn spawn() -> App {
-    if std::env::var_os("TEST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("info,sqlx=warn")
-            .with_test_writer()
-            .try_init();
-    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let db = fresh_database(Backend::Sqlite).await.unwrap();
@@ -41,25 +35,13 @@ async fn spawn() -> App {
             .await
             .unwrap(),
     );
-    let sandbox = Sandbox::start(SandboxConfig {
-        public_url: base.clone(),
-        mode: SandboxMode::Auto,
-        time_scale: 0.001,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let app_key = AppPrivateKey::generate().unwrap();
-    let app = sandbox
-        .register_app(None, app_key.public_key())
-        .await
-        .unwrap();
+    let sb = kit::mount_at(&base, kit::auto_config()).await;
     let settings = Settings {
-        app_id: app.app_id,
-        app_private_key: app_key,
-        alipay_public_key: app.alipay_public_key,
-        seller_id: Some(app.seller_id),
-        gateway: format!("{base}/gateway.do"),
+        app_id: sb.app_id.clone(),
+        app_private_key: sb.app_key(),
+        alipay_public_key: sb.alipay_public_key.clone(),
+        seller_id: Some(sb.seller_id.clone()),
+        gateway: sb.gateway.clone(),
         public_url: base.clone(),
         api_key: ApiKey::new(API_KEY).unwrap(),
         default_expiry_minutes: 30,
@@ -69,7 +51,7 @@ async fn spawn() -> App {
     let config = CheckoutConfig::development(&base, |_| None).unwrap();
     let app_router = zhifu_checkout::router_over_backend(config, backend.clone(), API_KEY)
         .unwrap()
-        .merge(sandbox.router())
+        .merge(sb.router())
         .merge(backend);
     tokio::spawn(async move {
         axum::serve(
@@ -85,7 +67,7 @@ async fn spawn() -> App {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap(),
-        sandbox,
+        sandbox: sb.sandbox,
         _db: db,
     }
 }

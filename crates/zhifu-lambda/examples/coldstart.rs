@@ -22,8 +22,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use alipay::sign::{NotifySignRule, notify_sign_content};
-use alipay::{AppPrivateKey, SignType};
+use alipay::AppPrivateKey;
+use alipay::testing::AlipaySigner;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -92,14 +92,14 @@ fn free_port() -> u16 {
 
 struct Setup {
     env: Vec<(String, String)>,
-    alipay_key: AppPrivateKey,
+    alipay: AlipaySigner,
     store: SqlStore,
     _dir: tempfile::TempDir,
 }
 
 async fn setup(db_url: &str, dir: tempfile::TempDir) -> Setup {
     let app = AppPrivateKey::generate().unwrap();
-    let alipay_key = AppPrivateKey::generate().unwrap();
+    let alipay = AlipaySigner::generate().unwrap();
     let store = SqlStore::connect_and_migrate(db_url, &StoreOptions::default())
         .await
         .unwrap();
@@ -107,7 +107,7 @@ async fn setup(db_url: &str, dir: tempfile::TempDir) -> Setup {
         ("ZHIFU_DATABASE_URL", db_url.to_owned()),
         ("ALIPAY_APP_ID", APP_ID.to_owned()),
         ("ALIPAY_APP_PRIVATE_KEY", app.to_pkcs8_pem().unwrap()),
-        ("ALIPAY_PUBLIC_KEY", alipay_key.public_key().to_base64()),
+        ("ALIPAY_PUBLIC_KEY", alipay.public_key().to_base64()),
         ("ALIPAY_SELLER_ID", SELLER.to_owned()),
         // Never called: a notification needs no outbound call.
         ("ALIPAY_GATEWAY", "http://127.0.0.1:9/gateway.do".to_owned()),
@@ -121,7 +121,7 @@ async fn setup(db_url: &str, dir: tempfile::TempDir) -> Setup {
     .collect();
     Setup {
         env,
-        alipay_key,
+        alipay,
         store,
         _dir: dir,
     }
@@ -160,23 +160,8 @@ impl Setup {
             ("trade_status", "TRADE_SUCCESS"),
             ("total_amount", "88.88"),
             ("gmt_payment", "2026-11-25 09:59:58"),
-            ("sign_type", "RSA2"),
         ];
-        let content = notify_sign_content(
-            fields.iter().copied(),
-            NotifySignRule::ExcludeSignType,
-            false,
-        );
-        let sign = self
-            .alipay_key
-            .sign(SignType::Rsa2, content.as_bytes())
-            .unwrap();
-        let mut ser = form_urlencoded::Serializer::new(String::new());
-        for (k, v) in fields {
-            ser.append_pair(k, v);
-        }
-        ser.append_pair("sign", &sign);
-        ser.finish()
+        self.alipay.notification_body(&fields).unwrap()
     }
 
     fn spawn_serve(&self, bin: &PathBuf, port: u16) -> (Killed, Instant) {

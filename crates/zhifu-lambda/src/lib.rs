@@ -20,7 +20,6 @@
 //! Lambda needs PostgreSQL (ideally behind RDS Proxy or PgBouncer): SQLite
 //! would live in one instance's `/tmp` and vanish with it.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use lambda_http::{Error, LambdaEvent};

@@ -1,5 +1,5 @@
-//! Everything that can be configured, with defaults that follow the spec and,
-//! where the spec marks a fact unconfirmed (§12), a stated choice.
+//! Everything that can be configured, with defaults that follow docs/protocol.md and,
+//! where docs/protocol.md §12 marks a fact unconfirmed, a stated choice.
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -37,7 +37,7 @@ impl FromStr for SandboxMode {
     }
 }
 
-/// Which trade events send a notification for one product family (§6.5).
+/// Which trade events send a notification for one product family (docs/protocol.md §6.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NotifyTriggers {
     /// Payment → `TRADE_SUCCESS`.
@@ -50,7 +50,7 @@ pub struct NotifyTriggers {
     pub partial_refund: bool,
 }
 
-/// The per-product notification matrix of §6.5 (unconfirmed in the spec, so configurable).
+/// The per-product notification matrix of docs/protocol.md §6.5 (unconfirmed in docs/protocol.md §12, so configurable).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NotifyMatrix {
     /// `alipay.trade.precreate`, `create`, `pay`.
@@ -64,7 +64,7 @@ pub struct NotifyMatrix {
 }
 
 impl Default for NotifyMatrix {
-    /// The table of §6.5: success always notifies (and so do partial
+    /// The table of docs/protocol.md §6.5: success always notifies (and so do partial
     /// refunds); closed and finished only for app and wap pay.
     fn default() -> Self {
         let narrow = NotifyTriggers {
@@ -89,7 +89,7 @@ impl Default for NotifyMatrix {
 }
 
 /// What the gateway does when a parameter is both in the query and the body
-/// (§2.3, unconfirmed in the spec).
+/// (docs/protocol.md §2.3, unconfirmed in docs/protocol.md §12).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DuplicateParams {
@@ -158,7 +158,7 @@ impl Faults {
     }
 }
 
-/// The notification retry intervals of §6.2: 4m, 10m, 10m, 1h, 2h, 6h, 15h
+/// The notification retry intervals of docs/protocol.md §6.2: 4m, 10m, 10m, 1h, 2h, 6h, 15h
 /// (8 deliveries in about 25 hours).
 pub const RETRY_SCHEDULE: [Duration; 7] = [
     Duration::from_secs(4 * 60),
@@ -187,27 +187,27 @@ pub struct SandboxConfig {
     pub seed: Option<u64>,
     /// Faults active from the start.
     pub faults: Faults,
-    /// The notification matrix (§6.5).
+    /// The notification matrix (docs/protocol.md §6.5).
     pub notify_matrix: NotifyMatrix,
     /// How long after payment a trade stays refundable before it becomes
-    /// `TRADE_FINISHED` (unconfirmed in the spec; default 90 days, "three months").
+    /// `TRADE_FINISHED` (unconfirmed in docs/protocol.md §12; default 90 days, "three months").
     pub refund_window: Duration,
-    /// Charset assumed when the query carries no `charset` (unconfirmed in the spec;
+    /// Charset assumed when the query carries no `charset` (unconfirmed in docs/protocol.md §12;
     /// reports say GBK, which is the default).
     pub default_charset: Charset,
-    /// Query/body duplicate handling (unconfirmed in the spec; default body wins).
+    /// Query/body duplicate handling (unconfirmed in docs/protocol.md §12; default body wins).
     pub duplicate_params: DuplicateParams,
     /// Whether whitespace-only values are left out of the sign content, as
-    /// the Java SDK does (unconfirmed in the spec; default true).
+    /// the Java SDK does (unconfirmed in docs/protocol.md §12; default true).
     pub drop_blank_values: bool,
     /// Largest accepted difference between `timestamp` and the sandbox clock
-    /// (unconfirmed in the spec; default `None`: only the format is checked).
+    /// (unconfirmed in docs/protocol.md §12; default `None`: only the format is checked).
     pub max_timestamp_skew: Option<Duration>,
     /// Intervals between notification attempts before scaling.
     pub retry_schedule: Vec<Duration>,
     /// Timeout of one notification POST.
     pub notify_timeout: Duration,
-    /// How long a bill download URL stays valid (sandbox time; ~30 s per §5.2).
+    /// How long a bill download URL stays valid (sandbox time; ~30 s per docs/protocol.md §5.2).
     pub bill_url_ttl: Duration,
     /// The sandbox's own "Alipay" key. When `None` it is read from the state
     /// directory or generated (and then stored there).

@@ -33,7 +33,7 @@ pub(crate) fn token(bytes: usize) -> String {
 }
 
 /// A 28-digit trade number: Beijing date, `22001`, 15 digits — the shape of
-/// `2019081522001468450512505578` (§5.1).
+/// `2019081522001468450512505578` (docs/protocol.md §5.1).
 pub(crate) fn trade_no(now: OffsetDateTime) -> String {
     format!("{}22001{}", beijing_date_digits(now), digits(15))
 }

@@ -8,15 +8,17 @@
 //!
 //! - [`Sandbox`]: the running emulator; [`Sandbox::router`] serves
 //!   `/gateway.do` (GET and POST) and everything under `/sandbox/`.
-//! - Trades follow the state machine of spec §5.3 (`WAIT_BUYER_PAY`,
+//! - Trades follow the state machine of docs/protocol.md §5.3 (`WAIT_BUYER_PAY`,
 //!   `TRADE_SUCCESS`, `TRADE_CLOSED`, `TRADE_FINISHED`); page/wap/app and
 //!   precreate trades exist only once the buyer opens the cashier.
-//! - Notifications (§6) are signed form POSTs, retried on the real schedule
+//! - Notifications (docs/protocol.md §6) are signed form POSTs, retried on the real schedule
 //!   (4m, 10m, 10m, 1h, 2h, 6h, 15h) × [`SandboxConfig::time_scale`].
 //! - [`Faults`] injects dropped, duplicated, delayed and reordered
 //!   notifications, `20000` answers and latency, each with a rate.
 //! - [`SandboxMode::Explicit`] freezes the clock; [`Sandbox::advance`] moves it.
 //! - State lives in memory, or in SQLite under [`SandboxConfig::state_dir`].
+//! - Feature `testing`: `zhifu_sandbox::testing`, the kit every crate's
+//!   tests use to get a sandbox on 127.0.0.1:0 with a registered app.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -33,89 +35,46 @@
 
 #![deny(missing_docs)]
 
-mod bill;
+// Layers, each using only those before it (tests/layering.rs fails on any
+// import cycle): records and vocabulary (error, config, model, ids, store,
+// wire); the state and its rules (state, notify, schedule, trade, api); the
+// handle (sandbox, views); what drives it (worker, lifecycle, operations,
+// trigger); HTTP (intake, html, gateway, pages, control, routes); clients
+// (remote, testing). `impl State` and `impl Sandbox` blocks live with the
+// behaviour they add, and call only into earlier layers.
+mod api;
 mod config;
 mod control;
 mod error;
 mod gateway;
+mod html;
 mod ids;
+mod intake;
+mod lifecycle;
 mod model;
 mod notify;
+mod operations;
 mod pages;
 pub mod remote;
+mod routes;
 mod sandbox;
+mod schedule;
 mod state;
 mod store;
-
-use axum::Router;
-use axum::routing::{get, post};
+#[cfg(feature = "testing")]
+pub mod testing;
+mod trade;
+mod trigger;
+mod views;
+mod wire;
+mod worker;
 
 pub use crate::config::{
     DuplicateParams, Faults, NotifyMatrix, NotifyTriggers, RETRY_SCHEDULE, SandboxConfig,
     SandboxMode,
 };
-pub use crate::control::{TriggerKind, TriggerRequest};
 pub use crate::error::SandboxError;
 pub use crate::model::{Attempt, DeliveryState, Product};
-pub use crate::sandbox::{
-    AdvanceReport, NotificationView, RefundView, RegisteredApp, Sandbox, TradeView,
-};
-
-impl Sandbox {
-    /// Serves [`Sandbox::router`] on `listener` until `shutdown` resolves,
-    /// then stops the worker.
-    ///
-    /// # Errors
-    /// The server's I/O error.
-    pub async fn serve(
-        self,
-        listener: tokio::net::TcpListener,
-        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
-        let r = axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
-            .await;
-        self.shutdown().await;
-        r
-    }
-
-    /// The Alipay private key stored in a state directory, if any (lets a
-    /// CLI sign exactly as the sandbox that owns the directory).
-    ///
-    /// # Errors
-    /// Store and key errors.
-    pub async fn stored_alipay_key(
-        state_dir: &std::path::Path,
-    ) -> Result<Option<alipay::AppPrivateKey>, SandboxError> {
-        let store = store::Store::open(Some(state_dir)).await?;
-        let key = match store.get_meta("alipay_private_key").await? {
-            Some(text) => Some(alipay::AppPrivateKey::parse(&text)?),
-            None => None,
-        };
-        store.close().await;
-        Ok(key)
-    }
-
-    /// All sandbox routes: `/gateway.do` and everything under `/sandbox/`,
-    /// so the router can be merged next to another service's.
-    pub fn router(&self) -> Router {
-        Router::new()
-            .route("/gateway.do", get(gateway::gateway).post(gateway::gateway))
-            .route("/sandbox", get(pages::index))
-            .route("/sandbox/", get(pages::index))
-            .route("/sandbox/cashier/{token}", get(pages::cashier))
-            .route("/sandbox/cashier/{token}/pay", post(pages::cashier_pay))
-            .route(
-                "/sandbox/cashier/{token}/cancel",
-                post(pages::cashier_cancel),
-            )
-            .route("/sandbox/scan/{token}", get(pages::cashier))
-            .route(
-                "/sandbox/app-pay",
-                get(pages::app_pay_form).post(pages::app_pay_submit),
-            )
-            .route("/sandbox/bills/{token}", get(pages::bill))
-            .merge(control::routes())
-            .with_state(self.clone())
-    }
-}
+pub use crate::sandbox::Sandbox;
+pub use crate::trigger::{TriggerKind, TriggerRequest};
+pub use crate::views::{AdvanceReport, NotificationView, RefundView, RegisteredApp, TradeView};

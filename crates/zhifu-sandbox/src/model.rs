@@ -42,7 +42,7 @@ pub(crate) struct App {
     /// Bare base64 SPKI of the app public key.
     pub app_public_key: String,
     pub created_at: i64,
-    /// The console's AES key (base64) for content encryption (§8), if enabled.
+    /// The console's AES key (base64) for content encryption (docs/protocol.md §8), if enabled.
     #[serde(default)]
     pub aes_key: Option<String>,
 }
@@ -56,7 +56,7 @@ impl App {
     }
 }
 
-/// Which product (API) created the trade; selects the §6.5 matrix row, the
+/// Which product (API) created the trade; selects the docs/protocol.md §6.5 matrix row, the
 /// default timeout and the `product_code`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -83,7 +83,7 @@ impl Product {
         )
     }
 
-    /// Default `timeout_express` (§5.1): 15 days for page/wap/app, 3 hours
+    /// Default `timeout_express` (docs/protocol.md §5.1): 15 days for page/wap/app, 3 hours
     /// for face-to-face.
     pub(crate) fn default_timeout(self) -> time::Duration {
         if self.is_face_to_face() {
@@ -114,7 +114,7 @@ impl Product {
 }
 
 /// What an order said, kept to detect a reused `out_trade_no` with
-/// different content (§5.3) and to create the trade later.
+/// different content (docs/protocol.md §5.3) and to create the trade later.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct OrderTerms {
     pub product: Product,
@@ -132,7 +132,7 @@ pub(crate) struct OrderTerms {
 }
 
 impl OrderTerms {
-    /// Same content in the sense of §5.3: amount and subject.
+    /// Same content in the sense of docs/protocol.md §5.3: amount and subject.
     pub(crate) fn same_content(&self, other: &OrderTerms) -> bool {
         self.total_fen == other.total_fen && self.subject == other.subject
     }

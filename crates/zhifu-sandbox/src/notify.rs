@@ -1,13 +1,16 @@
-//! Asynchronous notifications (§6): the `trade_status_sync` form, its
-//! signature (sign and sign_type excluded, §6.4) and the HTTP POST.
+//! Asynchronous notifications (docs/protocol.md §6): why one is sent ([`Event`]), the
+//! `trade_status_sync` form with every field the real one carries, signed
+//! by the sandbox's [`AlipaySigner`] (sign and sign_type excluded, docs/protocol.md §6.4),
+//! and the HTTP POST with its outcome. Whether and when to send is the
+//! scheduler's and the worker's business.
 
-use alipay::sign::{NotifySignRule, notify_sign_content};
-use alipay::{AppPrivateKey, Charset, SignType};
+use alipay::testing::{AlipaySigner, form_body};
+use alipay::{Charset, SignType};
 use serde_json::json;
+use time::OffsetDateTime;
 
 use crate::error::SandboxError;
-use crate::model::{App, Trade, beijing, instant, yuan};
-use crate::state::Ctx;
+use crate::model::{App, Trade, beijing, instant, millis, yuan};
 
 /// Why a notification is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,13 +56,14 @@ fn beijing_millis(ms: i64) -> String {
 }
 
 /// Builds and signs the notification of `event` for `t`: every field the
-/// real one carries for that event, none empty (§6.3, §6.4 step 3).
+/// real one carries for that event, none empty (docs/protocol.md §6.3, §6.4 step 3).
 pub(crate) fn build(
     t: &Trade,
     app: &App,
     event: Event,
     notify_id: &str,
-    ctx: &Ctx<'_>,
+    now: OffsetDateTime,
+    signer: &AlipaySigner,
 ) -> Result<Built, SandboxError> {
     let mut p: Vec<(String, String)> = Vec::with_capacity(32);
     let mut push = |k: &str, v: String| {
@@ -98,7 +102,7 @@ pub(crate) fn build(
     if let Some(pt) = t.gmt_payment {
         push("gmt_payment", beijing(pt));
     }
-    push("notify_time", alipay::time::format_beijing(ctx.now));
+    push("notify_time", alipay::time::format_beijing(now));
     if let Some(pb) = &t.terms.passback_params {
         push("passback_params", pb.clone());
     }
@@ -119,52 +123,17 @@ pub(crate) fn build(
         push("out_biz_no", last.out_request_no.clone());
     }
     if matches!(event, Event::FullRefund | Event::Closed | Event::Finished) {
-        let close = t.gmt_close.unwrap_or_else(|| crate::model::millis(ctx.now));
+        let close = t.gmt_close.unwrap_or_else(|| millis(now));
         push("gmt_close", alipay::time::format_beijing(instant(close)));
     }
     let sign_type = SignType::parse(&t.terms.sign_type).unwrap_or(SignType::Rsa2);
     let charset = Charset::parse(&t.terms.charset).unwrap_or(Charset::Utf8);
-    sign_params(&mut p, sign_type, charset, ctx.key)?;
+    let p = signer.sign_notification(p, sign_type, charset)?;
     Ok(Built {
-        body: encode_form(&p, charset),
+        body: form_body(&p, charset),
         trade_status: event.trade_status().to_owned(),
         params: p,
     })
-}
-
-/// Appends `sign_type` and `sign` over the notification/return rule:
-/// `sign` and `sign_type` are not signed (§6.4, §6.7).
-pub(crate) fn sign_params(
-    p: &mut Vec<(String, String)>,
-    sign_type: SignType,
-    charset: Charset,
-    key: &AppPrivateKey,
-) -> Result<(), SandboxError> {
-    p.retain(|(k, _)| k != "sign" && k != "sign_type");
-    let content = notify_sign_content(
-        p.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        NotifySignRule::ExcludeSignType,
-        false,
-    );
-    let sign = key.sign(sign_type, &charset.encode(&content))?;
-    p.push(("sign_type".into(), sign_type.as_str().into()));
-    p.push(("sign".into(), sign));
-    Ok(())
-}
-
-/// Form-encodes in the notification's charset.
-pub(crate) fn encode_form(p: &[(String, String)], charset: Charset) -> String {
-    fn gbk(s: &str) -> std::borrow::Cow<'_, [u8]> {
-        Charset::Gbk.encode(s)
-    }
-    let mut ser = form_urlencoded::Serializer::new(String::new());
-    if charset == Charset::Gbk {
-        ser.encoding_override(Some(&gbk));
-    }
-    for (k, v) in p {
-        ser.append_pair(k, v);
-    }
-    ser.finish()
 }
 
 /// What came back from one POST.
@@ -175,7 +144,7 @@ pub(crate) enum Outcome {
 }
 
 impl Outcome {
-    /// Only HTTP 200 with exactly `success` counts (§6.1).
+    /// Only HTTP 200 with exactly `success` counts (docs/protocol.md §6.1).
     pub(crate) fn is_success(&self) -> bool {
         matches!(self, Outcome::Answered { status: 200, body } if body == "success")
     }

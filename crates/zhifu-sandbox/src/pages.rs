@@ -1,59 +1,24 @@
 //! What the buyer sees: the cashier (page/wap/app/QR), the app-pay stand-in
 //! for the Alipay app, the scan page behind `qr_code`, the return redirect
-//! with signed parameters (§6.7), and bill downloads.
+//! with signed parameters (docs/protocol.md §6.7), bill downloads, and the overview page.
 
 use alipay::protocol::html_escape as esc;
+use alipay::testing::form_body;
 use alipay::{Charset, SignType, TradeStatus};
 use axum::Form;
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::http::header;
+use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::api::bill;
+use crate::error::SandboxError;
 use crate::gateway;
-use crate::model::{Product, Trade, yuan};
-use crate::notify::{encode_form, sign_params};
+use crate::html::{error_page, not_found, page};
+use crate::intake;
+use crate::model::{Product, Trade, millis, yuan};
 use crate::sandbox::Sandbox;
-
-const STYLE: &str = "body{font-family:system-ui,sans-serif;background:#f5f7fa;margin:0}\
-main{max-width:420px;margin:48px auto;background:#fff;border-radius:12px;padding:28px;box-shadow:0 2px 12px #0001}\
-h1{font-size:18px;color:#1677ff;margin:0 0 18px}.amount{font-size:34px;font-weight:600;margin:10px 0}\
-dl{display:grid;grid-template-columns:auto 1fr;gap:6px 14px;font-size:14px}dt{color:#888}dd{margin:0;word-break:break-all}\
-button{font-size:16px;padding:10px 24px;border-radius:8px;border:0;cursor:pointer;margin-right:10px}\
-#pay{background:#1677ff;color:#fff}#cancel{background:#eee}.note{color:#888;font-size:12px;margin-top:22px}\
-table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ddd;padding:3px 6px}";
-
-fn page(title: &str, body: &str) -> Response {
-    Html(format!(
-        "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-         <title>{}</title><style>{STYLE}</style></head><body><main>{body}\
-         <p class=\"note\">Zhifu sandbox — 本地支付宝网关模拟器，不涉及真实资金。</p></main></body></html>",
-        esc(title)
-    ))
-    .into_response()
-}
-
-/// The page the real gateway shows when a page/wap pay request is refused.
-pub(crate) fn error_page(code: &str, sub_code: &str, sub_msg: &str) -> Response {
-    let body = format!(
-        "<h1>支付宝沙箱 · 错误</h1><p id=\"error\">{}</p><dl><dt>错误代码</dt><dd id=\"sub_code\">{}</dd>\
-         <dt>code</dt><dd>{}</dd></dl>",
-        esc(sub_msg),
-        esc(sub_code),
-        esc(code)
-    );
-    let mut r = page("支付宝沙箱 · 错误", &body);
-    *r.status_mut() = StatusCode::OK;
-    r
-}
-
-fn not_found(what: &str) -> Response {
-    let mut r = page("Not found", &format!("<h1>未找到</h1><p>{}</p>", esc(what)));
-    *r.status_mut() = StatusCode::NOT_FOUND;
-    r
-}
 
 fn cashier_html(t: &Trade, token: &str) -> Response {
     let status = t.status.as_str();
@@ -180,11 +145,11 @@ pub(crate) async fn cashier_cancel(
     )
 }
 
-/// The synchronous return of §6.7: `return_url` plus signed parameters.
-fn return_url(sb: &Sandbox, t: &Trade, url: &str) -> Result<String, crate::SandboxError> {
+/// The synchronous return of docs/protocol.md §6.7: `return_url` plus signed parameters.
+fn return_url(sb: &Sandbox, t: &Trade, url: &str) -> Result<String, SandboxError> {
     let charset = Charset::parse(&t.terms.charset).unwrap_or(Charset::Utf8);
     let sign_type = SignType::parse(&t.terms.sign_type).unwrap_or(SignType::Rsa2);
-    let mut p: Vec<(String, String)> = vec![
+    let p: Vec<(String, String)> = vec![
         ("charset".into(), charset.as_str().into()),
         ("out_trade_no".into(), t.out_trade_no.clone()),
         (
@@ -199,12 +164,12 @@ fn return_url(sb: &Sandbox, t: &Trade, url: &str) -> Result<String, crate::Sandb
         ("seller_id".into(), t.seller_id.clone()),
         ("timestamp".into(), alipay::time::format_beijing(sb.now())),
     ];
-    sign_params(&mut p, sign_type, charset, sb.key())?;
+    let p = sb.signer().sign_notification(p, sign_type, charset)?;
     let sep = if url.contains('?') { '&' } else { '?' };
-    Ok(format!("{url}{sep}{}", encode_form(&p, charset)))
+    Ok(format!("{url}{sep}{}", form_body(&p, charset)))
 }
 
-/// What the Alipay app SDK hands back after app pay (§5.2): `resultStatus`
+/// What the Alipay app SDK hands back after app pay (docs/protocol.md §5.2): `resultStatus`
 /// 9000 and a signed `result` JSON.
 fn app_result(sb: &Sandbox, t: &Trade) -> Response {
     let sign_type = SignType::parse(&t.terms.sign_type).unwrap_or(SignType::Rsa2);
@@ -224,7 +189,7 @@ fn app_result(sb: &Sandbox, t: &Trade) -> Response {
     node.insert("seller_id".into(), t.seller_id.clone().into());
     let text = Value::Object(node).to_string();
     let sign = sb
-        .key()
+        .signer()
         .sign(sign_type, text.as_bytes())
         .unwrap_or_default();
     let result = format!(
@@ -278,7 +243,7 @@ pub(crate) async fn app_pay_submit(
 
 async fn open_order_string(sb: &Sandbox, s: &str) -> Response {
     let cfg = sb.config();
-    let params = match gateway::intake(
+    let params = match intake::intake(
         s.trim().as_bytes(),
         b"",
         Charset::Utf8,
@@ -287,7 +252,7 @@ async fn open_order_string(sb: &Sandbox, s: &str) -> Response {
         Ok(p) => p,
         Err(r) => return error_page(r.code, r.sub_code, &r.sub_msg),
     };
-    let checked = match gateway::check(sb, &params).await {
+    let checked = match intake::check(sb, &params).await {
         Ok(c) => c,
         Err(r) => return error_page(r.code, r.sub_code, &r.sub_msg),
     };
@@ -309,8 +274,8 @@ pub(crate) async fn bill(State(sb): State<Sandbox>, Path(token): Path<String>) -
     let st = sb.lock().await;
     let now = sb.now();
     match st.bills.get(&token) {
-        Some(b) if b.expires_at > crate::model::millis(now) => {
-            let csv = crate::bill::render(&st, b, now);
+        Some(b) if b.expires_at > millis(now) => {
+            let csv = bill::render(&st, b, now);
             let name = format!("{}_{}_{}.csv", b.app_id, b.bill_type, b.bill_date);
             (
                 [

@@ -3,8 +3,8 @@
 
 use serde_json::Value;
 
-use crate::control::TriggerRequest;
 use crate::error::SandboxError;
+use crate::trigger::TriggerRequest;
 
 async fn post(base: &str, path: &str, body: &Value) -> Result<Value, SandboxError> {
     let url = format!("{}{path}", base.trim_end_matches('/'));

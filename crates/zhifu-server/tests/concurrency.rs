@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use common::*;
 use serde_json::json;
-use zhifu_sandbox::{Sandbox, SandboxConfig, SandboxMode};
 use zhifu_store::testing::TestDatabase;
 use zhifu_store::{EventType, OrderStatus, Store};
 
@@ -22,39 +21,14 @@ const DELIVERIES: usize = 5;
 
 async fn eight_instances_two_hundred_orders_five_deliveries_each(db: TestDatabase) {
     init_logs();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sandbox_url = format!("http://{}", listener.local_addr().unwrap());
     // Explicit mode: the sandbox sends nothing by itself; the test delivers
     // its signed notifications.
-    let sb = Sandbox::start(SandboxConfig {
-        public_url: sandbox_url,
-        mode: SandboxMode::Explicit,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let app_key = Arc::new(alipay::AppPrivateKey::generate().unwrap());
-    let reg = sb.register_app(None, app_key.public_key()).await.unwrap();
-    let router = sb.router();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let sb = zhifu_sandbox::testing::spawn_explicit().await;
 
     let db = Arc::new(db);
     let mut apps = Vec::new();
     for _ in 0..INSTANCES {
-        apps.push(
-            spawn_on(
-                db.clone(),
-                Options::default(),
-                Some((
-                    &sb,
-                    &reg.app_id,
-                    &reg.seller_id,
-                    &reg.alipay_public_key,
-                    app_key.clone(),
-                )),
-            )
-            .await,
-        );
+        apps.push(spawn_on(db.clone(), Options::default(), Some(&sb)).await);
     }
 
     let mut orders = Vec::new();
@@ -64,12 +38,13 @@ async fn eight_instances_two_hundred_orders_five_deliveries_each(db: TestDatabas
         let id = o["id"].as_str().unwrap().to_owned();
         let r = app.pay(&id, json!({"channel": "qr"})).await;
         assert_eq!(r.status, 200, "{:?}", r.body);
-        sb.pay(None, o["out_trade_no"].as_str().unwrap())
+        sb.sandbox
+            .pay(None, o["out_trade_no"].as_str().unwrap())
             .await
             .unwrap();
         orders.push(o);
     }
-    let deliveries = sb.notifications().await;
+    let deliveries = sb.sandbox.notifications().await;
     assert_eq!(
         deliveries.len(),
         ORDERS,

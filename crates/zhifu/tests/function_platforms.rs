@@ -15,7 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use zhifu_sandbox::{Faults, Sandbox, SandboxConfig, SandboxMode};
+use zhifu_sandbox::testing as kit;
+use zhifu_sandbox::{Faults, Sandbox};
 
 const KEY: &str = "fn-test-key-0123456789";
 
@@ -127,22 +128,9 @@ struct World {
 async fn world(public_url: &str) -> World {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_owned();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sb_url = format!("http://{}", listener.local_addr().unwrap());
-    let sandbox = Sandbox::start(SandboxConfig {
-        public_url: sb_url.clone(),
-        mode: SandboxMode::Explicit,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let app_key = alipay::AppPrivateKey::generate().unwrap();
-    let reg = sandbox
-        .register_app(None, app_key.public_key())
-        .await
-        .unwrap();
-    let serving = sandbox.clone();
-    tokio::spawn(serving.serve(listener, std::future::pending()));
+    let t = kit::spawn_explicit().await;
+    let sb_url = t.base.clone();
+    let (reg, app_key, sandbox) = (t.app.clone(), t.app.app_key(), t.sandbox);
     let tmp = root.join("tmp");
     std::fs::create_dir_all(&tmp).unwrap();
     let db = format!("sqlite://{}/zhifu.db", tmp.display());

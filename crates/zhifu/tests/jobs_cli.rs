@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use zhifu_sandbox::{Faults, Sandbox, SandboxConfig, SandboxMode};
+use zhifu_sandbox::testing as kit;
+use zhifu_sandbox::{Faults, Sandbox};
 use zhifu_server::{ApiKey, AppState, Settings};
 use zhifu_store::{SqlStore, Store, StoreOptions};
 
@@ -97,31 +98,21 @@ async fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let sandbox = Sandbox::start(SandboxConfig {
-        public_url: base.clone(),
-        mode: SandboxMode::Explicit,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    sandbox
+    let sb = kit::mount_at(&base, kit::explicit_config()).await;
+    sb.sandbox
         .set_faults(Faults {
             drop_rate: 1.0,
             ..Default::default()
         })
         .await;
-    let app_key = alipay::AppPrivateKey::generate().unwrap();
-    let reg = sandbox
-        .register_app(None, app_key.public_key())
-        .await
-        .unwrap();
+    let (reg, app_key) = (&sb.app, sb.app_key());
     let db = format!("sqlite://{}/jobs.db", dir.path().display());
     let store = SqlStore::connect_and_migrate(&db, &StoreOptions::default())
         .await
         .unwrap();
     let settings = Settings {
         app_id: reg.app_id.clone(),
-        app_private_key: alipay::AppPrivateKey::parse(&app_key.to_pkcs8_pem().unwrap()).unwrap(),
+        app_private_key: sb.app_key(),
         alipay_public_key: reg.alipay_public_key.clone(),
         seller_id: Some(reg.seller_id.clone()),
         gateway: format!("{base}/gateway.do"),
@@ -130,7 +121,7 @@ async fn world() -> World {
         default_expiry_minutes: 30,
     };
     let store: Arc<dyn Store> = Arc::new(store);
-    let app = zhifu_server::router(AppState::new(settings, store.clone())).merge(sandbox.router());
+    let app = zhifu_server::router(AppState::new(settings, store.clone())).merge(sb.router());
     tokio::spawn(zhifu_server::serve(listener, app, std::future::pending()));
     let env = vec![
         ("ZHIFU_DATABASE_URL", db.clone()),
@@ -143,7 +134,7 @@ async fn world() -> World {
     ];
     World {
         _dir: dir,
-        sandbox,
+        sandbox: sb.sandbox,
         store,
         http: reqwest::Client::new(),
         base,

@@ -5,50 +5,29 @@
 
 use base64::Engine as _;
 use serde_json::{Value, json};
-use zhifu_sandbox::{Faults, RegisteredApp, Sandbox, SandboxConfig, SandboxMode};
+use zhifu_sandbox::testing::TestApp;
+use zhifu_sandbox::{Faults, Sandbox};
 
 pub const API_KEY: &str = "lambda-test-key-0123456789";
 
-/// Logs of the in-process backend, only with `TEST_LOG` set.
-pub fn init_logs() {
-    if std::env::var_os("TEST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("info,sqlx=warn")
-            .with_test_writer()
-            .try_init();
-    }
-}
+pub use zhifu_sandbox::testing::init_logs;
 
-/// A sandbox in explicit mode, served on its own port, with one app.
+/// A sandbox in explicit mode, served on its own port, with one app (the
+/// shared test kit's).
 pub struct Alipay {
     pub sandbox: Sandbox,
-    pub app: RegisteredApp,
+    pub app: TestApp,
     pub app_key: alipay::AppPrivateKey,
     pub gateway: String,
 }
 
 pub async fn alipay() -> Alipay {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let sandbox = Sandbox::start(SandboxConfig {
-        public_url: base.clone(),
-        mode: SandboxMode::Explicit,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let app_key = alipay::AppPrivateKey::generate().unwrap();
-    let app = sandbox
-        .register_app(None, app_key.public_key())
-        .await
-        .unwrap();
-    let router = sandbox.router();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let t = zhifu_sandbox::testing::spawn_explicit().await;
     Alipay {
-        sandbox,
-        app,
-        app_key,
-        gateway: format!("{base}/gateway.do"),
+        app_key: t.app.app_key(),
+        gateway: t.app.gateway.clone(),
+        app: t.app,
+        sandbox: t.sandbox,
     }
 }
 

@@ -31,7 +31,7 @@ test('official alipay-sdk: full journey with verified responses and notification
   assert.equal(pre.out_trade_no, out);
   assert.match(pre.qr_code, /^http:\/\/127\.0\.0\.1:\d+\/sandbox\/scan\//);
 
-  // The trade does not exist until the buyer scans (§5.3); the failure is signed and verifies too.
+  // The trade does not exist until the buyer scans (docs/protocol.md §5.3); the failure is signed and verifies too.
   const before = await exec('alipay.trade.query', { out_trade_no: out });
   assert.equal(before.sub_code, 'ACQ.TRADE_NOT_EXIST');
 
@@ -87,7 +87,7 @@ test('official alipay-sdk: full journey with verified responses and notification
   const dup = await exec('alipay.trade.refund', { out_trade_no: out, refund_amount: '1.00', out_request_no: 'R3' });
   assert.equal(dup.sub_code, 'ACQ.TRADE_STATUS_ERROR');
 
-  // Notifications: paid, then the partial refund (face-to-face full refunds do not notify, §6.5).
+  // Notifications: paid, then the partial refund (face-to-face full refunds do not notify, docs/protocol.md §6.5).
   await rx.waitFor(2);
   // More kinds via the CLI (`zhifu sandbox trigger`), signed by the same sandbox key.
   for (const kind of ['paid', 'partial-refund', 'full-refund', 'closed', 'duplicate']) {

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-async fn post(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
+async fn post(app: &TestSandbox, path: &str, body: Value) -> (u16, Value) {
     let r = app
         .http
         .post(format!("{}{path}", app.base))
@@ -17,7 +17,7 @@ async fn post(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
     (status, r.json().await.unwrap())
 }
 
-async fn get(app: &TestApp, path: &str) -> Value {
+async fn get(app: &TestSandbox, path: &str) -> Value {
     app.http
         .get(format!("{}{path}", app.base))
         .send()
@@ -30,7 +30,7 @@ async fn get(app: &TestApp, path: &str) -> Value {
 
 #[tokio::test]
 async fn register_pay_list_and_errors() {
-    let app = spawn().await;
+    let app = spawn_auto().await;
     let rx = Receiver::success().await;
     let out = unique("CTL");
     app.client

@@ -1,4 +1,4 @@
-//! The gateway's answers to bad requests (§2, §3.2, §4.3), over raw HTTP.
+//! The gateway's answers to bad requests (docs/protocol.md §2, §3.2, §4.3), over raw HTTP.
 
 use alipay::{
     Alipay, Charset, GenericRequest, SignType, SignedRequest, TradePrecreate, TradeQuery,
@@ -15,7 +15,7 @@ fn encode(params: &[(String, String)]) -> String {
     s.finish()
 }
 
-fn signed_query(app: &TestApp) -> Vec<(String, String)> {
+fn signed_query(app: &TestSandbox) -> Vec<(String, String)> {
     app.alipay
         .sign_request(
             &TradeQuery::by_out_trade_no("ANY"),
@@ -27,7 +27,7 @@ fn signed_query(app: &TestApp) -> Vec<(String, String)> {
         .to_vec()
 }
 
-async fn get(app: &TestApp, params: &[(String, String)]) -> String {
+async fn get(app: &TestSandbox, params: &[(String, String)]) -> String {
     let url = format!("{}?{}", app.gateway, encode(params));
     let resp = app.http.get(url).send().await.unwrap();
     assert_eq!(resp.status(), 200);
@@ -70,7 +70,7 @@ fn resign(p: Vec<(String, String)>, st: SignType) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn unidentifiable_apps_get_unsigned_error_response() {
-    let app = spawn().await;
+    let app = spawn_auto().await;
     let p = signed_query(&app);
     for (params, sub) in [
         (without(&p, "app_id"), "isv.missing-app-id"),
@@ -90,7 +90,7 @@ async fn unidentifiable_apps_get_unsigned_error_response() {
 
 #[tokio::test]
 async fn missing_and_invalid_common_params() {
-    let app = spawn().await;
+    let app = spawn_auto().await;
     let p = signed_query(&app);
     type Case = (Vec<(String, String)>, &'static str, &'static str);
     let cases: Vec<Case> = vec![
@@ -145,7 +145,7 @@ async fn missing_and_invalid_common_params() {
 
 #[tokio::test]
 async fn bad_signatures_echo_the_sign_content() {
-    let app = spawn().await;
+    let app = spawn_auto().await;
     let p = signed_query(&app);
     let tampered = with(&p, "biz_content", "{\"out_trade_no\":\"OTHER\"}");
     let body = get(&app, &tampered).await;
@@ -180,7 +180,7 @@ async fn bad_signatures_echo_the_sign_content() {
 
 #[tokio::test]
 async fn legacy_rsa_sha1_and_unknown_methods() {
-    let app = spawn().await;
+    let app = spawn_auto().await;
     let rsa = Alipay::builder(
         app.app_id.clone(),
         app_key(),
@@ -218,7 +218,7 @@ async fn legacy_rsa_sha1_and_unknown_methods() {
 
 #[tokio::test]
 async fn params_may_travel_in_query_body_or_both() {
-    let app = spawn().await;
+    let app = spawn_auto().await;
     let out = unique("SPLIT");
     let signed = app
         .alipay
@@ -284,7 +284,7 @@ async fn params_may_travel_in_query_body_or_both() {
 
 #[tokio::test]
 async fn gbk_requests_are_decoded_and_verified_in_gbk() {
-    let app = spawn().await;
+    let app = spawn_auto().await;
     let out = unique("GBK");
     let biz = format!(
         "{{\"out_trade_no\":\"{out}\",\"total_amount\":\"3.00\",\"subject\":\"中文商品\"}}"
@@ -340,7 +340,7 @@ async fn gbk_requests_are_decoded_and_verified_in_gbk() {
 
 #[tokio::test]
 async fn aes_content_encryption_round_trips() {
-    let app = spawn().await;
+    let app = spawn_auto().await;
     let out = unique("AES");
     let opts = alipay::RequestOptions {
         encrypt: true,

@@ -1,131 +1,15 @@
+//! Test-local conveniences on top of the crate's test kit
+//! (`zhifu_sandbox::testing`, re-exported here): a scripted merchant notify
+//! endpoint and short constructors.
+
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use alipay::{
-    Alipay, AlipayClient, AppPrivateKey, ClientConfig, NotifyVerifier, TradeNotification,
-};
 use axum::Router;
 use axum::routing::post;
 use tokio::sync::mpsc;
-use zhifu_sandbox::{Sandbox, SandboxConfig, SandboxMode};
-
-fn init_logs() {
-    static ONCE: OnceLock<()> = OnceLock::new();
-    ONCE.get_or_init(|| {
-        if std::env::var_os("TEST_LOG").is_some() {
-            let _ = tracing_subscriber::fmt()
-                .with_env_filter("debug")
-                .with_test_writer()
-                .try_init();
-        }
-    });
-}
-
-/// RSA key generation is slow; every test shares one app key and one
-/// sandbox key, each parsed fresh.
-pub fn app_key() -> AppPrivateKey {
-    static K: OnceLock<String> = OnceLock::new();
-    let text = K.get_or_init(|| {
-        AppPrivateKey::generate()
-            .unwrap()
-            .to_pkcs8_base64()
-            .unwrap()
-    });
-    AppPrivateKey::parse(text).unwrap()
-}
-
-pub fn sandbox_key() -> AppPrivateKey {
-    static K: OnceLock<String> = OnceLock::new();
-    let text = K.get_or_init(|| {
-        AppPrivateKey::generate()
-            .unwrap()
-            .to_pkcs8_base64()
-            .unwrap()
-    });
-    AppPrivateKey::parse(text).unwrap()
-}
-
-pub struct TestApp {
-    pub sandbox: Sandbox,
-    pub base: String,
-    pub gateway: String,
-    pub app_id: String,
-    pub seller_id: String,
-    pub alipay: Alipay,
-    pub client: AlipayClient,
-    /// A plain HTTP client that does not follow redirects.
-    pub http: reqwest::Client,
-}
-
-pub fn auto_config() -> SandboxConfig {
-    SandboxConfig {
-        time_scale: 0.001,
-        mode: SandboxMode::Auto,
-        alipay_private_key: Some(sandbox_key()),
-        ..Default::default()
-    }
-}
-
-pub fn explicit_config() -> SandboxConfig {
-    SandboxConfig {
-        mode: SandboxMode::Explicit,
-        alipay_private_key: Some(sandbox_key()),
-        ..Default::default()
-    }
-}
-
-pub async fn spawn() -> TestApp {
-    spawn_with(auto_config()).await
-}
-
-pub async fn spawn_with(mut cfg: SandboxConfig) -> TestApp {
-    init_logs();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    cfg.public_url = base.clone();
-    let sandbox = Sandbox::start(cfg).await.unwrap();
-    let key = app_key();
-    let app = sandbox.register_app(None, key.public_key()).await.unwrap();
-    let router = sandbox.router();
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    let gateway = format!("{base}/gateway.do");
-    let alipay = Alipay::builder(app.app_id.clone(), key, app.alipay_public_key.clone())
-        .gateway(gateway.clone())
-        .build();
-    let client = AlipayClient::new(alipay.clone()).with_config(ClientConfig {
-        max_attempts: 1,
-        ..Default::default()
-    });
-    TestApp {
-        sandbox,
-        base,
-        gateway,
-        app_id: app.app_id,
-        seller_id: app.seller_id,
-        alipay,
-        client,
-        http: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
-    }
-}
-
-impl TestApp {
-    pub fn verifier(&self) -> NotifyVerifier {
-        self.alipay.notify_verifier()
-    }
-
-    /// Verifies and types a notification body with the sandbox key.
-    pub fn notification(&self, body: &str) -> TradeNotification {
-        let v = self
-            .verifier()
-            .verify_body(body.as_bytes())
-            .expect("notification verifies");
-        TradeNotification::from_verified(&v).expect("notification is complete")
-    }
-}
+pub use zhifu_sandbox::testing::*;
 
 /// One notification as received.
 #[derive(Debug, Clone)]

@@ -12,7 +12,7 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn precreate_pay_query_refunds_until_closed() {
-    let app = spawn().await;
+    let app = spawn_auto().await;
     let rx = Receiver::success().await;
     let out = unique("JOURNEY");
     let pre = app
@@ -31,7 +31,7 @@ async fn precreate_pay_query_refunds_until_closed() {
         pre.qr_code
     );
 
-    // Before the buyer scans, the trade does not exist (§5.3).
+    // Before the buyer scans, the trade does not exist (docs/protocol.md §5.3).
     let e = gw(app
         .client
         .execute(&TradeQuery::by_out_trade_no(&out), &Default::default())
@@ -162,7 +162,7 @@ async fn precreate_pay_query_refunds_until_closed() {
         .await
         .unwrap();
     assert_eq!(q.trade_status, TradeStatus::TradeClosed);
-    // Face-to-face: a full refund's TRADE_CLOSED does not notify by default (§6.5).
+    // Face-to-face: a full refund's TRADE_CLOSED does not notify by default (docs/protocol.md §6.5).
     assert!(rx.next_within(Duration::from_millis(300)).await.is_none());
     let e = gw(app
         .client
@@ -177,7 +177,7 @@ async fn precreate_pay_query_refunds_until_closed() {
 
 #[tokio::test]
 async fn create_close_cancel_and_out_trade_no_reuse() {
-    let app = spawn().await;
+    let app = spawn_auto().await;
     let out = unique("CREATE");
     let create = || create_req(no(&out), amt("5.00"), "ticket");
     let c1 = app
@@ -320,7 +320,7 @@ async fn create_close_cancel_and_out_trade_no_reuse() {
 
 #[tokio::test]
 async fn barcode_pay_test_auth_codes() {
-    let app = spawn().await;
+    let app = spawn_auto().await;
     let pay = |out: &str, code: &str| TradePay::new(no(out), amt("12.34"), "barcode", code);
     let ok = app
         .client
@@ -383,7 +383,7 @@ async fn barcode_pay_test_auth_codes() {
 
 #[tokio::test]
 async fn refund_rules_and_biz_validation() {
-    let app = spawn().await;
+    let app = spawn_auto().await;
     let out = unique("REF");
     app.client
         .execute(
@@ -408,7 +408,7 @@ async fn refund_rules_and_biz_validation() {
     );
     app.sandbox.pay(None, &out).await.unwrap();
 
-    // Without out_request_no only a full refund is allowed (§5.2).
+    // Without out_request_no only a full refund is allowed (docs/protocol.md §5.2).
     let generic = |biz: serde_json::Value| GenericRequest {
         method: "alipay.trade.refund".into(),
         biz_content: biz,
@@ -615,7 +615,7 @@ async fn timeouts_close_unpaid_trades_and_the_refund_window_finishes_paid_ones()
 
 #[tokio::test]
 async fn bill_download_lists_yesterdays_trades() {
-    let app = spawn_with(explicit_config()).await;
+    let app = spawn_explicit().await;
     app.client
         .execute(
             &create_req(no("BILL1"), amt("7.50"), "bill item"),

@@ -1,4 +1,4 @@
-//! Notifications: the retry schedule (§6.2), faults, resend and trigger.
+//! Notifications: the retry schedule (docs/protocol.md §6.2), faults, resend and trigger.
 
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn fails_three_times_then_success_gives_exactly_four_deliveries_at_scaled_intervals() {
-    let app = spawn().await; // time_scale 0.001: 240 ms, 600 ms, 600 ms, …
+    let app = spawn_auto().await; // time_scale 0.001: 240 ms, 600 ms, 600 ms, …
     let rx = Receiver::start(&["fail", "fail", "fail"], "success").await;
     let out = unique("RETRY");
     app.client
@@ -57,7 +57,7 @@ async fn fails_three_times_then_success_gives_exactly_four_deliveries_at_scaled_
 #[tokio::test]
 async fn a_receiver_that_never_answers_success_gets_eight_and_then_none() {
     // Explicit time: each advance of one interval yields exactly one attempt.
-    let app = spawn_with(explicit_config()).await;
+    let app = spawn_explicit().await;
     let rx = Receiver::start(&[], "fail").await;
     app.client
         .execute(&create_req(no("NEVER"), amt("1.00"), "x"), &opts(&rx.url))
@@ -151,7 +151,7 @@ async fn drop_and_duplicate_faults() {
 
 #[tokio::test]
 async fn reorder_fault_lets_a_later_notification_overtake() {
-    let app = spawn().await;
+    let app = spawn_auto().await;
     let rx = Receiver::success().await;
     app.sandbox
         .set_faults(Faults {
@@ -191,7 +191,7 @@ async fn reorder_fault_lets_a_later_notification_overtake() {
 
 #[tokio::test]
 async fn system_errors_and_latency() {
-    let app = spawn().await;
+    let app = spawn_auto().await;
     app.sandbox
         .set_faults(Faults {
             system_error_rate: 1.0,
@@ -252,7 +252,7 @@ async fn system_errors_and_latency() {
 
 #[tokio::test]
 async fn resend_delivers_the_same_body_again() {
-    let app = spawn().await;
+    let app = spawn_auto().await;
     let rx = Receiver::success().await;
     let out = unique("RESEND");
     app.client
@@ -274,7 +274,7 @@ async fn resend_delivers_the_same_body_again() {
 
 #[tokio::test]
 async fn matrix_wap_close_notifies_and_timeout_close_has_no_refund_fields() {
-    let app = spawn_with(explicit_config()).await;
+    let app = spawn_explicit().await;
     let rx = Receiver::success().await;
     let mut wap = alipay::TradeWapPay::new(no("WAPCLOSE"), amt("4.00"), "wap");
     wap.timeout_express = Some("10m".into());
@@ -300,7 +300,7 @@ async fn matrix_wap_close_notifies_and_timeout_close_has_no_refund_fields() {
 
 #[tokio::test]
 async fn trigger_sends_signed_tampered_and_duplicate_notifications() {
-    let app = spawn().await;
+    let app = spawn_auto().await;
     let rx = Receiver::success().await;
     let send = |kind| TriggerRequest {
         kind,

@@ -18,7 +18,7 @@ fn location(resp: &reqwest::Response) -> String {
 
 #[tokio::test]
 async fn page_pay_get_cashier_pay_and_signed_return() {
-    let app = spawn().await;
+    let app = spawn_auto().await;
     let rx = Receiver::success().await;
     let out = unique("PAGE");
     let order = TradePagePay::new(no(&out), amt("66.60"), "Mug 马克杯");
@@ -41,7 +41,7 @@ async fn page_pay_get_cashier_pay_and_signed_return() {
     let cashier = format!("{}{}", app.base, location(&resp));
     assert!(cashier.contains("/sandbox/cashier/"));
 
-    // Not yet opened: no trade (§5.3).
+    // Not yet opened: no trade (docs/protocol.md §5.3).
     let e = gw(app
         .client
         .execute(&TradeQuery::by_out_trade_no(&out), &Default::default())
@@ -110,7 +110,7 @@ async fn page_pay_get_cashier_pay_and_signed_return() {
 
 #[tokio::test]
 async fn page_pay_post_form_and_bad_signature_page() {
-    let app = spawn().await;
+    let app = spawn_auto().await;
     let out = unique("FORM");
     let signed = app
         .alipay
@@ -156,7 +156,7 @@ async fn page_pay_post_form_and_bad_signature_page() {
 
 #[tokio::test]
 async fn app_pay_order_string_and_qr_scan_page() {
-    let app = spawn().await;
+    let app = spawn_auto().await;
     let out = unique("APP");
     let signed = app
         .alipay

@@ -8,11 +8,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use alipay::sign::{NotifySignRule, notify_sign_content};
-use alipay::{AppPrivateKey, Clock, SignType};
+use alipay::Clock;
+use alipay::testing::AlipaySigner;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use zhifu_sandbox::{Sandbox, SandboxConfig, SandboxMode};
+use zhifu_sandbox::Sandbox;
+use zhifu_sandbox::testing::{self as kit, TestSandbox};
 use zhifu_server::{ApiKey, AppState, Settings};
 use zhifu_store::testing::TestDatabase;
 use zhifu_store::{SqlStore, Store, StoreOptions};
@@ -39,14 +40,7 @@ impl Clock for TestClock {
     }
 }
 
-pub fn init_logs() {
-    if std::env::var_os("TEST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("info,sqlx=warn")
-            .with_test_writer()
-            .try_init();
-    }
-}
+pub use zhifu_sandbox::testing::init_logs;
 
 pub struct TestApp {
     pub base: String,
@@ -54,9 +48,9 @@ pub struct TestApp {
     pub store: Arc<SqlStore>,
     pub state: AppState,
     pub clock: Arc<TestClock>,
-    pub sandbox: Option<Sandbox>,
-    /// The key that signs "Alipay" notifications when there is no sandbox.
-    pub alipay_key: Option<Arc<AppPrivateKey>>,
+    pub sandbox: Option<TestSandbox>,
+    /// Signs "Alipay" notifications when there is no sandbox.
+    pub alipay_signer: Option<AlipaySigner>,
     pub app_id: String,
     pub seller_id: String,
     _db: Arc<TestDatabase>,
@@ -83,18 +77,12 @@ pub async fn spawn_app(db: TestDatabase, opts: Options) -> TestApp {
     spawn_on(Arc::new(db), opts, None).await
 }
 
-/// A server on the given database; with `sandbox`, it uses that sandbox's
+/// A server on the given database; with `shared`, it uses that sandbox's
 /// app instead of starting one (several instances, one sandbox).
 pub async fn spawn_on(
     db: Arc<TestDatabase>,
     opts: Options,
-    shared: Option<(
-        &Sandbox,
-        &str,
-        &str,
-        &alipay::AlipayPublicKey,
-        Arc<AppPrivateKey>,
-    )>,
+    shared: Option<&TestSandbox>,
 ) -> TestApp {
     init_logs();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -105,36 +93,30 @@ pub async fn spawn_on(
             .unwrap(),
     );
     let clock = Arc::new(TestClock::default());
-    let (sandbox, app_key, app_id, seller_id, alipay_pub, alipay_key, gateway);
-    if let Some((sb, id, seller, pubkey, key)) = shared {
+    let (sandbox, app_key, app_id, seller_id, alipay_pub, alipay_signer, gateway);
+    if let Some(sb) = shared {
         sandbox = None;
-        app_key = AppPrivateKey::parse(&key.to_pkcs8_base64().unwrap()).unwrap();
-        app_id = id.to_owned();
-        seller_id = seller.to_owned();
-        alipay_pub = pubkey.clone();
-        alipay_key = None;
-        gateway = format!("{}/gateway.do", sb.config().public_url);
+        app_key = sb.app_key();
+        app_id = sb.app_id.clone();
+        seller_id = sb.seller_id.clone();
+        alipay_pub = sb.alipay_public_key.clone();
+        alipay_signer = None;
+        gateway = sb.gateway.clone();
     } else if opts.sandbox {
-        let sb = Sandbox::start(SandboxConfig {
-            public_url: base.clone(),
-            mode: SandboxMode::Explicit,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-        app_key = AppPrivateKey::generate().unwrap();
-        let reg = sb.register_app(None, app_key.public_key()).await.unwrap();
-        app_id = reg.app_id;
-        seller_id = reg.seller_id;
-        alipay_pub = reg.alipay_public_key;
-        alipay_key = None;
-        gateway = format!("{base}/gateway.do");
+        // The sandbox mounted on the server's own port, as `zhifu dev` runs.
+        let sb = kit::mount_at(&base, kit::explicit_config()).await;
+        app_key = sb.app_key();
+        app_id = sb.app_id.clone();
+        seller_id = sb.seller_id.clone();
+        alipay_pub = sb.alipay_public_key.clone();
+        alipay_signer = None;
+        gateway = sb.gateway.clone();
         sandbox = Some(sb);
     } else {
-        let ak = AppPrivateKey::generate().unwrap();
-        alipay_pub = ak.public_key();
-        alipay_key = Some(Arc::new(ak));
-        app_key = AppPrivateKey::generate().unwrap();
+        let signer = kit::alipay_signer();
+        alipay_pub = signer.public_key();
+        alipay_signer = Some(signer);
+        app_key = kit::app_key();
         app_id = "2021000122671080".into();
         seller_id = "2088102177846880".into();
         // Nothing listens there: these tests never call Alipay.
@@ -170,7 +152,7 @@ pub async fn spawn_on(
         state,
         clock,
         sandbox,
-        alipay_key,
+        alipay_signer,
         app_id,
         seller_id,
         _db: db,
@@ -245,7 +227,11 @@ impl TestApp {
     }
 
     pub fn sandbox(&self) -> &Sandbox {
-        self.sandbox.as_ref().expect("this app has a sandbox")
+        &self
+            .sandbox
+            .as_ref()
+            .expect("this app has a sandbox")
+            .sandbox
     }
 
     /// The buyer pays in the sandbox; then every due notification is
@@ -276,32 +262,12 @@ impl TestApp {
 
     /// A trade notification signed with the test's "Alipay" key.
     pub fn signed_notification(&self, fields: &[(&str, &str)]) -> String {
-        let key = self
-            .alipay_key
+        self.alipay_signer
             .as_ref()
-            .expect("no sandbox: the test signs");
-        sign_form(key, fields)
+            .expect("no sandbox: the test signs")
+            .notification_body(fields)
+            .unwrap()
     }
-}
-
-pub fn sign_form(key: &AppPrivateKey, fields: &[(&str, &str)]) -> String {
-    let mut pairs: Vec<(String, String)> = fields
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    pairs.push(("sign_type".into(), "RSA2".into()));
-    let content = notify_sign_content(
-        pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        NotifySignRule::ExcludeSignType,
-        false,
-    );
-    let sign = key.sign(SignType::Rsa2, content.as_bytes()).unwrap();
-    pairs.push(("sign".into(), sign));
-    let mut ser = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in &pairs {
-        ser.append_pair(k, v);
-    }
-    ser.finish()
 }
 
 /// The fields of a plausible TRADE_SUCCESS notification for an order.

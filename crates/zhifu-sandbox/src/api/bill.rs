@@ -1,11 +1,61 @@
-//! The downloadable bill behind `alipay.data.dataservice.bill.downloadurl.query`:
-//! a CSV in the layout of Alipay's 业务明细 (acquiring) bill, built from the
-//! sandbox's own trades and refunds.
+//! `alipay.data.dataservice.bill.downloadurl.query` and the bill behind its
+//! link: a CSV in the layout of Alipay's 业务明细 (acquiring) bill, built
+//! from the sandbox's own trades and refunds.
 
+use serde_json::Map;
 use time::{Date, Month, OffsetDateTime};
 
-use crate::model::{beijing, millis, yuan};
-use crate::state::{Bill, State};
+use crate::ids;
+use crate::model::{beijing, beijing_date_digits, millis, yuan};
+use crate::state::{Bill, Ctx, State};
+use crate::wire::{Biz, BizError, Reply};
+
+/// Hands out a short-lived download link for a past day or month.
+pub(crate) fn bill_url(
+    st: &mut State,
+    app_id: &str,
+    biz: &Biz,
+    ctx: &Ctx<'_>,
+) -> Result<Reply, BizError> {
+    let bill_type = biz.req("bill_type")?;
+    let bill_date = biz.req("bill_date")?;
+    if !matches!(bill_type.as_str(), "trade" | "signcustomer") {
+        return Err(BizError::invalid("bill_type 只能是 trade 或 signcustomer"));
+    }
+    let today = beijing_date_digits(ctx.now);
+    let date_digits: String = bill_date.chars().filter(char::is_ascii_digit).collect();
+    let shape_ok = date_range(&bill_date).is_some();
+    if !shape_ok {
+        return Err(BizError::invalid("bill_date 格式错误"));
+    }
+    // Bills exist for past periods only.
+    if date_digits.as_str() >= &today[..date_digits.len()] {
+        return Err(BizError {
+            code: "40004",
+            msg: "Business Failed",
+            sub_code: "isp.bill_not_exist",
+            sub_msg: "账单不存在".into(),
+            extra: Vec::new(),
+        });
+    }
+    let token = ids::token(16);
+    let ttl = ctx.cfg.bill_url_ttl.as_millis().min(i64::MAX as u128) as i64;
+    st.bills.insert(
+        token.clone(),
+        Bill {
+            app_id: app_id.to_owned(),
+            bill_type,
+            bill_date,
+            expires_at: ctx.now_ms() + ttl,
+        },
+    );
+    let mut f = Map::new();
+    f.insert(
+        "bill_download_url".into(),
+        format!("{}/sandbox/bills/{token}", ctx.cfg.public_url).into(),
+    );
+    Ok(Reply::success(f))
+}
 
 /// `yyyy-MM-dd` or `yyyy-MM` → `[start, end)` in epoch ms (Beijing days).
 pub(crate) fn date_range(bill_date: &str) -> Option<(i64, i64)> {
