@@ -72,6 +72,71 @@ impl Default for Options {
     }
 }
 
+/// The default app of an end-to-end test: server and sandbox on one port.
+pub async fn app(db: TestDatabase) -> TestApp {
+    spawn_app(db, Options::default()).await
+}
+
+/// A string field of a JSON answer; panics with the answer when absent.
+pub fn s<'a>(v: &'a Value, k: &str) -> &'a str {
+    v[k].as_str()
+        .unwrap_or_else(|| panic!("{k} missing in {v}"))
+}
+
+/// The buyer's browser opens a page/wap/app URL at the gateway.
+pub async fn open_in_browser(app: &TestApp, url: &str) -> reqwest::Response {
+    let r = app.http.get(url).send().await.unwrap();
+    assert!(
+        r.status().is_success() || r.status().is_redirection(),
+        "gateway answered {}",
+        r.status()
+    );
+    r
+}
+
+/// An order paid on `channel` the way a buyer would, its notification
+/// delivered; returns the paid order.
+pub async fn pay_and_settle(app: &TestApp, channel: &str) -> Value {
+    let order = app.create_order("88.88").await;
+    let id = s(&order, "id");
+    let mut req = json!({"channel": channel});
+    if channel == "jsapi" {
+        req["buyer_id"] = json!("2088000000000077");
+    }
+    let r = app.pay(id, req).await;
+    assert_eq!(r.status, 200, "{channel}: {:?}", r.body);
+    assert_eq!(r.body["channel"], channel);
+    match channel {
+        "page" | "wap" => {
+            let url = s(&r.body, "url");
+            assert!(
+                url.starts_with(&format!("{}/gateway.do?", app.base)),
+                "{url}"
+            );
+            assert!(s(&r.body, "form_html").contains("<form"));
+            open_in_browser(app, url).await;
+        }
+        "app" => {
+            let os = s(&r.body, "order_string");
+            assert!(os.contains("method=alipay.trade.app.pay") && os.contains("sign="));
+            open_in_browser(app, &format!("{}/gateway.do?{os}", app.base)).await;
+        }
+        "qr" => assert!(!s(&r.body, "qr_code").is_empty()),
+        "jsapi" => {
+            let trade_no = s(&r.body, "trade_no");
+            assert_eq!(app.order(id).await["trade_no"], trade_no);
+        }
+        _ => unreachable!(),
+    }
+    assert_eq!(app.order(id).await["status"], "pending", "{channel}");
+    app.buyer_pays(s(&order, "out_trade_no")).await;
+    let paid = app.order(id).await;
+    assert_eq!(paid["status"], "paid", "{channel}: {paid}");
+    assert_eq!(paid["channel"], channel);
+    assert!(paid["trade_no"].is_string());
+    paid
+}
+
 /// A server (and sandbox) on one fresh port.
 pub async fn spawn_app(db: TestDatabase, opts: Options) -> TestApp {
     spawn_on(Arc::new(db), opts, None).await
