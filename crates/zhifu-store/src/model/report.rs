@@ -255,3 +255,24 @@ pub struct ApplyResult {
     /// The events written (empty unless [`Outcome::Applied`]).
     pub events: Vec<EventType>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anomaly_reasons_round_trip_through_their_stored_form() {
+        for r in AnomalyReason::ALL {
+            assert_eq!(AnomalyReason::parse(r.as_str()), Some(r));
+        }
+        let list = [AnomalyReason::AppIdMismatch, AnomalyReason::AmountMismatch];
+        let stored = AnomalyReason::join(&list);
+        assert_eq!(stored, "app_id_mismatch,amount_mismatch");
+        assert_eq!(AnomalyReason::parse_list(&stored), list.to_vec());
+        assert_eq!(AnomalyReason::parse_list("nonsense"), Vec::new());
+        let mut names: Vec<&str> = AnomalyReason::ALL.iter().map(|r| r.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), AnomalyReason::ALL.len());
+    }
+}
