@@ -7,6 +7,7 @@ mod control;
 mod gateway_errors;
 mod helpers;
 mod journeys;
+mod journeys_settlement;
 mod kit;
 mod notifications;
 mod pages;
