@@ -1,5 +1,6 @@
-//! The store's state machine, idempotency and concurrency, on SQLite and
-//! (with `ZHIFU_TEST_DATABASE_URL`) PostgreSQL.
+//! The store's orders and state machine through the database, on SQLite
+//! and (with `ZHIFU_TEST_DATABASE_URL`) PostgreSQL; refunds and concurrent
+//! updates are in `store_refunds.rs`.
 
 // The test bodies are plain functions instantiated per backend by a macro,
 // so clippy's `allow-unwrap-in-tests` does not see them as tests.
