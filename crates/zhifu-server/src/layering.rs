@@ -52,7 +52,6 @@ fn sources() -> BTreeMap<String, String> {
 /// The modules a file refers to through `crate::`, `super::` and `self::`
 /// paths, resolved to the longest path that is a module file.
 fn dependencies(module: &str, code: &str, modules: &BTreeSet<String>) -> BTreeSet<String> {
-    let is_dir_module = |m: &str| modules.iter().any(|o| o.starts_with(&format!("{m}::")));
     let mut out = BTreeSet::new();
     let mut add = |base: Vec<String>, rest: &str| {
         let mut path = base;
@@ -88,7 +87,6 @@ fn dependencies(module: &str, code: &str, modules: &BTreeSet<String>) -> BTreeSe
     let self_base = own.clone();
     let mut super_base = own.clone();
     super_base.pop();
-    let _ = is_dir_module;
     for (prefix, base) in [
         ("crate::", Vec::new()),
         ("super::", super_base),
