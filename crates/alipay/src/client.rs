@@ -235,7 +235,14 @@ impl AlipayClient {
         })))
     }
 
-    async fn execute_once<R: ApiRequest + ?Sized>(
+    /// Signs, sends and verifies one call, once: no retry even for a
+    /// retry-safe request. For callers that pace their own retries — Alipay
+    /// asks for refunds of one trade to be spaced apart (docs/protocol.md
+    /// §5.2), which back-to-back retries would break.
+    ///
+    /// # Errors
+    /// As [`AlipayClient::execute`].
+    pub async fn execute_once<R: ApiRequest + ?Sized>(
         &self,
         req: &R,
         opts: &RequestOptions,

@@ -76,6 +76,8 @@ impl Channel {
 pub enum OrderStatus {
     /// Not paid yet.
     Pending,
+    /// Being closed: the buyer may still hold live payment parameters.
+    Closing,
     /// Paid (possibly partly refunded).
     Paid,
     /// Closed unpaid.
@@ -89,6 +91,7 @@ impl OrderStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             OrderStatus::Pending => "pending",
+            OrderStatus::Closing => "closing",
             OrderStatus::Paid => "paid",
             OrderStatus::Closed => "closed",
             OrderStatus::Refunded => "refunded",

@@ -45,6 +45,7 @@ async fn spawn() -> App {
         public_url: base.clone(),
         api_key: ApiKey::new(API_KEY).unwrap(),
         default_expiry_minutes: 30,
+        money: Default::default(),
     };
     let backend = zhifu_server::router(AppState::new(settings, store));
     // What `zhifu dev` does.

@@ -52,6 +52,7 @@ async fn fixture(db: TestDatabase) -> Fixture {
         public_url: "https://api.example.com".into(),
         api_key: ApiKey::new(API_KEY).unwrap(),
         default_expiry_minutes: 30,
+        money: Default::default(),
     };
     let dyn_store: Arc<dyn Store> = store.clone();
     let state = AppState::new(settings, dyn_store);

@@ -192,6 +192,12 @@ pub struct SandboxConfig {
     /// How long after payment a trade stays refundable before it becomes
     /// `TRADE_FINISHED` (unconfirmed in docs/protocol.md §12; default 90 days, "three months").
     pub refund_window: Duration,
+    /// How long after a trade was created `alipay.trade.cancel` may still
+    /// close or refund it; later calls get `ACQ.TRADE_CANCEL_TIME_OUT`
+    /// (超过撤销时间范围). The real limit is unconfirmed (docs/protocol.md
+    /// §12.13); default 24 hours. An order nobody opened yet has no trade
+    /// and can be voided at any time.
+    pub cancel_window: Duration,
     /// Charset assumed when the query carries no `charset` (unconfirmed in docs/protocol.md §12;
     /// reports say GBK, which is the default).
     pub default_charset: Charset,
@@ -209,6 +215,10 @@ pub struct SandboxConfig {
     pub notify_timeout: Duration,
     /// How long a bill download URL stays valid (sandbox time; ~30 s per docs/protocol.md §5.2).
     pub bill_url_ttl: Duration,
+    /// How many gateway calls the request log keeps (`GET
+    /// /sandbox/api/requests`, [`crate::Sandbox::requests`]); the oldest are
+    /// dropped first. Default 10 000; 0 keeps none.
+    pub request_log_capacity: usize,
     /// The sandbox's own "Alipay" key. When `None` it is read from the state
     /// directory or generated (and then stored there).
     pub alipay_private_key: Option<AppPrivateKey>,
@@ -225,6 +235,7 @@ impl Default for SandboxConfig {
             faults: Faults::default(),
             notify_matrix: NotifyMatrix::default(),
             refund_window: Duration::from_secs(90 * 24 * 3600),
+            cancel_window: Duration::from_secs(24 * 3600),
             default_charset: Charset::Gbk,
             duplicate_params: DuplicateParams::BodyWins,
             drop_blank_values: true,
@@ -232,6 +243,7 @@ impl Default for SandboxConfig {
             retry_schedule: RETRY_SCHEDULE.to_vec(),
             notify_timeout: Duration::from_secs(15),
             bill_url_ttl: Duration::from_secs(30),
+            request_log_capacity: 10_000,
             alipay_private_key: None,
         }
     }

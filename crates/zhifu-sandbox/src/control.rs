@@ -13,6 +13,7 @@
 //! | `POST /sandbox/api/notifications/{id}/resend` | deliver once more now |
 //! | `GET  /sandbox/api/clock`, `POST /sandbox/api/clock/advance` | `{seconds}` or `{ms}` |
 //! | `GET/PUT/POST /sandbox/api/faults` | fault rates (see [`Faults`]) |
+//! | `GET  /sandbox/api/requests` | the gateway's request log, oldest first (`?method=&out_trade_no=`) |
 //! | `POST /sandbox/api/trigger` | send a chosen notification to any URL |
 
 use std::time::Duration;
@@ -20,7 +21,7 @@ use std::time::Duration;
 use alipay::AlipayPublicKey;
 use axum::Json;
 use axum::Router;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -31,6 +32,7 @@ use serde_json::json;
 use crate::config::Faults;
 use crate::error::SandboxError;
 use crate::model::millis;
+use crate::requests::{RequestFilter, RequestRecord};
 use crate::sandbox::Sandbox;
 use crate::trigger::TriggerRequest;
 use crate::views::{AdvanceReport, NotificationView, TradeView};
@@ -68,6 +70,12 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> Self {
+        ApiError(StatusCode::BAD_REQUEST, "invalid_query", e.body_text())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (
@@ -96,6 +104,7 @@ pub(crate) fn routes() -> Router<Sandbox> {
             get(get_faults).put(set_faults).post(set_faults),
         )
         .route("/sandbox/api/trigger", post(trigger))
+        .route("/sandbox/api/requests", get(list_requests))
 }
 
 async fn info(State(sb): State<Sandbox>) -> Json<serde_json::Value> {
@@ -109,6 +118,8 @@ async fn info(State(sb): State<Sandbox>) -> Json<serde_json::Value> {
         "now": alipay::time::format_beijing(sb.now()),
         "notify_matrix": c.notify_matrix,
         "refund_window_seconds": c.refund_window.as_secs(),
+        "cancel_window_seconds": c.cancel_window.as_secs(),
+        "request_log_capacity": c.request_log_capacity,
     }))
 }
 
@@ -270,4 +281,19 @@ async fn trigger(
 ) -> ApiResult<NotificationView> {
     let Json(r) = body?;
     Ok(Json(sb.trigger(r).await?))
+}
+
+#[derive(Debug, Serialize)]
+struct RequestList {
+    requests: Vec<RequestRecord>,
+}
+
+async fn list_requests(
+    State(sb): State<Sandbox>,
+    filter: Result<Query<RequestFilter>, QueryRejection>,
+) -> ApiResult<RequestList> {
+    let Query(f) = filter?;
+    Ok(Json(RequestList {
+        requests: sb.requests(&f),
+    }))
 }

@@ -1,7 +1,8 @@
 //! `GET`/`POST /gateway.do`: the handler (intake and checks are in
 //! `intake`), faults, dispatch to the trade APIs, page/wap/app orders that
 //! send the buyer to the cashier, and the signed responses of docs/protocol.md §4.1, built
-//! with the sandbox's `alipay::testing::AlipaySigner`.
+//! with the sandbox's `alipay::testing::AlipaySigner`. Every answered call
+//! goes to the request log (`requests`).
 
 use std::time::Duration;
 
@@ -13,12 +14,14 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::{Map, Value};
+use time::OffsetDateTime;
 
 use crate::api;
 use crate::html::error_page;
 use crate::ids;
 use crate::intake::{Checked, Refusal, check, intake, invalid};
-use crate::model::Product;
+use crate::model::{Product, millis};
+use crate::requests::Call;
 use crate::sandbox::Sandbox;
 use crate::wire::{Biz, BizError, Reply, Sys};
 
@@ -132,7 +135,8 @@ fn is_form(headers: &HeaderMap) -> bool {
     }
 }
 
-/// The `/gateway.do` handler.
+/// The `/gateway.do` handler: answers the call, then logs it (the request
+/// log of `requests`).
 pub(crate) async fn gateway(
     State(sb): State<Sandbox>,
     method: Method,
@@ -140,30 +144,62 @@ pub(crate) async fn gateway(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let mut call = Call {
+        at_ms: millis(sb.now()),
+        wall_ms: millis(OffsetDateTime::now_utc()),
+        ..Default::default()
+    };
+    let resp = answer(&sb, &method, &uri, &headers, &body, &mut call).await;
+    sb.log_request(call);
+    resp
+}
+
+/// Answers one gateway call, noting in `call` what it learnt and answered.
+async fn answer(
+    sb: &Sandbox,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    call: &mut Call,
+) -> Response {
     let query = uri.query().unwrap_or("").as_bytes();
-    let body: &[u8] = if method == Method::POST && is_form(&headers) {
-        &body
+    let body: &[u8] = if method == Method::POST && is_form(headers) {
+        body
     } else {
         &[]
     };
     let cfg = sb.config();
     let params = match intake(query, body, cfg.default_charset, cfg.duplicate_params) {
         Ok(p) => p,
-        Err(r) => return refusal_response(&sb, None, &r, Charset::Utf8),
+        Err(r) => {
+            call.answered(r.code, Some(r.sub_code));
+            return refusal_response(sb, None, &r, Charset::Utf8);
+        }
     };
     let charset = params.charset.unwrap_or(Charset::Utf8);
     let api_method = params.get("method").map(str::to_owned);
+    call.method.clone_from(&api_method);
+    call.app_id = params.get("app_id").map(str::to_owned);
+    call.biz = params.get("biz_content").map(str::to_owned);
     let is_page = matches!(
         api_method.as_deref(),
         Some("alipay.trade.page.pay" | "alipay.trade.wap.pay" | "alipay.trade.app.pay")
     );
-    let checked = match check(&sb, &params).await {
+    let checked = match check(sb, &params).await {
         Ok(c) => c,
-        Err(r) if is_page => return error_page(r.code, r.sub_code, &r.sub_msg),
-        Err(r) => return refusal_response(&sb, api_method.as_deref(), &r, charset),
+        Err(r) => {
+            call.answered(r.code, Some(r.sub_code));
+            if is_page {
+                return error_page(r.code, r.sub_code, &r.sub_msg);
+            }
+            return refusal_response(sb, api_method.as_deref(), &r, charset);
+        }
     };
+    // Decrypted, for AES requests.
+    call.biz.clone_from(&checked.biz);
     if is_page {
-        return page_order(&sb, &checked).await;
+        return page_order(sb, &checked, call).await;
     }
     // Faults apply to server-to-server calls after verification.
     let (latency, system_error, after_commit) = {
@@ -177,36 +213,42 @@ pub(crate) async fn gateway(
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     if system_error && !after_commit {
-        return system_error_response(&sb, &checked);
+        return system_error_response(sb, &checked, call);
     }
-    let result = dispatch(&sb, &checked).await;
+    let result = dispatch(sb, &checked).await;
     if system_error {
-        return system_error_response(&sb, &checked);
+        return system_error_response(sb, &checked, call);
     }
     match result {
-        Some(r) => reply_response(&sb, &checked, r),
-        None => refusal_response(
-            &sb,
-            None,
-            &Refusal {
+        Some(r) => {
+            match &r {
+                Ok(reply) => call.answered(reply.code, None),
+                Err(e) => call.answered(e.code, Some(e.sub_code)),
+            }
+            reply_response(sb, &checked, r)
+        }
+        None => {
+            let r = Refusal {
                 error_node: true,
                 ..invalid(
                     "isv.invalid-method",
                     "不存在的方法名",
                     Some(checked.sign_type),
                 )
-            },
-            checked.charset,
-        ),
+            };
+            call.answered(r.code, Some(r.sub_code));
+            refusal_response(sb, None, &r, checked.charset)
+        }
     }
 }
 
-fn system_error_response(sb: &Sandbox, c: &Checked) -> Response {
+fn system_error_response(sb: &Sandbox, c: &Checked, call: &mut Call) -> Response {
     let sub = if c.method.starts_with("alipay.trade.") {
         ("ACQ.SYSTEM_ERROR", "系统错误")
     } else {
         ("isp.unknow-error", "系统繁忙")
     };
+    call.answered("20000", Some(sub.0));
     render(
         sb,
         &response_node_name(&c.method),
@@ -254,7 +296,7 @@ async fn dispatch(sb: &Sandbox, c: &Checked) -> Option<Result<Reply, BizError>> 
 
 /// Page/wap pay (and app pay opened in a browser): record the order and
 /// send the buyer to the cashier.
-async fn page_order(sb: &Sandbox, c: &Checked) -> Response {
+async fn page_order(sb: &Sandbox, c: &Checked, call: &mut Call) -> Response {
     let product = match c.method.as_str() {
         "alipay.trade.page.pay" => Product::Page,
         "alipay.trade.wap.pay" => Product::Wap,
@@ -262,8 +304,12 @@ async fn page_order(sb: &Sandbox, c: &Checked) -> Response {
     };
     let token = match place(sb, c, product).await {
         Ok(t) => t,
-        Err(e) => return error_page(e.code, e.sub_code, &e.sub_msg),
+        Err(e) => {
+            call.answered(e.code, Some(e.sub_code));
+            return error_page(e.code, e.sub_code, &e.sub_msg);
+        }
     };
+    call.answered("10000", None);
     Redirect::to(&format!("/sandbox/cashier/{token}")).into_response()
 }
 

@@ -17,6 +17,9 @@
 //!   notifications, `20000` answers and latency, each with a rate.
 //! - [`SandboxMode::Explicit`] freezes the clock; [`Sandbox::advance`] moves it.
 //! - State lives in memory, or in SQLite under [`SandboxConfig::state_dir`].
+//! - Every answered gateway call is kept in a bounded request log
+//!   ([`Sandbox::requests`], `GET /sandbox/api/requests`) so tests can count
+//!   and inspect what a client sent.
 //! - Feature `testing`: `zhifu_sandbox::testing`, the kit every crate's
 //!   tests use to get a sandbox on 127.0.0.1:0 with a registered app.
 //!
@@ -37,7 +40,7 @@
 
 // Layers, each using only those before it (tests/layering.rs fails on any
 // import cycle): records and vocabulary (error, config, model, ids, store,
-// wire); the state and its rules (state, notify, schedule, trade, api); the
+// wire, requests); the state and its rules (state, notify, schedule, trade, api); the
 // handle (sandbox, views); what drives it (worker, lifecycle, operations,
 // trigger); HTTP (intake, html, gateway, pages, control, routes); clients
 // (remote, testing). `impl State` and `impl Sandbox` blocks live with the
@@ -56,6 +59,7 @@ mod notify;
 mod operations;
 mod pages;
 pub mod remote;
+mod requests;
 mod routes;
 mod sandbox;
 mod schedule;
@@ -75,6 +79,7 @@ pub use crate::config::{
 };
 pub use crate::error::SandboxError;
 pub use crate::model::{Attempt, DeliveryState, Product};
+pub use crate::requests::{RequestFilter, RequestRecord};
 pub use crate::sandbox::Sandbox;
 pub use crate::trigger::{TriggerKind, TriggerRequest};
 pub use crate::views::{AdvanceReport, NotificationView, RefundView, RegisteredApp, TradeView};

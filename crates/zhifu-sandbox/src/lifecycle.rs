@@ -13,6 +13,7 @@ use crate::config::{SandboxConfig, SandboxMode};
 use crate::error::SandboxError;
 use crate::ids::{self, SplitMix};
 use crate::model::{App, Delivery, DeliveryState, Order, Trade, instant, millis};
+use crate::requests::RequestLog;
 use crate::sandbox::{Clock, Inner, Sandbox};
 use crate::state::State;
 use crate::store::{Store, Table};
@@ -94,6 +95,7 @@ impl Sandbox {
             .build()
             .map_err(SandboxError::Http)?;
         let (stop, _) = watch::channel(false);
+        let requests = std::sync::Mutex::new(RequestLog::new(config.request_log_capacity));
         let sb = Sandbox {
             inner: Arc::new(Inner {
                 cfg: config,
@@ -106,6 +108,7 @@ impl Sandbox {
                 http,
                 stop,
                 worker: std::sync::Mutex::new(None),
+                requests,
             }),
         };
         if sb.inner.cfg.mode == SandboxMode::Auto {

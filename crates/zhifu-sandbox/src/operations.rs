@@ -1,5 +1,6 @@
 //! The Rust API that tools and tests drive a sandbox with (the control API
-//! wraps it): registering apps, the buyer's actions, faults, and listings.
+//! wraps it): registering apps, the buyer's actions, faults, and listings
+//! (trades, notifications, the gateway's request log).
 
 use alipay::AlipayPublicKey;
 
@@ -7,6 +8,7 @@ use crate::config::Faults;
 use crate::error::SandboxError;
 use crate::ids;
 use crate::model::{App, Trade, millis};
+use crate::requests::{RequestFilter, RequestRecord};
 use crate::sandbox::Sandbox;
 use crate::views::{NotificationView, RegisteredApp, TradeView, delivery_view, trade_view};
 
@@ -165,5 +167,13 @@ impl Sandbox {
     pub async fn notifications(&self) -> Vec<NotificationView> {
         let st = self.lock().await;
         st.deliveries.values().rev().map(delivery_view).collect()
+    }
+
+    /// The gateway calls in the request log that pass `filter`, oldest
+    /// first (at most [`crate::SandboxConfig::request_log_capacity`], the
+    /// newest kept). Every call `/gateway.do` answered is there, refusals
+    /// included.
+    pub fn requests(&self, filter: &RequestFilter) -> Vec<RequestRecord> {
+        self.request_log().list(filter)
     }
 }

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::SandboxConfig;
 use crate::error::SandboxError;
+use crate::requests::{Call, RequestLog};
 use crate::state::{Ctx, State};
 use crate::store::{Store, Table};
 
@@ -59,6 +60,9 @@ pub(crate) struct Inner {
     pub http: reqwest::Client,
     pub stop: watch::Sender<bool>,
     pub worker: std::sync::Mutex<Option<JoinHandle<()>>>,
+    /// The gateway's request log (its own lock: refusals are logged
+    /// without touching the state).
+    pub requests: std::sync::Mutex<RequestLog>,
 }
 
 /// A running sandbox. Cheap to clone; all clones share one state.
@@ -134,6 +138,19 @@ impl Sandbox {
             self.inner.wake.notify_one();
         }
         Ok(())
+    }
+
+    /// Appends an answered gateway call to the request log.
+    pub(crate) fn log_request(&self, call: Call) {
+        self.request_log().push(call);
+    }
+
+    pub(crate) fn request_log(&self) -> std::sync::MutexGuard<'_, RequestLog> {
+        // The log holds no invariant a panic elsewhere could break.
+        self.inner
+            .requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The sandbox's "Alipay" signer.

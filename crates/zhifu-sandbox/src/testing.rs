@@ -7,6 +7,8 @@
 //!   serves itself; merge [`TestSandbox::router`] into your router (the
 //!   backend and the sandbox on one port, as `zhifu dev` runs them).
 //! - [`register_app`] / [`TestSandbox::register`]: more apps.
+//! - [`TestSandbox::requests`]: the gateway calls the sandbox answered
+//!   (its request log), to count and inspect what a client sent.
 //! - [`app_key`], [`alipay_key`], [`alipay_signer`]: RSA keys generated once
 //!   per test process (generation is slow) and parsed fresh for each caller;
 //!   [`alipay_signer`] also serves tests that sign "Alipay" notifications
@@ -37,6 +39,7 @@ use alipay::{
 use axum::Router;
 
 use crate::config::{SandboxConfig, SandboxMode};
+use crate::requests::{RequestFilter, RequestRecord};
 use crate::sandbox::Sandbox;
 
 /// Installs a tracing subscriber that writes to the test output, once per
@@ -218,6 +221,14 @@ impl TestSandbox {
     /// Registers another app (see [`register_app`]).
     pub async fn register(&self, app_key: Option<AppPrivateKey>) -> TestApp {
         register_app(&self.sandbox, app_key).await
+    }
+
+    /// The gateway calls the sandbox answered, oldest first, optionally
+    /// only those of `method` and/or naming `out_trade_no` (exact matches)
+    /// — what `GET /sandbox/api/requests` lists, read in process.
+    pub fn requests(&self, method: Option<&str>, out_trade_no: Option<&str>) -> Vec<RequestRecord> {
+        self.sandbox
+            .requests(&RequestFilter::new(method, out_trade_no))
     }
 }
 

@@ -30,6 +30,7 @@ struct Inner {
     notifications: BTreeMap<(String, String), u64>,
     alipay_calls: BTreeMap<(String, String), u64>,
     webhook_attempts: BTreeMap<String, u64>,
+    paid_after_close: u64,
     alipay_latency: BTreeMap<String, Histogram>,
 }
 
@@ -70,6 +71,11 @@ impl Metrics {
             h.count += 1;
             h.sum_micros += u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         });
+    }
+
+    /// Counts a payment taken for an order we had closed.
+    pub fn paid_after_close(&self) {
+        self.with(|i| i.paid_after_close += 1);
     }
 
     /// Counts a webhook delivery attempt by its result (`delivered`,
@@ -120,6 +126,11 @@ impl Metrics {
             for (outcome, n) in &i.webhook_attempts {
                 let _ = writeln!(out, "zhifu_webhook_attempts_total{{result=\"{outcome}\"}} {n}");
             }
+            out.push_str(
+                "# HELP zhifu_paid_after_close_total Payments taken for orders already closed, seen by this instance.\n",
+            );
+            out.push_str("# TYPE zhifu_paid_after_close_total counter\n");
+            let _ = writeln!(out, "zhifu_paid_after_close_total {}", i.paid_after_close);
             out.push_str(
                 "# HELP zhifu_notifications_total Notifications processed by this instance, by outcome.\n",
             );

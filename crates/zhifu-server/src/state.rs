@@ -9,7 +9,7 @@ use std::time::Instant;
 use alipay::{Alipay, AlipayClient, Clock, NotifyVerifier, RequestOptions, SystemClock};
 use zhifu_store::{SqlStore, Store, StoreError};
 
-use crate::config::{ApiKey, Config, Settings, WebhookConfig};
+use crate::config::{ApiKey, Config, MoneyPolicy, Settings, WebhookConfig};
 use crate::domain::epoch_ms;
 use crate::error::chain;
 use crate::metrics::Metrics;
@@ -32,6 +32,7 @@ struct Inner {
     return_url: String,
     api_key: ApiKey,
     default_expiry_minutes: i64,
+    money: MoneyPolicy,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
     outbox: Option<Outbox>,
@@ -82,6 +83,7 @@ impl AppState {
                 return_url,
                 api_key: settings.api_key,
                 default_expiry_minutes: settings.default_expiry_minutes,
+                money: settings.money,
                 clock,
                 metrics,
                 outbox,
@@ -155,6 +157,11 @@ impl AppState {
         self.inner.default_expiry_minutes
     }
 
+    /// The money path's rules (late payments, refund pacing, margins).
+    pub fn money(&self) -> &MoneyPolicy {
+        &self.inner.money
+    }
+
     /// The webhook outbox sender, when `ZHIFU_WEBHOOK_URL` is configured.
     pub fn outbox(&self) -> Option<&Outbox> {
         self.inner.outbox.as_ref()
@@ -183,6 +190,27 @@ impl AppState {
     ) -> alipay::Result<R::Response> {
         let started = Instant::now();
         let result = self.inner.alipay.execute(req, opts).await;
+        self.observe(req, started, result)
+    }
+
+    /// As [`AppState::call`], one attempt only: for refunds, whose retries
+    /// the caller paces itself (lease and spacing).
+    pub(crate) async fn call_once<R: alipay::ApiRequest>(
+        &self,
+        req: &R,
+        opts: &RequestOptions,
+    ) -> alipay::Result<R::Response> {
+        let started = Instant::now();
+        let result = self.inner.alipay.execute_once(req, opts).await;
+        self.observe(req, started, result)
+    }
+
+    fn observe<R: alipay::ApiRequest>(
+        &self,
+        req: &R,
+        started: Instant,
+        result: alipay::Result<R::Response>,
+    ) -> alipay::Result<R::Response> {
         let outcome = match &result {
             Ok(_) => "success",
             Err(e) if e.is_unknown_outcome() => "unknown",

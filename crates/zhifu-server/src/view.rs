@@ -23,6 +23,8 @@ pub fn order(o: &Order) -> Value {
         "total_amount": yuan(o.total_fen),
         "status": o.status.as_str(),
         "refunded_amount": yuan(o.refunded_fen),
+        "refund_pending_amount": yuan(o.refund_pending_fen),
+        "paid_after_close": o.paid_after_close,
         "trade_no": o.trade_no,
         "buyer_logon_id": o.buyer_logon_id,
         "channel": o.channel,
@@ -44,6 +46,7 @@ pub fn refund(r: &Refund) -> Value {
         "reason": r.reason,
         "out_request_no": r.out_request_no,
         "failure_code": r.failure_code,
+        "origin": r.origin.as_str(),
         "created_at": rfc3339(r.created_at),
     })
 }

@@ -344,32 +344,50 @@ async fn unknown_refund_outcome_never_refunds_twice(db: TestDatabase) {
         })
         .await;
     let k = [("Idempotency-Key", "refund-unknown")];
+    let out_trade_no = s(&paid, "out_trade_no");
     let r = app
         .api_with("POST", &path, Some(json!({"amount": "8.00"})), &k)
         .await;
     assert_eq!(r.status, 201, "{:?}", r.body);
     assert_eq!(r.body["status"], "pending");
     assert_eq!(app.order(id).await["refunded_amount"], "0.00");
-    // A refund without a key while the first is unknown: nothing new is
-    // promised before the first is settled.
+    assert_eq!(app.refund_calls(out_trade_no), 1);
+    // A retry with the same key reads the refund; it sends nothing: the
+    // first call may still be in flight as far as we know.
     app.sandbox().set_faults(Faults::default()).await;
     let r2 = app
         .api_with("POST", &path, Some(json!({"amount": "8.00"})), &k)
         .await;
     assert_eq!(r2.status, 201);
     assert_eq!(r2.body["id"], r.body["id"]);
-    assert_eq!(r2.body["status"], "succeeded", "{:?}", r2.body);
+    assert_eq!(r2.body["status"], "pending", "{:?}", r2.body);
+    assert_eq!(app.refund_calls(out_trade_no), 1);
+    // The reconcile pass, once the lease is over, re-sends it (same
+    // out_request_no: no money moves twice) and confirms it.
+    app.reconcile_to_rest().await;
+    let settled = app
+        .store
+        .get_refund(s(&r.body, "id"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(settled.status, zhifu_store::RefundStatus::Succeeded);
+    assert_eq!(
+        app.refund_calls(out_trade_no),
+        2,
+        "one retry after the unknown outcome"
+    );
     let trade = app
         .sandbox()
         .trades()
         .await
         .into_iter()
-        .find(|t| t.out_trade_no == s(&paid, "out_trade_no"))
+        .find(|t| t.out_trade_no == out_trade_no)
         .unwrap();
     assert_eq!(trade.refunds.len(), 1, "one refund at Alipay, not two");
     assert_eq!(app.order(id).await["refunded_amount"], "8.00");
 
-    // Keyless: an unknown outcome is settled before the next refund.
+    // Keyless: an unknown outcome is settled by the reconcile pass.
     app.sandbox()
         .set_faults(Faults {
             system_error_rate: 1.0,
@@ -382,10 +400,15 @@ async fn unknown_refund_outcome_never_refunds_twice(db: TestDatabase) {
         .await;
     assert_eq!(r3.body["status"], "pending");
     app.sandbox().set_faults(Faults::default()).await;
+    // A new refund is not held up by the unknown one (its amount stays
+    // reserved), and does not re-send it.
     let r4 = app
         .api("POST", &path, Some(json!({"amount": "2.00"})))
         .await;
     assert_eq!(r4.body["status"], "succeeded");
+    // Alipay's cumulative figure already counts the refund we are unsure of.
+    assert_eq!(app.order(id).await["refunded_amount"], "11.00");
+    app.reconcile_to_rest().await;
     let o = app.order(id).await;
     assert_eq!(o["refunded_amount"], "11.00");
     let refunds = app.store.list_refunds(id).await.unwrap();

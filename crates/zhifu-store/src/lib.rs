@@ -19,7 +19,10 @@
 //!   writes exactly one [`OrderEvent`] in the same transaction, together
 //!   with the [`NotificationRecord`] that caused it.
 //! - States never go backwards: `pending → paid → refunded`, `pending →
-//!   closed`. `refunded_fen` only grows, and only to amounts Alipay reported.
+//!   closed`, `pending → closing → closed`; a payment for a closing or
+//!   closed order is taken (`→ paid`, flagged `paid_after_close`), never
+//!   refused, and under [`LatePayment::Refund`] its refund is recorded in
+//!   the same transaction. `refunded_fen` only grows, and only to amounts Alipay reported.
 //! - The store does not verify signatures and knows nothing of HTTP; callers
 //!   hand it only updates they have already verified.
 //! - `order_events` is also the webhook outbox: an event exists if and only
@@ -74,14 +77,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Records the channel last used to pay and, for channels where Alipay
     /// creates the trade up front (`jsapi`), its `trade_no`. Neither is payment
-    /// state. Does nothing unless the order is still pending.
+    /// state. Does nothing unless the order is still pending, and says
+    /// whether it was: payment parameters must not be handed out for an
+    /// order that is being closed.
     async fn record_payment_attempt(
         &self,
         order_id: &str,
         channel: &str,
         trade_no: Option<&str>,
         at: i64,
-    ) -> Result<()>;
+    ) -> Result<bool>;
 
     /// The single path that changes an order's payment state: applies what
     /// Alipay reported (already verified by the caller) with conditional
@@ -107,8 +112,26 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// State changes of an order, oldest first.
     async fn list_events(&self, order_id: &str) -> Result<Vec<OrderEvent>>;
 
-    /// Reserves the amount and inserts a `pending` refund in one transaction.
+    /// Reserves the amount and inserts a `pending` refund in one transaction,
+    /// leased to its creator until `refund.lease_until`.
     async fn create_refund(&self, refund: NewRefund) -> Result<CreateRefundOutcome>;
+
+    /// Asks whether a refund call for `refund_id` may start at `now`: the
+    /// order's refund slot is free when no refund of the same trade started
+    /// within `spacing_ms`. Granting takes the slot and counts the call;
+    /// refusing moves the refund's lease to when the slot frees.
+    async fn take_refund_slot(
+        &self,
+        refund_id: &str,
+        now: i64,
+        spacing_ms: i64,
+    ) -> Result<RefundSlot>;
+
+    /// `pending → closing`: we closed an order Alipay has no trade for yet,
+    /// while its payment parameters may still be used. No event: the
+    /// merchant is told `closed` only once nothing can pay it any more.
+    /// Returns the order as it is afterwards (unchanged unless pending).
+    async fn begin_closing(&self, order_id: &str, at: i64) -> Result<Order>;
 
     /// A refund by id.
     async fn get_refund(&self, id: &str) -> Result<Option<Refund>>;
@@ -131,7 +154,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// its lease holds; an order whose pass died is due again when it ends.
     async fn claim_reconcile_orders(&self, claim: &ReconcileClaim) -> Result<Vec<Order>>;
 
-    /// As [`Store::claim_reconcile_orders`], for refunds still `pending`.
+    /// As [`Store::claim_reconcile_orders`], for refunds still `pending`
+    /// (whatever the order's state). The lease is also the refund's
+    /// in-flight lease: nobody else sends it while it holds.
     async fn claim_reconcile_refunds(&self, claim: &ReconcileClaim) -> Result<Vec<Refund>>;
 
     /// Takes up to `limit` events whose webhook is pending and due at `now`,

@@ -17,8 +17,12 @@ use crate::model::{
 pub(crate) enum Step {
     /// `pending → paid`.
     MarkPaid,
-    /// `pending → closed`.
+    /// `pending → closed`, or `closing → closed`.
     MarkClosed,
+    /// `closing/closed → paid`, flagged: the buyer paid an order we had
+    /// closed. Under [`crate::LatePayment::Refund`] the same step records a
+    /// refund of what is left.
+    MarkPaidAfterClose,
     /// `refunded_fen` of a paid order grows to `fee` (`paid → refunded` when
     /// that is the total).
     Refund { fee: i64 },
@@ -58,13 +62,16 @@ pub(crate) fn decide(order: &Order, u: &TradeUpdate) -> Step {
             _ => Step::Done,
         },
         OrderStatus::Refunded => Step::Done,
-        OrderStatus::Closed => {
-            if reports_payment(u) || fee.is_some() {
-                Step::Anomaly(AnomalyReason::PaidAfterClose)
-            } else {
-                Step::Done
-            }
+        // Money that arrived is never refused into the void: a payment for
+        // an order we had closed (or were closing) is taken, flagged, and
+        // handled by the merchant's policy.
+        OrderStatus::Closing | OrderStatus::Closed
+            if reports_payment(u) || (u.trade_state == TradeState::Closed && fee.is_some()) =>
+        {
+            Step::MarkPaidAfterClose
         }
+        OrderStatus::Closing if u.trade_state == TradeState::Closed => Step::MarkClosed,
+        OrderStatus::Closing | OrderStatus::Closed => Step::Done,
     }
 }
 
@@ -112,14 +119,15 @@ pub(crate) fn refund_report(order: &Order, fee: i64, at: i64) -> TradeUpdate {
         paid_at: None,
         refund_fee: Some(fee),
         at,
+        late_payment: crate::model::LatePayment::Keep,
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::Step::{Done, MarkClosed, MarkPaid};
+    use super::Step::{Done, MarkClosed, MarkPaid, MarkPaidAfterClose};
     use super::*;
-    use AnomalyReason::{ClosedAfterPaid, PaidAfterClose, RefundExceedsTotal, TradeNoMismatch};
+    use AnomalyReason::{ClosedAfterPaid, RefundExceedsTotal, TradeNoMismatch};
     use OrderStatus as S;
     use TradeState as T;
 
@@ -238,34 +246,65 @@ mod tests {
         (S::Paid, T::Closed, Fee::Larger, refund(5_000)),
         (S::Paid, T::Closed, Fee::Full, refund(TOTAL)),
         (S::Paid, T::Closed, Fee::Over, refuse(RefundExceedsTotal)),
-        // We closed it unpaid: any sign of money is refused.
+        // Closing: still waiting for the buyer's parameters to die. A close
+        // from Alipay makes it final; any sign of money means the buyer paid
+        // after all, and the payment is taken, flagged, handled by policy.
+        (S::Closing, T::WaitBuyerPay, Fee::Absent, Done),
+        (S::Closing, T::WaitBuyerPay, Fee::Zero, Done),
+        (S::Closing, T::WaitBuyerPay, Fee::Small, Done),
+        (S::Closing, T::WaitBuyerPay, Fee::Recorded, Done),
+        (S::Closing, T::WaitBuyerPay, Fee::Larger, Done),
+        (S::Closing, T::WaitBuyerPay, Fee::Full, Done),
+        (S::Closing, T::WaitBuyerPay, Fee::Over, refuse(RefundExceedsTotal)),
+        (S::Closing, T::Success, Fee::Absent, MarkPaidAfterClose),
+        (S::Closing, T::Success, Fee::Zero, MarkPaidAfterClose),
+        (S::Closing, T::Success, Fee::Small, MarkPaidAfterClose),
+        (S::Closing, T::Success, Fee::Recorded, MarkPaidAfterClose),
+        (S::Closing, T::Success, Fee::Larger, MarkPaidAfterClose),
+        (S::Closing, T::Success, Fee::Full, MarkPaidAfterClose),
+        (S::Closing, T::Success, Fee::Over, refuse(RefundExceedsTotal)),
+        (S::Closing, T::Finished, Fee::Absent, MarkPaidAfterClose),
+        (S::Closing, T::Finished, Fee::Zero, MarkPaidAfterClose),
+        (S::Closing, T::Finished, Fee::Small, MarkPaidAfterClose),
+        (S::Closing, T::Finished, Fee::Recorded, MarkPaidAfterClose),
+        (S::Closing, T::Finished, Fee::Larger, MarkPaidAfterClose),
+        (S::Closing, T::Finished, Fee::Full, MarkPaidAfterClose),
+        (S::Closing, T::Finished, Fee::Over, refuse(RefundExceedsTotal)),
+        (S::Closing, T::Closed, Fee::Absent, MarkClosed),
+        (S::Closing, T::Closed, Fee::Zero, MarkClosed),
+        (S::Closing, T::Closed, Fee::Small, MarkPaidAfterClose),
+        (S::Closing, T::Closed, Fee::Recorded, MarkPaidAfterClose),
+        (S::Closing, T::Closed, Fee::Larger, MarkPaidAfterClose),
+        (S::Closing, T::Closed, Fee::Full, MarkPaidAfterClose),
+        (S::Closing, T::Closed, Fee::Over, refuse(RefundExceedsTotal)),
+        // Closed: the same, except that there is nothing left to close.
         (S::Closed, T::WaitBuyerPay, Fee::Absent, Done),
         (S::Closed, T::WaitBuyerPay, Fee::Zero, Done),
-        (S::Closed, T::WaitBuyerPay, Fee::Small, refuse(PaidAfterClose)),
-        (S::Closed, T::WaitBuyerPay, Fee::Recorded, refuse(PaidAfterClose)),
-        (S::Closed, T::WaitBuyerPay, Fee::Larger, refuse(PaidAfterClose)),
-        (S::Closed, T::WaitBuyerPay, Fee::Full, refuse(PaidAfterClose)),
+        (S::Closed, T::WaitBuyerPay, Fee::Small, Done),
+        (S::Closed, T::WaitBuyerPay, Fee::Recorded, Done),
+        (S::Closed, T::WaitBuyerPay, Fee::Larger, Done),
+        (S::Closed, T::WaitBuyerPay, Fee::Full, Done),
         (S::Closed, T::WaitBuyerPay, Fee::Over, refuse(RefundExceedsTotal)),
-        (S::Closed, T::Success, Fee::Absent, refuse(PaidAfterClose)),
-        (S::Closed, T::Success, Fee::Zero, refuse(PaidAfterClose)),
-        (S::Closed, T::Success, Fee::Small, refuse(PaidAfterClose)),
-        (S::Closed, T::Success, Fee::Recorded, refuse(PaidAfterClose)),
-        (S::Closed, T::Success, Fee::Larger, refuse(PaidAfterClose)),
-        (S::Closed, T::Success, Fee::Full, refuse(PaidAfterClose)),
+        (S::Closed, T::Success, Fee::Absent, MarkPaidAfterClose),
+        (S::Closed, T::Success, Fee::Zero, MarkPaidAfterClose),
+        (S::Closed, T::Success, Fee::Small, MarkPaidAfterClose),
+        (S::Closed, T::Success, Fee::Recorded, MarkPaidAfterClose),
+        (S::Closed, T::Success, Fee::Larger, MarkPaidAfterClose),
+        (S::Closed, T::Success, Fee::Full, MarkPaidAfterClose),
         (S::Closed, T::Success, Fee::Over, refuse(RefundExceedsTotal)),
-        (S::Closed, T::Finished, Fee::Absent, refuse(PaidAfterClose)),
-        (S::Closed, T::Finished, Fee::Zero, refuse(PaidAfterClose)),
-        (S::Closed, T::Finished, Fee::Small, refuse(PaidAfterClose)),
-        (S::Closed, T::Finished, Fee::Recorded, refuse(PaidAfterClose)),
-        (S::Closed, T::Finished, Fee::Larger, refuse(PaidAfterClose)),
-        (S::Closed, T::Finished, Fee::Full, refuse(PaidAfterClose)),
+        (S::Closed, T::Finished, Fee::Absent, MarkPaidAfterClose),
+        (S::Closed, T::Finished, Fee::Zero, MarkPaidAfterClose),
+        (S::Closed, T::Finished, Fee::Small, MarkPaidAfterClose),
+        (S::Closed, T::Finished, Fee::Recorded, MarkPaidAfterClose),
+        (S::Closed, T::Finished, Fee::Larger, MarkPaidAfterClose),
+        (S::Closed, T::Finished, Fee::Full, MarkPaidAfterClose),
         (S::Closed, T::Finished, Fee::Over, refuse(RefundExceedsTotal)),
         (S::Closed, T::Closed, Fee::Absent, Done),
         (S::Closed, T::Closed, Fee::Zero, Done),
-        (S::Closed, T::Closed, Fee::Small, refuse(PaidAfterClose)),
-        (S::Closed, T::Closed, Fee::Recorded, refuse(PaidAfterClose)),
-        (S::Closed, T::Closed, Fee::Larger, refuse(PaidAfterClose)),
-        (S::Closed, T::Closed, Fee::Full, refuse(PaidAfterClose)),
+        (S::Closed, T::Closed, Fee::Small, MarkPaidAfterClose),
+        (S::Closed, T::Closed, Fee::Recorded, MarkPaidAfterClose),
+        (S::Closed, T::Closed, Fee::Larger, MarkPaidAfterClose),
+        (S::Closed, T::Closed, Fee::Full, MarkPaidAfterClose),
         (S::Closed, T::Closed, Fee::Over, refuse(RefundExceedsTotal)),
         // Refunded in full is final.
         (S::Refunded, T::WaitBuyerPay, Fee::Absent, Done),
@@ -308,7 +347,8 @@ mod tests {
 
     fn statuses() -> Vec<OrderStatus> {
         every(S::Pending, |s| match s {
-            S::Pending => Some(S::Paid),
+            S::Pending => Some(S::Closing),
+            S::Closing => Some(S::Paid),
             S::Paid => Some(S::Closed),
             S::Closed => Some(S::Refunded),
             S::Refunded => None,
@@ -360,7 +400,7 @@ mod tests {
         let (refunded_fen, paid_at, closed_at) = match status {
             S::Pending => (0, None, None),
             S::Paid => (RECORDED, Some(2_000), None),
-            S::Closed => (0, None, Some(2_000)),
+            S::Closing | S::Closed => (0, None, Some(2_000)),
             S::Refunded => (TOTAL, Some(2_000), None),
         };
         Order {
@@ -384,6 +424,7 @@ mod tests {
             expires_at: 901_000,
             paid_at,
             closed_at,
+            paid_after_close: false,
         }
     }
 
@@ -400,6 +441,7 @@ mod tests {
             paid_at: Some(3_000),
             refund_fee: fee.fen(),
             at: 3_000,
+            late_payment: crate::model::LatePayment::Refund { lease_until: 0 },
         }
     }
 

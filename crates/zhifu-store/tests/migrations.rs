@@ -149,6 +149,26 @@ fn apply(schema: &mut Schema, stmt: &str, at: &str) {
             schema.tables.insert(name.clone(), columns).is_none(),
             "{at}: table {name} created twice"
         );
+    } else if upper.starts_with("ALTER TABLE ") && uwords.get(3) == Some(&"RENAME") {
+        // `ALTER TABLE a RENAME TO b`: the table and its indexes move.
+        assert_eq!(uwords.get(4), Some(&"TO"), "{at}: only RENAME TO is known");
+        let (from, to) = (
+            unquote(words[2]),
+            unquote(words.get(5).copied().unwrap_or_default()),
+        );
+        let columns = schema
+            .tables
+            .remove(&from)
+            .unwrap_or_else(|| panic!("{at}: rename of unknown table {from}"));
+        assert!(
+            schema.tables.insert(to.clone(), columns).is_none(),
+            "{at}: rename onto existing {to}"
+        );
+        for table in schema.indexes.values_mut() {
+            if *table == from {
+                table.clone_from(&to);
+            }
+        }
     } else if upper.starts_with("ALTER TABLE ") {
         let table = unquote(words[2]);
         let columns = schema
@@ -172,7 +192,9 @@ fn apply(schema: &mut Schema, stmt: &str, at: &str) {
                     "{at}: {col} twice"
                 );
             }
-            Some("DROP") if uwords.get(4) != Some(&"CONSTRAINT") => {
+            // Constraints are not part of what this test compares.
+            Some("ADD" | "DROP") if uwords.get(4) == Some(&"CONSTRAINT") => {}
+            Some("DROP") => {
                 let col = unquote(words.get(name_at).copied().unwrap_or_default());
                 assert!(
                     columns.remove(&col).is_some(),
@@ -187,6 +209,8 @@ fn apply(schema: &mut Schema, stmt: &str, at: &str) {
             schema.tables.remove(&name).is_some(),
             "{at}: drop of unknown {name}"
         );
+        // A table's indexes go with it.
+        schema.indexes.retain(|_, table| *table != name);
     } else if upper.starts_with("CREATE INDEX ") || upper.starts_with("CREATE UNIQUE INDEX ") {
         let on = uwords
             .iter()

@@ -56,6 +56,7 @@ async fn pay(s: &SqlStore, o: &Order, at: i64) -> ApplyResult {
         paid_at: Some(at),
         refund_fee: None,
         at,
+        late_payment: LatePayment::Refund { lease_until: 0 },
     };
     let rec = NewNotification {
         id: new_id("ntf"),
@@ -182,6 +183,7 @@ async fn refund_claims_take_only_pending_refunds(db: TestDatabase) {
             idempotency_key: None,
             request_hash: None,
             created_at: 3_000 + i as i64,
+            lease_until: 3_000 + i as i64,
         };
         match s.create_refund(r).await.unwrap() {
             CreateRefundOutcome::Created(r) => refunds.push(r),

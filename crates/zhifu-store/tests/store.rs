@@ -17,7 +17,8 @@ zhifu_store::backend_tests!(
     listing_is_newest_first_with_cursor,
     payment_is_applied_once_and_recorded,
     refund_notifications_only_move_forward,
-    closed_after_paid_and_paid_after_close_are_anomalies,
+    closed_after_paid_is_an_anomaly,
+    a_payment_after_close_is_taken_and_refunded_or_kept,
     trade_no_mismatch_is_an_anomaly,
 );
 
@@ -256,7 +257,7 @@ async fn refund_notifications_only_move_forward(db: TestDatabase) {
     assert_eq!(r.order.status, OrderStatus::Refunded);
 }
 
-async fn closed_after_paid_and_paid_after_close_are_anomalies(db: TestDatabase) {
+async fn closed_after_paid_is_an_anomaly(db: TestDatabase) {
     let s = store(&db).await;
     let o = create(&s, new_order(1, 1_000)).await;
     s.apply_trade_update(
@@ -284,30 +285,81 @@ async fn closed_after_paid_and_paid_after_close_are_anomalies(db: TestDatabase) 
     // The refund part is real and applied; the close itself is not.
     assert_eq!(partial_close.events, vec![EventType::PartiallyRefunded]);
     assert_eq!(partial_close.order.status, OrderStatus::Paid);
+}
 
-    let o2 = create(&s, new_order(2, 1_000)).await;
+/// A payment for an order we closed (or were closing) is taken, flagged,
+/// and — under the refund policy — its refund is recorded in the same
+/// transaction; under the keep policy the order just stays paid.
+async fn a_payment_after_close_is_taken_and_refunded_or_kept(db: TestDatabase) {
+    let s = store(&db).await;
+    let o = create(&s, new_order(2, 1_000)).await;
     s.apply_trade_update(
-        &update(&o2, TradeState::Closed, None, 2_000),
-        &record(&o2, 2_000),
+        &update(&o, TradeState::Closed, None, 2_000),
+        &record(&o, 2_000),
     )
     .await
     .unwrap();
     let late = s
         .apply_trade_update(
-            &update(&o2, TradeState::Success, None, 4_000),
-            &record(&o2, 4_000),
+            &update(&o, TradeState::Success, None, 4_000),
+            &record(&o, 4_000),
         )
         .await
         .unwrap();
+    assert_eq!(late.outcome, Outcome::Applied);
+    assert_eq!(late.events, vec![EventType::PaidAfterClose]);
+    assert_eq!(late.order.status, OrderStatus::Paid);
+    assert!(late.order.paid_after_close);
+    assert_eq!(late.order.refund_pending_fen, late.order.total_fen);
+    let refunds = s.list_refunds(&o.id).await.unwrap();
+    assert_eq!(refunds.len(), 1);
+    assert_eq!(refunds[0].origin, RefundOrigin::PaidAfterClose);
+    assert_eq!(refunds[0].amount_fen, o.total_fen);
+    assert_eq!(refunds[0].status, RefundStatus::Pending);
+    // A redelivery changes nothing and records no second refund.
+    let again = s
+        .apply_trade_update(
+            &update(&o, TradeState::Success, None, 5_000),
+            &record(&o, 5_000),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.outcome, Outcome::Duplicate);
+    assert_eq!(s.list_refunds(&o.id).await.unwrap().len(), 1);
+
+    // Closing (not yet final), keep policy: paid and flagged, no refund.
+    let k = create(&s, new_order(3, 1_000)).await;
+    let closing = s.begin_closing(&k.id, 1_500).await.unwrap();
+    assert_eq!(closing.status, OrderStatus::Closing);
+    assert!(s.list_events(&k.id).await.unwrap().is_empty());
+    let mut u = update(&k, TradeState::Success, None, 4_000);
+    u.late_payment = LatePayment::Keep;
+    let kept = s.apply_trade_update(&u, &record(&k, 4_000)).await.unwrap();
+    assert_eq!(kept.events, vec![EventType::PaidAfterClose]);
+    assert_eq!(kept.order.status, OrderStatus::Paid);
+    assert!(kept.order.paid_after_close);
+    assert_eq!(kept.order.refund_pending_fen, 0);
+    assert!(s.list_refunds(&k.id).await.unwrap().is_empty());
+
+    // A closing order that Alipay reports closed becomes closed, with the
+    // merchant's event only now.
+    let c = create(&s, new_order(4, 1_000)).await;
+    s.begin_closing(&c.id, 1_500).await.unwrap();
+    let closed = s
+        .apply_trade_update(
+            &update(&c, TradeState::Closed, None, 6_000),
+            &record(&c, 6_000),
+        )
+        .await
+        .unwrap();
+    assert_eq!(closed.events, vec![EventType::Closed]);
+    assert_eq!(closed.order.status, OrderStatus::Closed);
+    let events = s.list_events(&c.id).await.unwrap();
+    assert_eq!(events[0].from_status, OrderStatus::Closing);
+    // begin_closing leaves anything but a pending order alone.
     assert_eq!(
-        late.outcome,
-        Outcome::Anomaly(AnomalyReason::PaidAfterClose)
-    );
-    assert_eq!(late.order.status, OrderStatus::Closed);
-    let notes = s.list_notifications(&o2.id).await.unwrap();
-    assert_eq!(
-        notes.last().unwrap().reason.as_deref(),
-        Some("paid_after_close")
+        s.begin_closing(&c.id, 7_000).await.unwrap().status,
+        OrderStatus::Closed
     );
 }
 

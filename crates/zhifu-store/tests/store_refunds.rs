@@ -18,6 +18,7 @@ zhifu_store::backend_tests!(
     refunds_reserve_and_settle,
     concurrent_payment_updates_apply_once,
     migrations_are_idempotent,
+    refund_calls_of_one_order_are_spaced,
 );
 
 fn new_refund(o: &Order, amount: i64, key: Option<&str>, n: u32) -> NewRefund {
@@ -30,6 +31,7 @@ fn new_refund(o: &Order, amount: i64, key: Option<&str>, n: u32) -> NewRefund {
         idempotency_key: key.map(str::to_owned),
         request_hash: None,
         created_at: 10_000 + n as i64,
+        lease_until: 10_000 + n as i64,
     }
 }
 
@@ -230,4 +232,71 @@ async fn migrations_are_idempotent(db: TestDatabase) {
     let again = store(&db).await;
     again.ping().await.unwrap();
     assert_eq!(s.backend(), db.backend);
+}
+
+/// Refund calls of one order are spaced: the slot is granted to one call at
+/// a time, a refused slot says when it frees and moves the refund's lease
+/// there, and a settled refund is never granted a call.
+async fn refund_calls_of_one_order_are_spaced(db: TestDatabase) {
+    let s = store(&db).await;
+    let o = create(&s, new_order(1, 1_000)).await;
+    s.apply_trade_update(
+        &update(&o, TradeState::Success, None, 2_000),
+        &record(&o, 2_000),
+    )
+    .await
+    .unwrap();
+    let mut made = Vec::new();
+    for n in 0..2 {
+        match s.create_refund(new_refund(&o, 100, None, n)).await.unwrap() {
+            CreateRefundOutcome::Created(r) => made.push(r),
+            other => panic!("{other:?}"),
+        }
+    }
+    let first = s
+        .take_refund_slot(&made[0].id, 20_000, 3_000)
+        .await
+        .unwrap();
+    match first {
+        RefundSlot::Granted(r) => assert_eq!(r.gateway_calls, 1),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        s.take_refund_slot(&made[1].id, 21_000, 3_000)
+            .await
+            .unwrap(),
+        RefundSlot::Wait { until: 23_000 }
+    );
+    // The waiting refund is not due for a reconcile pass before then.
+    let claim = |now| ReconcileClaim {
+        now,
+        created_before: now,
+        lease_until: now + 60_000,
+        limit: 10,
+    };
+    let due = s.claim_reconcile_refunds(&claim(22_000)).await.unwrap();
+    assert!(due.iter().all(|r| r.id != made[1].id), "{due:?}");
+    match s
+        .take_refund_slot(&made[1].id, 23_000, 3_000)
+        .await
+        .unwrap()
+    {
+        RefundSlot::Granted(r) => assert_eq!(r.gateway_calls, 1),
+        other => panic!("{other:?}"),
+    }
+    s.finish_refund(
+        &made[0].id,
+        &RefundResult::Failed {
+            code: "ACQ.X".into(),
+            at: 24_000,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        s.take_refund_slot(&made[0].id, 90_000, 3_000)
+            .await
+            .unwrap(),
+        RefundSlot::Settled(_)
+    ));
 }

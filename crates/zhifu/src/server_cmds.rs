@@ -280,6 +280,7 @@ async fn run_dev(a: DevArgs) -> anyhow::Result<()> {
         public_url: base.clone(),
         api_key: api_key.clone(),
         default_expiry_minutes: 30,
+        money: Default::default(),
     };
     let store: Arc<dyn Store> = Arc::new(store);
     let state = AppState::new(settings, store);

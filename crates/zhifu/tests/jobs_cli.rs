@@ -119,6 +119,7 @@ async fn world() -> World {
         public_url: base.clone(),
         api_key: ApiKey::new(KEY).unwrap(),
         default_expiry_minutes: 30,
+        money: Default::default(),
     };
     let store: Arc<dyn Store> = Arc::new(store);
     let app = zhifu_server::router(AppState::new(settings, store.clone())).merge(sb.router());

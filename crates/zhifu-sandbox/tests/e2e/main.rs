@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests state their expectations by panicking
 
+mod cancel_finish;
 mod control;
 mod gateway_errors;
 mod helpers;
@@ -12,3 +13,4 @@ mod kit;
 mod notifications;
 mod pages;
 mod persistence;
+mod request_log;

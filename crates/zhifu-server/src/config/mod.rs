@@ -89,6 +89,83 @@ pub struct Settings {
     pub api_key: ApiKey,
     /// `ZHIFU_ORDER_EXPIRY_MINUTES`: default payment deadline (default 30).
     pub default_expiry_minutes: i64,
+    /// How money is handled when things go wrong (late payments, refund
+    /// pacing, clock margins).
+    pub money: MoneyPolicy,
+}
+
+/// What to do with a payment that arrives for an order we had closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LatePaymentPolicy {
+    /// Refund it in full, automatically (default).
+    #[default]
+    Refund,
+    /// Keep it: the order is paid, flagged `paid_after_close`.
+    Keep,
+}
+
+/// The money path's rules that a merchant may tune.
+#[derive(Debug, Clone)]
+pub struct MoneyPolicy {
+    /// `ZHIFU_PAID_AFTER_CLOSE`: `refund` (default) or `keep`.
+    pub late_payment: LatePaymentPolicy,
+    /// `ZHIFU_REFUND_SPACING_MS` (default 3000): least time between the
+    /// starts of two refund calls for one trade (Alipay asks for ≥ 3 s).
+    pub refund_spacing: Duration,
+    /// How long whoever sends a refund holds it (no one else sends it
+    /// meanwhile). Longer than a refund call plus its refund query.
+    pub refund_lease: Duration,
+    /// `ZHIFU_CLOSE_MARGIN_SECS` (default 120): how long after an order's
+    /// `time_expire` its payment parameters are still treated as live, for
+    /// the difference between our clock and Alipay's.
+    pub close_margin: Duration,
+}
+
+impl Default for MoneyPolicy {
+    fn default() -> Self {
+        MoneyPolicy {
+            late_payment: LatePaymentPolicy::Refund,
+            refund_spacing: Duration::from_millis(3_000),
+            refund_lease: REFUND_LEASE,
+            close_margin: Duration::from_secs(120),
+        }
+    }
+}
+
+/// A refund call and its refund query take at most two gateway timeouts
+/// (15 s each); the lease outlasts both.
+pub const REFUND_LEASE: Duration = Duration::from_secs(45);
+
+impl MoneyPolicy {
+    /// Reads `ZHIFU_PAID_AFTER_CLOSE`, `ZHIFU_REFUND_SPACING_MS`,
+    /// `ZHIFU_CLOSE_MARGIN_SECS`.
+    ///
+    /// # Errors
+    /// A value out of range or not one of the names.
+    pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
+        let mut p = MoneyPolicy::default();
+        if let Some(v) = src.get("ZHIFU_PAID_AFTER_CLOSE") {
+            p.late_payment = match v.trim().to_ascii_lowercase().as_str() {
+                "refund" => LatePaymentPolicy::Refund,
+                "keep" => LatePaymentPolicy::Keep,
+                _ => {
+                    return Err(ConfigError::new(
+                        "ZHIFU_PAID_AFTER_CLOSE",
+                        "expected `refund` or `keep`",
+                    ));
+                }
+            };
+        }
+        if let Some(v) = src.get("ZHIFU_REFUND_SPACING_MS") {
+            p.refund_spacing =
+                Duration::from_millis(parse_num("ZHIFU_REFUND_SPACING_MS", &v, (0u64, 60_000))?);
+        }
+        if let Some(v) = src.get("ZHIFU_CLOSE_MARGIN_SECS") {
+            p.close_margin =
+                Duration::from_secs(parse_num("ZHIFU_CLOSE_MARGIN_SECS", &v, (0u64, 3_600))?);
+        }
+        Ok(p)
+    }
 }
 
 impl Settings {
@@ -283,6 +360,7 @@ impl Settings {
             public_url,
             api_key,
             default_expiry_minutes,
+            money: MoneyPolicy::from_source(src)?,
         })
     }
 }
@@ -327,6 +405,7 @@ impl Config {
         zhifu_store::StoreOptions {
             max_connections: self.db_max_connections,
             acquire_timeout: self.db_acquire_timeout,
+            ..Default::default()
         }
     }
 

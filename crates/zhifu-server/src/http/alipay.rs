@@ -35,6 +35,7 @@ pub async fn notify_endpoint(State(st): State<AppState>, body: Bytes) -> Respons
     match payments::handle_notification(&st, &body).await {
         Ok(NotifyAnswer::Success) => text(StatusCode::OK, "success"),
         Ok(NotifyAnswer::Refused(_)) => text(StatusCode::BAD_REQUEST, "failure"),
+        Ok(NotifyAnswer::Retry) => text(StatusCode::SERVICE_UNAVAILABLE, "failure"),
         Err(e) => {
             tracing::error!(error = %chain(&e), "notification not processed; Alipay will retry");
             text(StatusCode::INTERNAL_SERVER_ERROR, "failure")
@@ -91,7 +92,7 @@ pub async fn return_page(State(st): State<AppState>, RawQuery(q): RawQuery) -> R
                 ),
                 true,
             ),
-            OrderStatus::Closed => (
+            OrderStatus::Closing | OrderStatus::Closed => (
                 "Not paid · 未支付",
                 format!("Order {} was closed without payment.", o.out_trade_no),
                 false,

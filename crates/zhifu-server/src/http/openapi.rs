@@ -46,7 +46,7 @@ pub fn spec() -> Value {
         "deliveries": {"type": "array", "items": delivery}}});
     let event = json!({"type": "object", "properties": {
         "id": {"type": "string", "description": "Event id (`evt_…`), the same in the webhook; receivers de-duplicate on it."},
-        "type": {"type": "string", "enum": ["order.paid", "order.partially_refunded", "order.refunded", "order.closed"]},
+        "type": {"type": "string", "enum": ["order.paid", "order.partially_refunded", "order.refunded", "order.closed", "order.paid_after_close"]},
         "previous_status": {"type": "string"}, "status": {"type": "string"},
         "refunded_amount": {"$ref": "#/components/schemas/Money"},
         "source": {"type": "string", "enum": ["notify", "query", "refund", "close"]},
@@ -67,8 +67,11 @@ pub fn spec() -> Value {
                 "Order": {"type": "object", "properties": {
                     "id": {"type": "string"}, "out_trade_no": {"type": "string"}, "subject": {"type": "string"},
                     "body": {"type": ["string", "null"]}, "total_amount": {"$ref": "#/components/schemas/Money"},
-                    "status": {"type": "string", "enum": ["pending", "paid", "closed", "refunded"]},
+                    "status": {"type": "string", "enum": ["pending", "closing", "paid", "closed", "refunded"],
+                        "description": "closing: closed by you while the buyer may still hold live payment parameters; becomes closed by itself, or paid (paid_after_close) if the buyer pays"},
                     "refunded_amount": {"$ref": "#/components/schemas/Money"},
+                    "refund_pending_amount": {"$ref": "#/components/schemas/Money"},
+                    "paid_after_close": {"type": "boolean", "description": "The buyer paid after the order was closed; by default Zhifu refunds it"},
                     "trade_no": {"type": ["string", "null"]}, "buyer_logon_id": {"type": ["string", "null"]},
                     "channel": {"type": ["string", "null"]},
                     "paid_at": {"type": ["string", "null"], "format": "date-time"},
@@ -113,7 +116,7 @@ pub fn spec() -> Value {
                 "post": {"summary": "Create an order", "parameters": [idem_param()], "requestBody": body("CreateOrder"),
                          "responses": {"201": ok("The order", "Order"), "400": err("Malformed body"), "401": err("Bad API key"), "409": err("Key reuse or out_trade_no taken")}},
                 "get": {"summary": "List orders, newest first", "parameters": [
-                            {"name": "status", "in": "query", "schema": {"type": "string", "enum": ["pending", "paid", "closed", "refunded"]}},
+                            {"name": "status", "in": "query", "schema": {"type": "string", "enum": ["pending", "closing", "paid", "closed", "refunded"]}},
                             {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
                             {"name": "cursor", "in": "query", "schema": {"type": "string"}, "description": "`next_cursor` of the previous page"}],
                         "responses": {"200": ok("A page", "OrderList"), "400": err("Bad query"), "401": err("Bad API key")}}
@@ -128,7 +131,7 @@ pub fn spec() -> Value {
                 "get": {"summary": "The order's refunds, oldest first", "parameters": [id_param()],
                 "responses": {"200": {"description": "{\"data\": [Refund]}"}, "404": err("No such order")}}},
             "/v1/orders/{id}/close": {"post": {"summary": "Close a pending order at Alipay and locally", "parameters": [id_param()],
-                "responses": {"200": ok("The closed order", "Order"), "409": err("Paid or refunded"), "502": err("Alipay failed")}}},
+                "responses": {"200": ok("The order, closed (final) or closing (the buyer may still hold live payment parameters)", "Order"), "409": err("Paid or refunded"), "502": err("Alipay failed")}}},
             "/v1/orders/{id}/events": {"get": {"summary": "The order's state changes (oldest first) with their webhook deliveries", "parameters": [id_param()],
                 "responses": {"200": ok("The events", "EventList"), "404": err("No such order")}}},
             "/v1/orders/{id}/notifications": {"get": {"summary": "Every report recorded for the order (notifications, query and refund answers) with its outcome: applied, duplicate, or anomaly with the reason", "parameters": [id_param()],

@@ -318,6 +318,7 @@ mod tests {
             expires_at: 5678,
             paid_at: None,
             closed_at: None,
+            paid_after_close: false,
         };
         assert_eq!(
             decode_cursor(&encode_cursor(&o)),

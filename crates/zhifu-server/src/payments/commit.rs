@@ -9,10 +9,11 @@
 
 use alipay::{Amount, TradeStatus};
 use zhifu_store::{
-    AnomalyReason, ApplyResult, NewNotification, Order, Outcome, Refund, RefundResult, StoreError,
-    TradeState, TradeUpdate, UpdateSource, new_id,
+    AnomalyReason, ApplyResult, EventType, LatePayment, NewNotification, Order, Outcome, Refund,
+    RefundResult, StoreError, TradeState, TradeUpdate, UpdateSource, new_id,
 };
 
+use crate::config::LatePaymentPolicy;
 use crate::domain::fen;
 use crate::state::AppState;
 
@@ -124,6 +125,14 @@ pub async fn commit_report(
         paid_at: r.paid_at,
         refund_fee: r.refund_fee.map(fen),
         at: now,
+        late_payment: match st.money().late_payment {
+            LatePaymentPolicy::Refund => LatePayment::Refund {
+                lease_until: now.saturating_add(
+                    i64::try_from(st.money().refund_lease.as_millis()).unwrap_or(i64::MAX),
+                ),
+            },
+            LatePaymentPolicy::Keep => LatePayment::Keep,
+        },
     };
     let result = st.store().apply_trade_update(&update, &record).await?;
     let reason = match result.outcome {
@@ -137,6 +146,10 @@ pub async fn commit_report(
     if !result.events.is_empty() {
         tracing::info!(order = %order.id, source = r.source.as_str(), events = ?result.events, "order changed");
         after_commit(st, &order.id).await;
+    }
+    if result.events.contains(&EventType::PaidAfterClose) {
+        tracing::warn!(order = %order.id, policy = ?st.money().late_payment, "the buyer paid an order we had closed");
+        st.metrics().paid_after_close();
     } else if let Some(reason) = reason {
         tracing::warn!(order = %order.id, source = r.source.as_str(), reason = reason.as_str(), "report refused");
     }

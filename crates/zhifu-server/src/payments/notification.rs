@@ -6,7 +6,9 @@
 //! 3. type the verified fields ([`TradeNotification::from_verified`]);
 //! 4. find the order by `out_trade_no` and match `app_id`, `seller_id` (when
 //!    configured) and `total_amount` ([`TradeNotification::check_against`]);
-//! 5. commit ([`super::commit_report`]), then the after-commit hook.
+//! 5. commit ([`super::commit_report`]), then the after-commit hook. A
+//!    payment for an order we had closed is first confirmed with
+//!    `alipay.trade.query`, then taken under the late-payment policy.
 //!
 //! Anything forged, malformed or mismatching changes nothing and is
 //! recorded with every reason it was refused for. The answer tells the
@@ -15,10 +17,15 @@
 //!
 //! [`NotifyVerifier::verify`]: alipay::NotifyVerifier::verify
 
-use alipay::{ExpectedOrder, FormParams, Mismatch, TradeNotification};
-use zhifu_store::{AnomalyReason, Outcome, StoreError, UpdateSource};
+use alipay::{
+    ExpectedOrder, FormParams, Mismatch, RequestOptions, TradeNotification, TradeQuery, TradeStatus,
+};
+use zhifu_store::{AnomalyReason, OrderStatus, Outcome, StoreError, UpdateSource};
 
 use super::commit::{Claim, Report, commit_report, record_refused};
+use super::error::PaymentError;
+use super::refunds::after_late_payment;
+use super::trade::apply_query;
 use crate::domain::{amount, epoch_ms};
 use crate::error::chain;
 use crate::state::AppState;
@@ -33,6 +40,10 @@ pub enum NotifyAnswer {
     Success,
     /// Refused for these reasons: `failure` (nothing changed).
     Refused(Vec<AnomalyReason>),
+    /// Verified, but it could not be confirmed yet (a payment for a closed
+    /// order whose `alipay.trade.query` did not answer): `failure`, so that
+    /// Alipay delivers it again; nothing changed.
+    Retry,
 }
 
 fn mismatch_reason(m: &Mismatch) -> AnomalyReason {
@@ -150,6 +161,32 @@ pub async fn handle_notification(st: &AppState, raw: &[u8]) -> Result<NotifyAnsw
         .await?;
         return Ok(NotifyAnswer::Refused(reasons));
     }
+    // A payment for an order we closed is money that arrived: it is taken
+    // (never refused into the void), but only on Alipay's own word for the
+    // trade's state, asked for now — the notification may be old.
+    let pays = matches!(
+        n.trade_status,
+        TradeStatus::TradeSuccess | TradeStatus::TradeFinished
+    );
+    if pays && matches!(order.status, OrderStatus::Closing | OrderStatus::Closed) {
+        let query = TradeQuery::by_out_trade_no(&order.out_trade_no);
+        let answer = match st.call(&query, &RequestOptions::default()).await {
+            Ok(resp) => apply_query(st, &order, resp).await,
+            Err(e) => Err(PaymentError::Alipay(e)),
+        };
+        return match answer {
+            Ok(r) if matches!(r.order.status, OrderStatus::Paid | OrderStatus::Refunded) => {
+                Ok(NotifyAnswer::Success)
+            }
+            Ok(_) => Ok(NotifyAnswer::Retry),
+            Err(PaymentError::Store(e)) => Err(e),
+            Err(PaymentError::AlipayMismatch(reason)) => Ok(NotifyAnswer::Refused(vec![reason])),
+            Err(e) => {
+                tracing::warn!(order = %order.id, error = %chain(&e), "payment after close not confirmed yet");
+                Ok(NotifyAnswer::Retry)
+            }
+        };
+    }
     let report = Report {
         source: UpdateSource::Notify,
         notify_id: Some(n.notify_id.clone()),
@@ -162,6 +199,7 @@ pub async fn handle_notification(st: &AppState, raw: &[u8]) -> Result<NotifyAnsw
         payload,
     };
     let result = commit_report(st, &order, report).await?;
+    after_late_payment(st, &result).await;
     Ok(match result.outcome {
         Outcome::Applied | Outcome::Duplicate => NotifyAnswer::Success,
         Outcome::Anomaly(reason) => NotifyAnswer::Refused(vec![reason]),

@@ -317,7 +317,10 @@ pub async fn pay(st: &AppState, id: &str, req: PayRequest) -> Result<PayParams, 
             PayParams::TradeNo(resp.trade_no)
         }
     };
-    st.store()
+    // Parameters are handed out only while the order is still pending: a
+    // close that got in between wins, and these are never shown.
+    let recorded = st
+        .store()
         .record_payment_attempt(
             &order.id,
             req.channel.as_str(),
@@ -325,5 +328,9 @@ pub async fn pay(st: &AppState, id: &str, req: PayRequest) -> Result<PayParams, 
             st.now_ms(),
         )
         .await?;
+    if !recorded {
+        let now = load(st, &order.id).await?;
+        return Err(PaymentError::NotPayable(now.status));
+    }
     Ok(params)
 }

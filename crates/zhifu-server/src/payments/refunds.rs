@@ -1,12 +1,14 @@
 //! Refunds: creating one (idempotent, its `out_request_no` fixed when first
-//! stored) and driving it to Alipay until the outcome is definite. Alipay
-//! never executes one `out_request_no` twice, so re-sending a refund whose
-//! outcome is unknown is safe.
+//! stored) and driving it to Alipay until the outcome is definite — each
+//! refund by one holder at a time (its lease), each call in the trade's
+//! refund slot (Alipay's spacing), and never marked failed on a refusal
+//! alone. Alipay never executes one `out_request_no` twice, so re-sending a
+//! refund whose outcome is unknown is safe.
 
 use alipay::{Amount, RequestOptions, TradeRef, TradeRefund, TradeRefundQuery};
 use zhifu_store::{
-    CreateRefundOutcome, NewNotification, NewRefund, Order, Refund, RefundResult, RefundStatus,
-    UpdateSource, new_id,
+    ApplyResult, CreateRefundOutcome, EventType, NewNotification, NewRefund, Order, Refund,
+    RefundOrigin, RefundResult, RefundSlot, RefundStatus, UpdateSource, new_id,
 };
 
 use super::commit::settle_refund;
@@ -42,11 +44,18 @@ fn out_request_no(order_id: &str, key: Option<&str>) -> String {
 
 /// Refunds part or all of a paid order.
 ///
+/// The request that creates a refund sends it (it holds the refund's lease
+/// from the moment it is stored); a retry with the same key only reads it.
+/// No request ever sends another refund: pending ones are the reconcile
+/// pass's job. When another refund of the trade was sent less than the
+/// spacing ago, the new one is returned `pending` and sent by a later pass.
+///
 /// # Errors
 /// An unknown order, an order that is not paid, an amount above what is
 /// left, a reused key with another request, store failures. Alipay's
 /// failures do not fail the call: the refund is returned `pending` (outcome
-/// unknown) or `failed` (Alipay refused it).
+/// unknown) or `failed` (Alipay refused it and a refund query confirmed
+/// that no money moved).
 pub async fn create_refund(
     st: &AppState,
     order_id: &str,
@@ -59,14 +68,7 @@ pub async fn create_refund(
         req.reason.as_deref().unwrap_or("\u{1}"),
     ]);
     let key = req.idempotency_key;
-    // Earlier refunds whose outcome is unknown are settled first: their
-    // amount must be known before more money is promised.
-    for earlier in st.store().list_refunds(&order.id).await? {
-        let same_request = key.is_some() && earlier.idempotency_key == key;
-        if earlier.status == RefundStatus::Pending && !same_request {
-            drive_refund(st, &order, earlier).await?;
-        }
-    }
+    let now = st.now_ms();
     let new = NewRefund {
         id: new_id("rf"),
         order_id: order.id.clone(),
@@ -75,7 +77,8 @@ pub async fn create_refund(
         reason: req.reason,
         idempotency_key: key,
         request_hash: Some(hash.clone()),
-        created_at: st.now_ms(),
+        created_at: now,
+        lease_until: now.saturating_add(ms(st.money().refund_lease)),
     };
     match st.store().create_refund(new).await? {
         CreateRefundOutcome::Created(r) => Ok(Created {
@@ -86,11 +89,6 @@ pub async fn create_refund(
             if r.request_hash.as_deref() != Some(hash.as_str()) {
                 return Err(PaymentError::IdempotencyKeyReused);
             }
-            let r = if r.status == RefundStatus::Pending {
-                drive_refund(st, &order, r).await?
-            } else {
-                r
-            };
             Ok(Created {
                 value: r,
                 replayed: true,
@@ -105,9 +103,26 @@ pub async fn create_refund(
     }
 }
 
-/// Sends (or re-sends, with the same `out_request_no`) a pending refund and
-/// settles it through [`settle_refund`] when Alipay's answer is definite.
-/// An unknown outcome leaves it pending; re-sending later is safe.
+fn ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Sends (or re-sends, with the same `out_request_no`) a pending refund
+/// that the caller holds the lease of, and settles it through
+/// [`settle_refund`] when the outcome is definite:
+///
+/// - the call starts only when the order's refund slot is free (Alipay's
+///   spacing between refunds of one trade); otherwise the refund stays
+///   pending, due when the slot frees;
+/// - `fund_change=Y` settles it as succeeded; `N` means this call moved no
+///   money, and the refund query says whether an earlier one did;
+/// - a business refusal is **not** trusted alone: a refund is marked failed
+///   only when `alipay.trade.fastpay.refund.query` confirms that Alipay has
+///   no refund for this `out_request_no` (a duplicate send can be refused
+///   while the first one succeeded);
+/// - anything else (timeout, 20000, unverifiable answer) leaves it pending;
+///   re-sending later is safe, Alipay never executes one `out_request_no`
+///   twice.
 ///
 /// # Errors
 /// Store failures.
@@ -116,48 +131,52 @@ pub async fn drive_refund(
     order: &Order,
     refund: Refund,
 ) -> Result<Refund, PaymentError> {
+    let spacing = ms(st.money().refund_spacing);
+    let refund = match st
+        .store()
+        .take_refund_slot(&refund.id, st.now_ms(), spacing)
+        .await?
+    {
+        RefundSlot::Granted(r) => r,
+        RefundSlot::Settled(r) => return Ok(r),
+        RefundSlot::Wait { until } => {
+            tracing::debug!(refund = %refund.id, until, "refund waits for the trade's refund spacing");
+            return Ok(refund);
+        }
+    };
     let mut req = TradeRefund::new(
         TradeRef::OutTradeNo(order.out_trade_no.clone()),
         amount(refund.amount_fen, "amount_fen")?,
         refund.out_request_no.clone(),
     );
     req.refund_reason = refund.reason.clone();
-    let result = match st.call(&req, &RequestOptions::default()).await {
-        Ok(resp) => {
-            // `fund_change=N` means this call moved no money: either an
-            // earlier attempt did, or nothing happened. The refund query tells.
-            let confirmed = resp.fund_changed() || {
-                let q = TradeRefundQuery {
-                    trade: TradeRef::OutTradeNo(order.out_trade_no.clone()),
-                    out_request_no: refund.out_request_no.clone(),
-                    query_options: None,
-                };
-                st.call(&q, &RequestOptions::default())
-                    .await
-                    .is_ok_and(|a| a.succeeded())
-            };
-            if !confirmed {
+    let result = match st.call_once(&req, &RequestOptions::default()).await {
+        Ok(resp) if resp.fund_changed() => succeeded(
+            st,
+            order,
+            Some(fen(resp.refund_fee)),
+            serde_json::to_string(&resp).ok(),
+        ),
+        Ok(resp) => match refund_query(st, order, &refund).await {
+            Some(true) => succeeded(
+                st,
+                order,
+                Some(fen(resp.refund_fee)),
+                serde_json::to_string(&resp).ok(),
+            ),
+            _ => return Ok(refund),
+        },
+        Err(e) if e.is_unknown_outcome() => return Ok(refund),
+        Err(alipay::Error::Gateway(g)) => match refund_query(st, order, &refund).await {
+            Some(true) => succeeded(st, order, None, Some(g.node.clone())),
+            Some(false) => RefundResult::Failed {
+                code: g.reason().to_owned(),
+                at: st.now_ms(),
+            },
+            None => {
+                tracing::warn!(refund = %refund.id, code = g.reason(), "refund refused, but the refund query did not answer; left pending");
                 return Ok(refund);
             }
-            RefundResult::Succeeded {
-                refund_fee: Some(fen(resp.refund_fee)),
-                record: NewNotification {
-                    id: new_id("ntf"),
-                    order_id: Some(order.id.clone()),
-                    out_trade_no: Some(order.out_trade_no.clone()),
-                    notify_id: None,
-                    source: UpdateSource::Refund,
-                    trade_status: None,
-                    anomaly: Vec::new(),
-                    payload: serde_json::to_string(&resp).ok(),
-                    received_at: st.now_ms(),
-                },
-            }
-        }
-        Err(e) if e.is_unknown_outcome() => return Ok(refund),
-        Err(alipay::Error::Gateway(g)) => RefundResult::Failed {
-            code: g.reason().to_owned(),
-            at: st.now_ms(),
         },
         Err(e) => {
             // A response we could not verify: the outcome is unknown.
@@ -166,6 +185,76 @@ pub async fn drive_refund(
         }
     };
     Ok(settle_refund(st, order, &refund, &result).await?)
+}
+
+/// Whether Alipay has the refund: `Some(true)` refunded, `Some(false)` a
+/// verified answer without `refund_status=REFUND_SUCCESS` (no refund under
+/// this `out_request_no`), `None` no usable answer.
+async fn refund_query(st: &AppState, order: &Order, refund: &Refund) -> Option<bool> {
+    let q = TradeRefundQuery {
+        trade: TradeRef::OutTradeNo(order.out_trade_no.clone()),
+        out_request_no: refund.out_request_no.clone(),
+        query_options: None,
+    };
+    match st.call(&q, &RequestOptions::default()).await {
+        Ok(a) => Some(a.succeeded()),
+        // A trade Alipay does not know has no refund either.
+        Err(alipay::Error::Gateway(g)) if g.reason() == "ACQ.TRADE_NOT_EXIST" => Some(false),
+        Err(e) => {
+            tracing::warn!(refund = %refund.id, error = %chain(&e), "refund query failed");
+            None
+        }
+    }
+}
+
+fn succeeded(
+    st: &AppState,
+    order: &Order,
+    refund_fee: Option<i64>,
+    payload: Option<String>,
+) -> RefundResult {
+    RefundResult::Succeeded {
+        refund_fee,
+        record: NewNotification {
+            id: new_id("ntf"),
+            order_id: Some(order.id.clone()),
+            out_trade_no: Some(order.out_trade_no.clone()),
+            notify_id: None,
+            source: UpdateSource::Refund,
+            trade_status: None,
+            anomaly: Vec::new(),
+            payload,
+            received_at: st.now_ms(),
+        },
+    }
+}
+
+/// After a commit that took a payment for a closed order: sends the refund
+/// the policy recorded (durable already, leased to us), so the money goes
+/// back now rather than at the next reconcile pass. Failures leave it
+/// pending for that pass.
+pub async fn after_late_payment(st: &AppState, result: &ApplyResult) {
+    if result.events.contains(&EventType::PaidAfterClose) {
+        drive_late_refund(st, &result.order).await;
+    }
+}
+
+async fn drive_late_refund(st: &AppState, order: &Order) {
+    let refunds = match st.store().list_refunds(&order.id).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(order = %order.id, error = %chain(&e), "late refund left to reconcile");
+            return;
+        }
+    };
+    for r in refunds {
+        if r.origin == RefundOrigin::PaidAfterClose
+            && r.status == RefundStatus::Pending
+            && let Err(e) = drive_refund(st, order, r).await
+        {
+            tracing::warn!(order = %order.id, error = %chain(&e), "late refund left to reconcile");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -60,6 +60,7 @@ pub struct Options {
     pub sandbox: bool,
     pub seller_id: bool,
     pub webhook: Option<zhifu_server::WebhookConfig>,
+    pub money: zhifu_server::config::MoneyPolicy,
 }
 
 impl Default for Options {
@@ -68,6 +69,12 @@ impl Default for Options {
             sandbox: true,
             seller_id: true,
             webhook: None,
+            // No spacing between refund calls, so that tests about other
+            // things can refund twice in a row; the spacing has its own tests.
+            money: zhifu_server::config::MoneyPolicy {
+                refund_spacing: Duration::ZERO,
+                ..Default::default()
+            },
         }
     }
 }
@@ -197,6 +204,7 @@ pub async fn spawn_on(
         public_url: base.clone(),
         api_key: ApiKey::new(API_KEY).unwrap(),
         default_expiry_minutes: 30,
+        money: opts.money.clone(),
     };
     let store_dyn: Arc<dyn Store> = store.clone();
     let state = AppState::build(settings, store_dyn, clock.clone(), opts.webhook);
@@ -231,6 +239,45 @@ pub struct Resp {
 }
 
 impl TestApp {
+    /// The gateway calls the sandbox answered, oldest first.
+    pub fn gateway_calls(
+        &self,
+        method: Option<&str>,
+        out_trade_no: Option<&str>,
+    ) -> Vec<zhifu_sandbox::RequestRecord> {
+        self.sandbox
+            .as_ref()
+            .expect("this app has a sandbox")
+            .requests(method, out_trade_no)
+    }
+
+    /// How many `alipay.trade.refund` calls the sandbox saw for an order.
+    pub fn refund_calls(&self, out_trade_no: &str) -> usize {
+        self.gateway_calls(Some("alipay.trade.refund"), Some(out_trade_no))
+            .len()
+    }
+
+    /// Moves our clock past every lease, then runs reconcile passes (rows of
+    /// any age) until one changes nothing: what a scheduler would do over
+    /// the next minutes.
+    pub async fn reconcile_to_rest(&self) -> Vec<zhifu_server::ReconcileReport> {
+        let opts = zhifu_server::ReconcileOptions {
+            min_age: Duration::ZERO,
+            ..Default::default()
+        };
+        let mut reports = Vec::new();
+        for _ in 0..10 {
+            self.clock.advance(opts.lease + Duration::from_secs(1));
+            let r = zhifu_server::jobs::reconcile::run_pass(&self.state, &opts).await;
+            let changed = r.changed_anything();
+            reports.push(r);
+            if !changed {
+                break;
+            }
+        }
+        reports
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -11,9 +11,15 @@ use serde::Serialize;
 pub enum OrderStatus {
     /// Created, not paid yet.
     Pending,
+    /// Closed by us, but the buyer may still hold payment parameters that
+    /// Alipay would accept (a page/wap/app/QR trade Alipay had not created
+    /// yet, before its `time_expire`). Not final: it becomes `closed` once
+    /// those parameters are dead, or `paid` if the buyer pays after all.
+    Closing,
     /// Paid (possibly partially refunded: see `refunded_fen`).
     Paid,
-    /// Closed unpaid (by the merchant, by expiry, or by Alipay).
+    /// Closed unpaid (by the merchant, by expiry, or by Alipay), and no
+    /// payment for it can be accepted any more.
     Closed,
     /// Paid and then refunded in full.
     Refunded,
@@ -21,8 +27,9 @@ pub enum OrderStatus {
 
 impl OrderStatus {
     /// Every status, in lifecycle order.
-    pub const ALL: [OrderStatus; 4] = [
+    pub const ALL: [OrderStatus; 5] = [
         OrderStatus::Pending,
+        OrderStatus::Closing,
         OrderStatus::Paid,
         OrderStatus::Closed,
         OrderStatus::Refunded,
@@ -32,6 +39,7 @@ impl OrderStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             OrderStatus::Pending => "pending",
+            OrderStatus::Closing => "closing",
             OrderStatus::Paid => "paid",
             OrderStatus::Closed => "closed",
             OrderStatus::Refunded => "refunded",
@@ -91,8 +99,11 @@ pub struct Order {
     pub expires_at: i64,
     /// When it was paid.
     pub paid_at: Option<i64>,
-    /// When it was closed.
+    /// When it was closed (or began closing).
     pub closed_at: Option<i64>,
+    /// The buyer paid after we had closed the order: the payment was
+    /// accepted (and, under the default policy, refunded by Zhifu).
+    pub paid_after_close: bool,
 }
 
 /// What [`crate::Store::create_order`] needs.

@@ -17,9 +17,12 @@ pub enum EventType {
     /// `paid → refunded`.
     #[serde(rename = "order.refunded")]
     Refunded,
-    /// `pending → closed`.
+    /// `pending → closed` (or `closing → closed`).
     #[serde(rename = "order.closed")]
     Closed,
+    /// `closing/closed → paid`: the buyer paid an order we had closed.
+    #[serde(rename = "order.paid_after_close")]
+    PaidAfterClose,
 }
 
 impl EventType {
@@ -30,6 +33,7 @@ impl EventType {
             EventType::PartiallyRefunded => "order.partially_refunded",
             EventType::Refunded => "order.refunded",
             EventType::Closed => "order.closed",
+            EventType::PaidAfterClose => "order.paid_after_close",
         }
     }
 
@@ -40,6 +44,7 @@ impl EventType {
             EventType::PartiallyRefunded,
             EventType::Refunded,
             EventType::Closed,
+            EventType::PaidAfterClose,
         ]
         .into_iter()
         .find(|e| e.as_str() == s)

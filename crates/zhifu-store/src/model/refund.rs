@@ -40,6 +40,34 @@ impl RefundStatus {
     }
 }
 
+/// Who asked for a refund.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundOrigin {
+    /// The merchant, through the API.
+    Merchant,
+    /// Zhifu itself: the buyer paid an order that was already closed, and
+    /// the policy is to give the money back.
+    PaidAfterClose,
+}
+
+impl RefundOrigin {
+    /// Stored and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefundOrigin::Merchant => "merchant",
+            RefundOrigin::PaidAfterClose => "paid_after_close",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [RefundOrigin::Merchant, RefundOrigin::PaidAfterClose]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
+}
+
 /// A stored refund.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refund {
@@ -65,6 +93,10 @@ pub struct Refund {
     pub created_at: i64,
     /// Last change.
     pub updated_at: i64,
+    /// Who asked for it.
+    pub origin: RefundOrigin,
+    /// `alipay.trade.refund` calls made for it so far.
+    pub gateway_calls: i64,
 }
 
 /// What [`crate::Store::create_refund`] needs.
@@ -86,6 +118,9 @@ pub struct NewRefund {
     pub request_hash: Option<String>,
     /// Creation time.
     pub created_at: i64,
+    /// The creator holds the refund until then: it makes the first gateway
+    /// call itself, and nobody else may before this time.
+    pub lease_until: i64,
 }
 
 /// Result of [`crate::Store::create_refund`].
@@ -122,4 +157,21 @@ pub enum RefundResult {
         /// When the refusal arrived.
         at: i64,
     },
+}
+
+/// Result of [`crate::Store::take_refund_slot`]: may a refund call to
+/// Alipay start now?
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundSlot {
+    /// Yes: the order's slot is ours and the call is counted
+    /// (`gateway_calls` of the refund returned is the new count).
+    Granted(Refund),
+    /// Another refund of the same trade was sent less than the spacing
+    /// ago; the refund is left for a later pass, due at `until`.
+    Wait {
+        /// When the slot frees, epoch ms.
+        until: i64,
+    },
+    /// The refund is no longer pending: nothing to send.
+    Settled(Refund),
 }

@@ -77,6 +77,25 @@ pub struct TradeUpdate {
     pub refund_fee: Option<i64>,
     /// When we processed it.
     pub at: i64,
+    /// What to do if this reports a payment for an order we had closed.
+    pub late_payment: LatePayment,
+}
+
+/// The merchant's policy for a payment that arrives after the order was
+/// closed (the buyer held live payment parameters). Either way the order
+/// becomes `paid` with `paid_after_close` set and an
+/// `order.paid_after_close` event: money that arrived is never ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LatePayment {
+    /// Give the money back: a refund of the whole amount is recorded in the
+    /// same transaction (origin `paid_after_close`), leased to the caller
+    /// until `lease_until` so that it sends it first.
+    Refund {
+        /// The caller holds the new refund until then.
+        lease_until: i64,
+    },
+    /// Keep it: the order stays paid, flagged, for the merchant to decide.
+    Keep,
 }
 
 /// Why an update was not applied although it verified.

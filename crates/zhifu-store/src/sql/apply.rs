@@ -8,11 +8,13 @@ use sqlx::Row;
 use super::notifications::insert_notification;
 use super::orders::fetch_order;
 use super::outbox::insert_event;
+use super::refunds::insert_refund;
 use super::{SqlStore, Tx};
 use crate::Result;
 use crate::error::StoreError;
 use crate::model::{
-    ApplyResult, EventType, NewNotification, Order, OrderStatus, Outcome, TradeUpdate,
+    ApplyResult, EventType, LatePayment, NewNotification, NewRefund, Order, OrderStatus, Outcome,
+    RefundOrigin, TradeUpdate,
 };
 use crate::transition::{self, Step};
 
@@ -82,11 +84,13 @@ pub(super) async fn apply_in_tx(
             Step::MarkClosed => {
                 let done = sqlx::query(
                     "UPDATE orders SET status = 'closed', trade_no = COALESCE($2, trade_no), \
-                     closed_at = $3, updated_at = $3 WHERE id = $1 AND status = 'pending'",
+                     closed_at = COALESCE(closed_at, $3), updated_at = $3 \
+                     WHERE id = $1 AND status = $4",
                 )
                 .bind(&order.id)
                 .bind(u.trade_no.as_deref())
                 .bind(u.at)
+                .bind(order.status.as_str())
                 .execute(&mut **tx)
                 .await?
                 .rows_affected();
@@ -95,13 +99,48 @@ pub(super) async fn apply_in_tx(
                         tx,
                         &order.id,
                         EventType::Closed,
-                        OrderStatus::Pending,
+                        order.status,
                         OrderStatus::Closed,
                         order.refunded_fen,
                         u,
                     )
                     .await?;
                     events.push(EventType::Closed);
+                }
+            }
+            Step::MarkPaidAfterClose => {
+                let done = sqlx::query(
+                    "UPDATE orders SET status = 'paid', paid_after_close = 1, \
+                     trade_no = COALESCE($2, trade_no), \
+                     buyer_logon_id = COALESCE($3, buyer_logon_id), \
+                     buyer_id = COALESCE($4, buyer_id), paid_at = $5, updated_at = $6 \
+                     WHERE id = $1 AND status = $7",
+                )
+                .bind(&order.id)
+                .bind(u.trade_no.as_deref())
+                .bind(u.buyer_logon_id.as_deref())
+                .bind(u.buyer_id.as_deref())
+                .bind(u.paid_at.unwrap_or(u.at))
+                .bind(u.at)
+                .bind(order.status.as_str())
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
+                if done == 1 {
+                    insert_event(
+                        tx,
+                        &order.id,
+                        EventType::PaidAfterClose,
+                        order.status,
+                        OrderStatus::Paid,
+                        order.refunded_fen,
+                        u,
+                    )
+                    .await?;
+                    events.push(EventType::PaidAfterClose);
+                    if let LatePayment::Refund { lease_until } = u.late_payment {
+                        refund_late_payment(tx, &order, u, lease_until).await?;
+                    }
                 }
             }
             Step::Refund { fee } => {
@@ -130,4 +169,50 @@ pub(super) async fn apply_in_tx(
     }
     let order = fetch_order(tx, &u.order_id).await?;
     Ok((Outcome::Applied, events, order))
+}
+
+/// The `out_request_no` of the refund of a payment that arrived after the
+/// order was closed: one per order, derived from its id, so that Alipay
+/// would refuse a second one even if our record of the first were lost.
+pub(crate) fn late_refund_request_no(order_id: &str) -> String {
+    let tail: String = order_id
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    format!("PAC{tail}").chars().take(64).collect()
+}
+
+/// Records (and reserves) the refund of whatever is left of a late
+/// payment, in the transaction that took the payment: the answer to Alipay
+/// is only `success` once the decision to give the money back is durable.
+/// The refund is due at once: whoever drives refunds sends it.
+async fn refund_late_payment(
+    tx: &mut Tx,
+    order: &Order,
+    u: &TradeUpdate,
+    lease_until: i64,
+) -> Result<()> {
+    let already = u.refund_fee.unwrap_or(0).max(order.refunded_fen);
+    let amount = order.total_fen - already - order.refund_pending_fen;
+    if amount <= 0 {
+        return Ok(());
+    }
+    sqlx::query("UPDATE orders SET refund_pending_fen = refund_pending_fen + $2 WHERE id = $1")
+        .bind(&order.id)
+        .bind(amount)
+        .execute(&mut **tx)
+        .await?;
+    let refund = NewRefund {
+        id: crate::new_id("rf"),
+        order_id: order.id.clone(),
+        out_request_no: late_refund_request_no(&order.id),
+        amount_fen: amount,
+        reason: Some("订单已关闭，款项原路退回".into()),
+        idempotency_key: None,
+        request_hash: None,
+        created_at: u.at,
+        lease_until,
+    };
+    insert_refund(tx, &refund, RefundOrigin::PaidAfterClose).await?;
+    Ok(())
 }

@@ -11,7 +11,9 @@ use crate::Result;
 use crate::model::{Order, OrderEvent, ReconcileClaim, Refund};
 
 /// Builds a claim statement for both backends: PostgreSQL skips rows another
-/// pass has locked (`FOR UPDATE SKIP LOCKED`); SQLite needs nothing more,
+/// pass has locked (`FOR UPDATE SKIP LOCKED`), picking them in a
+/// materialised CTE — inside `IN (…)` the planner may run a `LIMIT … SKIP
+/// LOCKED` sub-select more than once and so take more rows than the limit; SQLite needs nothing more,
 /// because a write statement there holds the database's single write lock.
 /// The outer `WHERE` repeats the due test, so a row that another pass leased
 /// between our sub-select and our update is left alone.
@@ -35,17 +37,17 @@ macro_rules! claim_sql {
                 $cols
             ),
             concat!(
-                "UPDATE ",
-                $table,
-                " SET ",
-                $set,
-                " WHERE id IN (SELECT id FROM ",
+                "WITH picked AS MATERIALIZED (SELECT id FROM ",
                 $table,
                 " WHERE ",
                 $due,
                 " ORDER BY ",
                 $order,
-                " LIMIT $4 FOR UPDATE SKIP LOCKED) AND ",
+                " LIMIT $4 FOR UPDATE SKIP LOCKED) UPDATE ",
+                $table,
+                " SET ",
+                $set,
+                " WHERE id IN (SELECT id FROM picked) AND ",
                 $due,
                 " RETURNING ",
                 $cols
@@ -54,13 +56,18 @@ macro_rules! claim_sql {
     };
 }
 
-/// Pending orders old enough (or past their deadline) whose lease is free.
-/// `$1` now, `$2` created before, `$3` lease until, `$4` limit.
+/// Orders whose lease is free and that Alipay may know more about: pending
+/// ones old enough (or past their deadline), every `closing` one, and
+/// closed ones whose payment parameters are still alive (a buyer holding
+/// them could still pay). `$1` now, `$2` created before, `$3` lease until,
+/// `$4` limit.
 const CLAIM_ORDERS: (&str, &str) = claim_sql!(
     "orders",
     order_cols!(),
     "reconcile_after = $3",
-    "status = 'pending' AND (created_at <= $2 OR expires_at <= $1) \
+    "((status = 'pending' AND (created_at <= $2 OR expires_at <= $1)) \
+     OR status = 'closing' \
+     OR (status = 'closed' AND channel IS NOT NULL AND expires_at > $1)) \
      AND (reconcile_after IS NULL OR reconcile_after <= $1)",
     "created_at, id"
 );
@@ -86,9 +93,10 @@ const CLAIM_EVENTS: (&str, &str) = (
         event_cols!()
     ),
     concat!(
-        "UPDATE order_events SET next_attempt_at = $2 WHERE id IN (SELECT id FROM order_events \
+        "WITH picked AS MATERIALIZED (SELECT id FROM order_events \
          WHERE webhook_state = 'pending' AND next_attempt_at <= $1 \
          ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+         UPDATE order_events SET next_attempt_at = $2 WHERE id IN (SELECT id FROM picked) \
          AND webhook_state = 'pending' AND next_attempt_at <= $1 RETURNING ",
         event_cols!()
     ),

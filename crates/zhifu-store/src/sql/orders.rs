@@ -28,7 +28,7 @@ pub(super) async fn create_order(s: &SqlStore, o: NewOrder) -> Result<CreateOrde
         "INSERT INTO orders (",
         order_cols!(),
         ") VALUES ($1, $2, $3, $4, $5, 0, 0, 'pending', NULL, NULL, NULL, NULL, $6, $7, $8, \
-         $9, $9, $10, NULL, NULL)"
+         $9, $9, $10, NULL, NULL, 0)"
     ))
     .bind(&o.id)
     .bind(&o.out_trade_no)
@@ -133,8 +133,8 @@ pub(super) async fn record_payment_attempt(
     channel: &str,
     trade_no: Option<&str>,
     at: i64,
-) -> Result<()> {
-    sqlx::query(
+) -> Result<bool> {
+    let done = sqlx::query(
         "UPDATE orders SET channel = $2, trade_no = COALESCE(trade_no, $3), updated_at = $4 \
          WHERE id = $1 AND status = 'pending'",
     )
@@ -143,8 +143,24 @@ pub(super) async fn record_payment_attempt(
     .bind(trade_no)
     .bind(at)
     .execute(&s.pool)
+    .await?
+    .rows_affected();
+    Ok(done == 1)
+}
+
+pub(super) async fn begin_closing(s: &SqlStore, order_id: &str, at: i64) -> Result<Order> {
+    let mut tx = s.begin_write().await?;
+    sqlx::query(
+        "UPDATE orders SET status = 'closing', closed_at = $2, updated_at = $2 \
+         WHERE id = $1 AND status = 'pending'",
+    )
+    .bind(order_id)
+    .bind(at)
+    .execute(&mut *tx)
     .await?;
-    Ok(())
+    let order = fetch_order(&mut tx, order_id).await?;
+    tx.commit().await?;
+    Ok(order)
 }
 
 pub(super) async fn count_orders_by_status(s: &SqlStore) -> Result<Vec<(OrderStatus, i64)>> {

@@ -12,7 +12,8 @@ use super::{SqlStore, Tx};
 use crate::Result;
 use crate::error::StoreError;
 use crate::model::{
-    CreateRefundOutcome, NewRefund, OrderStatus, Refund, RefundResult, RefundStatus,
+    CreateRefundOutcome, NewRefund, OrderStatus, Refund, RefundOrigin, RefundResult, RefundSlot,
+    RefundStatus,
 };
 use crate::transition;
 
@@ -45,21 +46,7 @@ pub(super) async fn create_refund(s: &SqlStore, r: NewRefund) -> Result<CreateRe
             remaining_fen: (order.total_fen - order.refunded_fen - order.refund_pending_fen).max(0),
         });
     }
-    let inserted = sqlx::query(concat!(
-        "INSERT INTO refunds (",
-        refund_cols!(),
-        ") VALUES ($1, $2, $3, $4, $5, 'pending', NULL, $6, $7, $8, $8)"
-    ))
-    .bind(&r.id)
-    .bind(&r.order_id)
-    .bind(&r.out_request_no)
-    .bind(r.amount_fen)
-    .bind(r.reason.as_deref())
-    .bind(r.idempotency_key.as_deref())
-    .bind(r.request_hash.as_deref())
-    .bind(r.created_at)
-    .execute(&mut *tx)
-    .await;
+    let inserted = insert_refund(&mut tx, &r, RefundOrigin::Merchant).await;
     match inserted {
         Ok(_) => {
             tx.commit().await?;
@@ -115,18 +102,7 @@ pub(super) async fn finish_refund(
     result: &RefundResult,
 ) -> Result<Refund> {
     let mut tx = s.begin_write().await?;
-    let refund = sqlx::query(concat!(
-        "SELECT ",
-        refund_cols!(),
-        " FROM refunds WHERE id = $1"
-    ))
-    .bind(refund_id)
-    .fetch_optional(&mut *tx)
-    .await?
-    .as_ref()
-    .map(refund_from_row)
-    .transpose()?
-    .ok_or(StoreError::NotFound("refund"))?;
+    let refund = select_refund(&mut tx, refund_id).await?;
     if refund.status == RefundStatus::Pending {
         match result {
             RefundResult::Succeeded { refund_fee, record } => {
@@ -183,6 +159,98 @@ pub(super) async fn finish_refund(
     get_refund(s, refund_id)
         .await?
         .ok_or(StoreError::NotFound("refund"))
+}
+
+/// Inserts a `pending` refund (its amount already reserved), leased to its
+/// creator until `r.lease_until`.
+pub(super) async fn insert_refund(
+    tx: &mut Tx,
+    r: &NewRefund,
+    origin: RefundOrigin,
+) -> std::result::Result<(), sqlx::Error> {
+    sqlx::query(concat!(
+        "INSERT INTO refunds (",
+        refund_cols!(),
+        ", reconcile_after) VALUES ($1, $2, $3, $4, $5, 'pending', NULL, $6, $7, $8, $8, $9, 0, $10)"
+    ))
+    .bind(&r.id)
+    .bind(&r.order_id)
+    .bind(&r.out_request_no)
+    .bind(r.amount_fen)
+    .bind(r.reason.as_deref())
+    .bind(r.idempotency_key.as_deref())
+    .bind(r.request_hash.as_deref())
+    .bind(r.created_at)
+    .bind(origin.as_str())
+    .bind(r.lease_until)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Alipay asks for refunds of one trade to be spaced apart, so a refund
+/// call takes the order's slot: granted when the last call of any refund of
+/// the order started at least `spacing` ago. A refused slot moves the
+/// refund's lease to when the slot frees, so the next pass finds it due.
+pub(super) async fn take_refund_slot(
+    s: &SqlStore,
+    refund_id: &str,
+    now: i64,
+    spacing: i64,
+) -> Result<RefundSlot> {
+    let mut tx = s.begin_write().await?;
+    let refund = select_refund(&mut tx, refund_id).await?;
+    if refund.status != RefundStatus::Pending {
+        tx.commit().await?;
+        return Ok(RefundSlot::Settled(refund));
+    }
+    let taken = sqlx::query(
+        "UPDATE orders SET refund_slot_at = $2 WHERE id = $1 \
+         AND (refund_slot_at IS NULL OR refund_slot_at <= $3)",
+    )
+    .bind(&refund.order_id)
+    .bind(now)
+    .bind(now.saturating_sub(spacing))
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if taken == 0 {
+        let slot_at: Option<i64> = sqlx::query("SELECT refund_slot_at FROM orders WHERE id = $1")
+            .bind(&refund.order_id)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("refund_slot_at")?;
+        let until = slot_at.unwrap_or(now).saturating_add(spacing).max(now + 1);
+        sqlx::query("UPDATE refunds SET reconcile_after = $2 WHERE id = $1")
+            .bind(refund_id)
+            .bind(until)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        return Ok(RefundSlot::Wait { until });
+    }
+    sqlx::query("UPDATE refunds SET gateway_calls = gateway_calls + 1 WHERE id = $1")
+        .bind(refund_id)
+        .execute(&mut *tx)
+        .await?;
+    let refund = select_refund(&mut tx, refund_id).await?;
+    tx.commit().await?;
+    Ok(RefundSlot::Granted(refund))
+}
+
+async fn select_refund(tx: &mut Tx, refund_id: &str) -> Result<Refund> {
+    sqlx::query(concat!(
+        "SELECT ",
+        refund_cols!(),
+        " FROM refunds WHERE id = $1"
+    ))
+    .bind(refund_id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .as_ref()
+    .map(refund_from_row)
+    .transpose()?
+    .ok_or(StoreError::NotFound("refund"))
 }
 
 /// A refund of the order with the same idempotency key or `out_request_no`:

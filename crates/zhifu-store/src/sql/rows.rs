@@ -9,21 +9,21 @@ use crate::Result;
 use crate::error::StoreError;
 use crate::model::{
     DeliveryAttempt, EventType, NotificationRecord, Order, OrderEvent, OrderStatus, Refund,
-    RefundStatus, WebhookState,
+    RefundOrigin, RefundStatus, WebhookState,
 };
 
 macro_rules! order_cols {
     () => {
         "id, out_trade_no, subject, body, total_fen, refunded_fen, refund_pending_fen, status, \
          trade_no, buyer_logon_id, buyer_id, channel, metadata, idempotency_key, request_hash, \
-         created_at, updated_at, expires_at, paid_at, closed_at"
+         created_at, updated_at, expires_at, paid_at, closed_at, paid_after_close"
     };
 }
 
 macro_rules! refund_cols {
     () => {
         "id, order_id, out_request_no, amount_fen, reason, status, failure_code, \
-         idempotency_key, request_hash, created_at, updated_at"
+         idempotency_key, request_hash, created_at, updated_at, origin, gateway_calls"
     };
 }
 
@@ -67,10 +67,12 @@ pub(super) fn order_from_row(r: &AnyRow) -> Result<Order> {
         expires_at: r.try_get("expires_at")?,
         paid_at: r.try_get("paid_at")?,
         closed_at: r.try_get("closed_at")?,
+        paid_after_close: r.try_get::<i64, _>("paid_after_close")? != 0,
     })
 }
 pub(super) fn refund_from_row(r: &AnyRow) -> Result<Refund> {
     let status: String = r.try_get("status")?;
+    let origin: String = r.try_get("origin")?;
     Ok(Refund {
         id: r.try_get("id")?,
         order_id: r.try_get("order_id")?,
@@ -83,6 +85,8 @@ pub(super) fn refund_from_row(r: &AnyRow) -> Result<Refund> {
         request_hash: r.try_get("request_hash")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
+        origin: RefundOrigin::parse(&origin).ok_or(StoreError::Corrupt { column: "origin" })?,
+        gateway_calls: r.try_get("gateway_calls")?,
     })
 }
 pub(super) fn notification_from_row(r: &AnyRow) -> Result<NotificationRecord> {

@@ -37,7 +37,7 @@ impl Store for SqlStore {
         channel: &str,
         trade_no: Option<&str>,
         at: i64,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         orders::record_payment_attempt(self, order_id, channel, trade_no, at).await
     }
 
@@ -67,6 +67,19 @@ impl Store for SqlStore {
 
     async fn create_refund(&self, r: NewRefund) -> Result<CreateRefundOutcome> {
         refunds::create_refund(self, r).await
+    }
+
+    async fn take_refund_slot(
+        &self,
+        refund_id: &str,
+        now: i64,
+        spacing_ms: i64,
+    ) -> Result<RefundSlot> {
+        refunds::take_refund_slot(self, refund_id, now, spacing_ms).await
+    }
+
+    async fn begin_closing(&self, order_id: &str, at: i64) -> Result<Order> {
+        orders::begin_closing(self, order_id, at).await
     }
 
     async fn get_refund(&self, id: &str) -> Result<Option<Refund>> {

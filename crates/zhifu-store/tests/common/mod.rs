@@ -47,6 +47,7 @@ pub fn update(order: &Order, state: TradeState, refund_fee: Option<i64>, at: i64
         paid_at: Some(at),
         refund_fee,
         at,
+        late_payment: LatePayment::Refund { lease_until: 0 },
     }
 }
 
