@@ -50,6 +50,7 @@
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod fault;
 pub mod http;
 pub mod jobs;
 pub mod metrics;

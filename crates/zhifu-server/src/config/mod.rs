@@ -112,8 +112,9 @@ pub struct MoneyPolicy {
     /// `ZHIFU_REFUND_SPACING_MS` (default 3000): least time between the
     /// starts of two refund calls for one trade (Alipay asks for ≥ 3 s).
     pub refund_spacing: Duration,
-    /// How long whoever sends a refund holds it (no one else sends it
-    /// meanwhile). Longer than a refund call plus its refund query.
+    /// `ZHIFU_REFUND_LEASE_SECS` (default 45): how long whoever sends a
+    /// refund holds it (no one else sends it meanwhile). Keep it longer
+    /// than a refund call plus its refund query (two gateway timeouts).
     pub refund_lease: Duration,
     /// `ZHIFU_CLOSE_MARGIN_SECS` (default 120): how long after an order's
     /// `time_expire` its payment parameters are still treated as live, for
@@ -138,7 +139,7 @@ pub const REFUND_LEASE: Duration = Duration::from_secs(45);
 
 impl MoneyPolicy {
     /// Reads `ZHIFU_PAID_AFTER_CLOSE`, `ZHIFU_REFUND_SPACING_MS`,
-    /// `ZHIFU_CLOSE_MARGIN_SECS`.
+    /// `ZHIFU_REFUND_LEASE_SECS`, `ZHIFU_CLOSE_MARGIN_SECS`.
     ///
     /// # Errors
     /// A value out of range or not one of the names.
@@ -159,6 +160,10 @@ impl MoneyPolicy {
         if let Some(v) = src.get("ZHIFU_REFUND_SPACING_MS") {
             p.refund_spacing =
                 Duration::from_millis(parse_num("ZHIFU_REFUND_SPACING_MS", &v, (0u64, 60_000))?);
+        }
+        if let Some(v) = src.get("ZHIFU_REFUND_LEASE_SECS") {
+            p.refund_lease =
+                Duration::from_secs(parse_num("ZHIFU_REFUND_LEASE_SECS", &v, (1u64, 3_600))?);
         }
         if let Some(v) = src.get("ZHIFU_CLOSE_MARGIN_SECS") {
             p.close_margin =

@@ -55,6 +55,30 @@ fn good_config_parses_with_defaults() {
     assert_eq!(c.settings.gateway, PRODUCTION_GATEWAY);
     assert!(c.auto_migrate);
     assert_eq!(c.settings.default_expiry_minutes, 30);
+    let money = &c.settings.money;
+    assert_eq!(money.late_payment, LatePaymentPolicy::Refund);
+    assert_eq!(money.refund_spacing, Duration::from_secs(3));
+    assert_eq!(money.close_margin, Duration::from_secs(120));
+    assert!(
+        money.refund_lease > Duration::from_secs(30),
+        "outlasts two gateway timeouts"
+    );
+}
+
+#[test]
+fn money_policy_reads_its_variables() {
+    let c = with(&[
+        ("ZHIFU_PAID_AFTER_CLOSE", "keep"),
+        ("ZHIFU_REFUND_SPACING_MS", "0"),
+        ("ZHIFU_REFUND_LEASE_SECS", "5"),
+        ("ZHIFU_CLOSE_MARGIN_SECS", "30"),
+    ])
+    .unwrap();
+    let money = &c.settings.money;
+    assert_eq!(money.late_payment, LatePaymentPolicy::Keep);
+    assert_eq!(money.refund_spacing, Duration::ZERO);
+    assert_eq!(money.refund_lease, Duration::from_secs(5));
+    assert_eq!(money.close_margin, Duration::from_secs(30));
 }
 
 #[test]
@@ -79,6 +103,10 @@ fn each_bad_value_names_its_variable_and_hides_secrets() {
         ("ZHIFU_RECONCILE_LIMIT", "0"),
         ("ZHIFU_RECONCILE_MIN_AGE_SECS", "many"),
         ("ZHIFU_RECONCILE_LEASE_SECS", "1"),
+        ("ZHIFU_PAID_AFTER_CLOSE", "ignore"),
+        ("ZHIFU_REFUND_SPACING_MS", "-5"),
+        ("ZHIFU_REFUND_LEASE_SECS", "0"),
+        ("ZHIFU_CLOSE_MARGIN_SECS", "99999"),
     ] {
         let err = with(&[(var, value)]).unwrap_err();
         assert_eq!(err.var, var, "{var}");

@@ -33,7 +33,10 @@ pub async fn notify_endpoint(State(st): State<AppState>, body: Bytes) -> Respons
             .into_response()
     };
     match payments::handle_notification(&st, &body).await {
-        Ok(NotifyAnswer::Success) => text(StatusCode::OK, "success"),
+        Ok(NotifyAnswer::Success) => {
+            crate::fault::point(crate::fault::NOTIFY_COMMITTED).await;
+            text(StatusCode::OK, "success")
+        }
         Ok(NotifyAnswer::Refused(_)) => text(StatusCode::BAD_REQUEST, "failure"),
         Ok(NotifyAnswer::Retry) => text(StatusCode::SERVICE_UNAVAILABLE, "failure"),
         Err(e) => {

@@ -162,6 +162,7 @@ async fn orders(st: &AppState, opts: &ReconcileOptions, report: &mut ReconcileRe
                 Ok(_) => {}
                 Err(e) => report.errors.push(format!("{id}: {}", failure_code(&e))),
             }
+            crate::fault::point(crate::fault::RECONCILE_MID_PASS).await;
         }
     }
 }

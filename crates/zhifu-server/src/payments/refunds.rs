@@ -184,6 +184,7 @@ pub async fn drive_refund(
             return Ok(refund);
         }
     };
+    crate::fault::point(crate::fault::REFUND_CALLED).await;
     Ok(settle_refund(st, order, &refund, &result).await?)
 }
 

@@ -204,13 +204,17 @@ pub(super) async fn take_refund_slot(
         tx.commit().await?;
         return Ok(RefundSlot::Settled(refund));
     }
+    // The slot time only moves forward: two callers whose clocks differ by
+    // a millisecond must not pull it back. Without spacing, always granted.
     let taken = sqlx::query(
-        "UPDATE orders SET refund_slot_at = $2 WHERE id = $1 \
-         AND (refund_slot_at IS NULL OR refund_slot_at <= $3)",
+        "UPDATE orders SET refund_slot_at = CASE WHEN refund_slot_at IS NULL \
+         OR refund_slot_at < $2 THEN $2 ELSE refund_slot_at END WHERE id = $1 \
+         AND (refund_slot_at IS NULL OR $4 = 0 OR refund_slot_at <= $3)",
     )
     .bind(&refund.order_id)
     .bind(now)
     .bind(now.saturating_sub(spacing))
+    .bind(spacing)
     .execute(&mut *tx)
     .await?
     .rows_affected();
