@@ -373,7 +373,7 @@ pub(crate) async fn create(
     let mut out = json!({
         "checkout_id": checkout_id,
         "channel": channel.as_str(),
-        "status": order.status.as_str(),
+        "status": order.status.for_buyer(),
         "out_trade_no": order.out_trade_no,
         "sku": product.sku,
         "quantity": quantity,
@@ -451,7 +451,7 @@ pub(crate) fn status_json(checkout_id: &str, o: &OrderInfo, now: i64) -> Value {
     let expired = o.status == OrderStatus::Pending && o.expires_at_ms.is_some_and(|e| e <= now);
     json!({
         "checkout_id": checkout_id,
-        "status": o.status.as_str(),
+        "status": o.status.for_buyer(),
         "paid": matches!(o.status, OrderStatus::Paid | OrderStatus::Refunded),
         "expired": expired,
         "subject": o.subject,

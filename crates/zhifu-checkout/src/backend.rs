@@ -87,6 +87,16 @@ pub enum OrderStatus {
 }
 
 impl OrderStatus {
+    /// What the buyer's page shows: a `closing` order is closed for the
+    /// buyer (they must not pay it; should they pay anyway, the backend
+    /// takes and refunds the payment, and the page then says `refunded`).
+    pub fn for_buyer(self) -> &'static str {
+        match self {
+            OrderStatus::Closing => "closed",
+            other => other.as_str(),
+        }
+    }
+
     /// The wire name.
     pub fn as_str(self) -> &'static str {
         match self {

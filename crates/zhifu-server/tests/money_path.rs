@@ -30,6 +30,7 @@ zhifu_store::backend_tests!(
     parallel_refunds_are_each_sent_once,
     refund_calls_of_one_trade_are_spaced,
     a_refused_refund_is_failed_only_when_alipay_confirms,
+    the_built_in_ticker_sends_a_waiting_refund,
 );
 
 /// Follows the gateway's redirects like a browser and returns the final
@@ -410,4 +411,48 @@ async fn a_refused_refund_is_failed_only_when_alipay_confirms(db: TestDatabase) 
     let o = app.order(&id).await;
     assert_eq!(o["refund_pending_amount"], "0.00");
     assert_eq!(o["refunded_amount"], "0.00");
+}
+
+async fn the_built_in_ticker_sends_a_waiting_refund(db: TestDatabase) {
+    let mut opts = Options::default();
+    opts.money.refund_spacing = Duration::from_millis(300);
+    let app = spawn_app(db, opts).await;
+    let (id, no) = paid_order(&app, "4.00").await;
+    let path = format!("/v1/orders/{id}/refunds");
+    app.api("POST", &path, Some(json!({"amount": "1.00"})))
+        .await;
+    let second = app
+        .api("POST", &path, Some(json!({"amount": "1.00"})))
+        .await;
+    assert_eq!(second.body["status"], "pending", "{:?}", second.body);
+    // What `zhifu serve` runs in the background (ZHIFU_RECONCILE_EVERY_SECS).
+    let ticker = zhifu_server::jobs::reconcile::spawn_ticker(
+        app.state.clone(),
+        zhifu_server::ReconcileOptions {
+            min_age: Duration::ZERO,
+            ..Default::default()
+        },
+        Duration::from_millis(100),
+    );
+    let rid = s(&second.body, "id").to_owned();
+    let mut settled = None;
+    for _ in 0..50 {
+        let r = app.store.get_refund(&rid).await.unwrap().unwrap();
+        if r.status != RefundStatus::Pending {
+            settled = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ticker.abort();
+    let r = settled.expect("the ticker sent the waiting refund within 5 s");
+    assert_eq!(r.status, RefundStatus::Succeeded);
+    assert_eq!(app.refund_calls(&no), 2);
+    let calls = app.gateway_calls(Some("alipay.trade.refund"), Some(&no));
+    assert!(
+        calls[1].wall_ms - calls[0].wall_ms >= 300,
+        "spaced by at least 300 ms: {} → {}",
+        calls[0].wall_ms,
+        calls[1].wall_ms
+    );
 }

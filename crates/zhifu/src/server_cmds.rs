@@ -284,6 +284,16 @@ async fn run_dev(a: DevArgs) -> anyhow::Result<()> {
     };
     let store: Arc<dyn Store> = Arc::new(store);
     let state = AppState::new(settings, store);
+    // The local scheduler: refunds waiting for their spacing, closing
+    // orders, lost notifications and webhook retries move by themselves.
+    let _ticker = AbortOnDrop(zhifu_server::jobs::reconcile::spawn_ticker(
+        state.clone(),
+        ReconcileOptions {
+            min_age: std::time::Duration::from_secs(30),
+            ..Default::default()
+        },
+        std::time::Duration::from_secs(10),
+    ));
     // The checkout (storefront, result page, /admin, zhifu.js) orders through
     // the backend's merchant API in-process.
     let checkout = zhifu_checkout::CheckoutConfig::development(&base, |k| std::env::var(k).ok())
@@ -354,7 +364,21 @@ async fn run_serve(a: ServeArgs, config: Config) -> anyhow::Result<()> {
     })
     .context("checkout configuration (ZHIFU_CATALOG …)")?;
     let api_key = config.settings.api_key.expose().to_owned();
+    let ticker = config
+        .reconcile_every
+        .map(|every| (config.reconcile.clone(), every));
     let state = open_state(config, migrate).await?;
+    let _ticker = ticker.map(|(opts, every)| {
+        println!(
+            "reconcile pass every {}s (ZHIFU_RECONCILE_EVERY_SECS)",
+            every.as_secs()
+        );
+        AbortOnDrop(zhifu_server::jobs::reconcile::spawn_ticker(
+            state.clone(),
+            opts,
+            every,
+        ))
+    });
     let listener = tokio::net::TcpListener::bind((a.host.as_str(), port))
         .await
         .with_context(|| format!("cannot listen on {}:{port}", a.host))?;
@@ -374,6 +398,15 @@ async fn run_serve(a: ServeArgs, config: Config) -> anyhow::Result<()> {
     zhifu_server::serve(listener, app, shutdown_signal())
         .await
         .context("the server failed")
+}
+
+/// Stops a background task when the command that started it ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 fn config_or_exit() -> Result<Config, ExitCode> {

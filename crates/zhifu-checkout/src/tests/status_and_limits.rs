@@ -80,6 +80,16 @@ async fn expired_pending_orders_are_flagged() {
         ..o
     };
     assert_eq!(api::status_json("co", &paid, 5000)["expired"], false);
+    // A closing order is closed for the buyer: nothing to pay any more.
+    let closing = OrderInfo {
+        status: OrderStatus::Closing,
+        ..paid
+    };
+    let v = api::status_json("co", &closing, 5000);
+    assert_eq!(
+        (v["status"].as_str(), v["paid"].as_bool()),
+        (Some("closed"), Some(false))
+    );
 }
 
 #[tokio::test]

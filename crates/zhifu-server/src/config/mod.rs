@@ -207,6 +207,11 @@ pub struct Config {
     /// `ZHIFU_RECONCILE_MIN_AGE_SECS`, `ZHIFU_RECONCILE_LEASE_SECS`,
     /// `ZHIFU_RECONCILE_LIMIT`.
     pub reconcile: ReconcileOptions,
+    /// `ZHIFU_RECONCILE_EVERY_SECS` (default 60; 0 = never): how often a
+    /// long-running `zhifu serve` runs a reconcile pass itself, so pending
+    /// refunds, closing orders and webhook retries move without an external
+    /// scheduler. Function platforms schedule the pass instead.
+    pub reconcile_every: Option<Duration>,
 }
 
 /// How long one webhook delivery may take before it counts as failed.
@@ -402,6 +407,13 @@ impl Config {
             auto_migrate,
             webhook: WebhookConfig::from_source(src)?,
             reconcile: ReconcileOptions::from_source(src)?,
+            reconcile_every: match src.get("ZHIFU_RECONCILE_EVERY_SECS") {
+                Some(v) => match parse_num("ZHIFU_RECONCILE_EVERY_SECS", &v, (0u64, 86_400))? {
+                    0 => None,
+                    n => Some(Duration::from_secs(n)),
+                },
+                None => Some(Duration::from_secs(60)),
+            },
         })
     }
 

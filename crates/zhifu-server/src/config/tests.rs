@@ -104,6 +104,7 @@ fn each_bad_value_names_its_variable_and_hides_secrets() {
         ("ZHIFU_RECONCILE_MIN_AGE_SECS", "many"),
         ("ZHIFU_RECONCILE_LEASE_SECS", "1"),
         ("ZHIFU_PAID_AFTER_CLOSE", "ignore"),
+        ("ZHIFU_RECONCILE_EVERY_SECS", "soon"),
         ("ZHIFU_REFUND_SPACING_MS", "-5"),
         ("ZHIFU_REFUND_LEASE_SECS", "0"),
         ("ZHIFU_CLOSE_MARGIN_SECS", "99999"),

@@ -103,7 +103,9 @@ pub fn spec() -> Value {
                     "id": {"type": "string"}, "order_id": {"type": "string"}, "amount": {"$ref": "#/components/schemas/Money"},
                     "status": {"type": "string", "enum": ["succeeded", "pending", "failed"]},
                     "reason": {"type": ["string", "null"]}, "out_request_no": {"type": "string"},
-                    "failure_code": {"type": ["string", "null"]}, "created_at": {"type": "string", "format": "date-time"}}},
+                    "failure_code": {"type": ["string", "null"]},
+                    "origin": {"type": "string", "enum": ["merchant", "paid_after_close"], "description": "paid_after_close: Zhifu's own refund of a payment made after the order was closed"},
+                    "created_at": {"type": "string", "format": "date-time"}}},
                 "EventList": event_list,
                 "OrderList": {"type": "object", "properties": {
                     "data": {"type": "array", "items": {"$ref": "#/components/schemas/Order"}},

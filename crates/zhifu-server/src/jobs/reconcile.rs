@@ -127,6 +127,26 @@ pub async fn run_pass(st: &AppState, opts: &ReconcileOptions) -> ReconcileReport
     report
 }
 
+/// Runs a pass every `every` (the first one `every` from now) until the
+/// returned handle is aborted or the runtime stops: the built-in scheduler
+/// of a long-running server. Passes never overlap within this ticker, and
+/// across instances the leases keep them apart.
+pub fn spawn_ticker(
+    st: AppState,
+    opts: ReconcileOptions,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let start = tokio::time::Instant::now() + every;
+        let mut tick = tokio::time::interval_at(start, every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            run_pass(&st, &opts).await;
+        }
+    })
+}
+
 fn claim(st: &AppState, opts: &ReconcileOptions, limit: i64) -> ReconcileClaim {
     let now = st.now_ms();
     ReconcileClaim {
