@@ -12,7 +12,6 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Extension;
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -207,14 +206,24 @@ pub(crate) async fn create(
     State(st): State<CheckoutState>,
     peer: Peer,
     headers: HeaderMap,
-    body: Result<Json<Value>, JsonRejection>,
+    body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     limit(&st, &st.inner.create_limiter, &headers, &peer)?;
-    let Json(body) = body.map_err(|e| ApiError::bad("invalid_request", e.body_text()))?;
-    let b: CreateBody = serde_json::from_value(body).map_err(|e| {
-        // serde says "unknown field `price`" for a browser trying to set one.
-        ApiError::bad("invalid_request", format!("invalid checkout request: {e}"))
-    })?;
+    let json = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("application/json"));
+    if !json {
+        return Err(ApiError::bad(
+            "invalid_request",
+            "send the body as JSON with `Content-Type: application/json`",
+        ));
+    }
+    // Straight into the struct: serde refuses unknown fields ("unknown
+    // field `price`" for a browser trying to set one) and a field given
+    // twice, which a detour through `Value` would silently resolve.
+    let b: CreateBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad("invalid_request", format!("invalid checkout request: {e}")))?;
     let config = st.config();
 
     let sku = b

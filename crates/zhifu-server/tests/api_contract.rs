@@ -136,6 +136,32 @@ async fn malformed_bodies_change_nothing(db: TestDatabase) {
     let cases: Vec<(&str, &str, u16, &str)> = vec![
         ("not json", "application/json", 400, "invalid_json"),
         ("[1,2]", "application/json", 400, "invalid_json"),
+        // A key given twice would let the last one win: ¥500, not ¥1.
+        (
+            r#"{"subject":"Mug","total_amount":"1.00","total_amount":"500.00"}"#,
+            "application/json",
+            400,
+            "invalid_json",
+        ),
+        (
+            r#"{"subject":"Mug","total_amount":"1.00","metadata":{"k":1,"k":2}}"#,
+            "application/json",
+            400,
+            "invalid_json",
+        ),
+        // NUL and other control characters in text fields.
+        (
+            r#"{"subject":"Mug\u0000","total_amount":"1.00"}"#,
+            "application/json",
+            400,
+            "invalid_field",
+        ),
+        (
+            r#"{"subject":"Mug","body":"line\nbreak","total_amount":"1.00"}"#,
+            "application/json",
+            400,
+            "invalid_field",
+        ),
         (
             r#"{"subject":"Mug","total_amount":"1.00"}"#,
             "text/plain",

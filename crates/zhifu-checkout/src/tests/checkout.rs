@@ -148,6 +148,21 @@ async fn browsers_cannot_set_prices_or_bad_input() {
         )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
+    // A field given twice is refused, not resolved (last one wins in a
+    // plain JSON value).
+    let (s, _, body) = h
+        .send(
+            Request::post("/checkout")
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(
+                    r#"{"sku":"mug","quantity":1,"quantity":5,"channel":"page"}"#,
+                ))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let body = String::from_utf8_lossy(&body);
+    assert!(body.contains("duplicate field"), "{body}");
     // Nothing reached the backend.
     assert_eq!(h.backend_calls(), 0);
 }

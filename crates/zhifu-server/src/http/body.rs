@@ -47,7 +47,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
                 ));
             }
         }
-        let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        let value = strict_json(&bytes).map_err(|e| {
             ApiError::new(
                 ErrorCode::InvalidJson,
                 format!("the body is not valid JSON: {e}"),
@@ -95,6 +95,13 @@ impl<'a> Fields<'a> {
     pub fn str_opt(&self, name: &str) -> Result<Option<String>, ApiError> {
         match self.map.get(name) {
             None | Some(Value::Null) => Ok(None),
+            // Text goes to Alipay, into logs and onto the buyer's screen:
+            // control characters (NUL, escapes, line breaks) have no place
+            // in any of our text fields.
+            Some(Value::String(s)) if s.chars().any(char::is_control) => Err(ApiError::new(
+                ErrorCode::InvalidField,
+                format!("`{name}` must not contain control characters"),
+            )),
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(_) => Err(ApiError::new(
                 ErrorCode::InvalidField,
@@ -167,6 +174,85 @@ impl<'a> Fields<'a> {
                 format!("`{name}` must be a JSON object"),
             )),
         }
+    }
+}
+
+/// Parses JSON text into a [`Value`], refusing what `serde_json::Value`
+/// would read ambiguously: an object with the same key twice (where the
+/// last one would silently win — `{"total_amount":"1.00","total_amount":
+/// "500.00"}` must not become a ¥500 order).
+///
+/// # Errors
+/// Invalid JSON, trailing data, or a duplicate key (named).
+pub fn strict_json(bytes: &[u8]) -> Result<Value, serde_json::Error> {
+    use serde::Deserialize;
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let v = StrictValue::deserialize(&mut de)?.0;
+    de.end()?;
+    Ok(v)
+}
+
+/// A JSON value read by a visitor that refuses duplicate object keys.
+struct StrictValue(Value);
+
+impl<'de> serde::Deserialize<'de> for StrictValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(StrictValue)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(StrictValue(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let StrictValue(v) = map.next_value()?;
+            if out.contains_key(&key) {
+                return Err(serde::de::Error::custom(format_args!(
+                    "duplicate key `{}`",
+                    truncate(&key, 64)
+                )));
+            }
+            out.insert(key, v);
+        }
+        Ok(Value::Object(out))
     }
 }
 
@@ -251,5 +337,35 @@ mod tests {
         );
         assert_eq!(f.int_opt("n").unwrap_err().code().as_str(), "invalid_field");
         assert_eq!(f.str_opt("missing").unwrap(), None);
+    }
+
+    #[test]
+    fn strict_json_refuses_duplicate_keys_at_every_level() {
+        assert!(strict_json(br#"{"a":"1","b":{"c":[1,{"d":null}]}}"#).is_ok());
+        for bad in [
+            &br#"{"total_amount":"1.00","total_amount":"500.00"}"#[..],
+            br#"{"metadata":{"k":1,"k":2}}"#,
+            br#"[{"x":1,"x":1}]"#,
+            br#"{"a":1} {"b":2}"#,
+        ] {
+            let e = strict_json(bad).unwrap_err().to_string();
+            assert!(e.contains("duplicate key") || e.contains("trailing"), "{e}");
+        }
+        // The same value as serde_json reads, where there is no ambiguity.
+        let text = br#"{"n":-5,"u":18446744073709551615,"f":1.5,"s":"\u4e2d","t":true,"z":null}"#;
+        assert_eq!(
+            strict_json(text).unwrap(),
+            serde_json::from_slice::<Value>(text).unwrap()
+        );
+    }
+
+    #[test]
+    fn text_fields_refuse_control_characters() {
+        let map: Map<String, Value> =
+            serde_json::from_str(r#"{"subject":"Mug\u0000","body":"ok 中文"}"#).unwrap();
+        let f = Fields::new(&map, &["subject", "body"]).unwrap();
+        assert_eq!(f.str_opt("body").unwrap().as_deref(), Some("ok 中文"));
+        let e = f.str_req("subject").unwrap_err();
+        assert!(format!("{e:?}").contains("control characters"), "{e:?}");
     }
 }
