@@ -77,21 +77,24 @@ async fn page_pay_return_page_shows_verified_status(db: TestDatabase) {
         .to_owned();
     assert!(back.starts_with(&app.url("/alipay/return?")), "{back}");
 
-    // A forged return (valid-looking but unsigned) shows the truth: unpaid.
-    let forged = app.url(&format!(
-        "/alipay/return?out_trade_no={}&total_amount=12.34&trade_no=1&sign=xx",
-        s(&order, "out_trade_no")
-    ));
-    let html = app
-        .http
-        .get(forged)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(html.contains("data-status=\"pending\""), "{html}");
+    // A forged return (valid-looking but unsigned) learns nothing: not the
+    // status, not the amount, not whether the order exists.
+    for no in [s(&order, "out_trade_no"), "NO_SUCH_ORDER"] {
+        let forged = app.url(&format!(
+            "/alipay/return?out_trade_no={no}&total_amount=12.34&trade_no=1&sign=xx"
+        ));
+        let html = app
+            .http
+            .get(forged)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(html.contains("data-status=\"unknown\""), "{html}");
+        assert!(!html.contains("12.34") && !html.contains(no), "{html}");
+    }
     assert_eq!(app.order(id).await["status"], "pending");
 
     // The genuine return: the notification has not been delivered yet, so

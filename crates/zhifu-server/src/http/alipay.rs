@@ -57,8 +57,11 @@ pub async fn return_page(State(st): State<AppState>, RawQuery(q): RawQuery) -> R
     let signed = params
         .clone()
         .is_some_and(|p| st.verifier().verify(p).is_ok());
+    // Only the buyer Alipay redirected here holds parameters that verify;
+    // anyone else learns nothing (no status, no amount, not even whether
+    // the order exists), so the page cannot be used to enumerate orders.
     let mut order = match &out_trade_no {
-        Some(no) if no.len() <= 64 => st
+        Some(no) if signed && no.len() <= 64 => st
             .store()
             .get_order_by_out_trade_no(no)
             .await
@@ -77,8 +80,8 @@ pub async fn return_page(State(st): State<AppState>, RawQuery(q): RawQuery) -> R
     }
     let (title, line, pending) = match &order {
         None => (
-            "Order not found · 未找到订单",
-            "We cannot find this order.".to_owned(),
+            "Payment status unavailable · 无法确认支付状态",
+            "This page cannot confirm a payment. Check your order in the shop.".to_owned(),
             false,
         ),
         Some(o) => match o.status {

@@ -148,7 +148,7 @@ pub fn spec() -> Value {
             "/alipay/notify": {"post": {"summary": "Alipay's asynchronous notification", "security": [],
                 "requestBody": {"content": {"application/x-www-form-urlencoded": {}}},
                 "responses": {"200": {"description": "`success` (text/plain) once committed"}, "400": {"description": "`failure`: forged, malformed or mismatching; nothing changed"}, "500": {"description": "`failure`: try again later"}}}},
-            "/alipay/return": {"get": {"summary": "Buyer's landing page after page/wap pay; shows the stored status, never trusts its parameters", "security": [],
+            "/alipay/return": {"get": {"summary": "Buyer's landing page after page/wap pay; shows the stored status only when its parameters carry Alipay's signature (otherwise nothing about any order), never changes state", "security": [],
                 "responses": {"200": {"description": "HTML"}}}},
             "/healthz": {"get": {"summary": "Database check", "security": [], "responses": {"200": {"description": "{\"status\":\"ok\"}"}, "503": err("Database unavailable")}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "security": [], "responses": {"200": {"description": "text/plain exposition"}}}},
