@@ -47,6 +47,7 @@
 
 #![deny(missing_docs)]
 
+pub mod budget;
 pub mod config;
 pub mod domain;
 pub mod error;

@@ -9,6 +9,7 @@ use std::time::Instant;
 use alipay::{Alipay, AlipayClient, Clock, NotifyVerifier, RequestOptions, SystemClock};
 use zhifu_store::{SqlStore, Store, StoreError};
 
+use crate::budget::RecordBudget;
 use crate::config::{ApiKey, Config, MoneyPolicy, Settings, WebhookConfig};
 use crate::domain::epoch_ms;
 use crate::error::chain;
@@ -33,6 +34,7 @@ struct Inner {
     api_key: ApiKey,
     default_expiry_minutes: i64,
     money: MoneyPolicy,
+    refusal_budget: RecordBudget,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
     outbox: Option<Outbox>,
@@ -83,6 +85,7 @@ impl AppState {
                 return_url,
                 api_key: settings.api_key,
                 default_expiry_minutes: settings.default_expiry_minutes,
+                refusal_budget: RecordBudget::new(settings.money.refused_records_per_minute),
                 money: settings.money,
                 clock,
                 metrics,
@@ -160,6 +163,11 @@ impl AppState {
     /// The money path's rules (late payments, refund pacing, margins).
     pub fn money(&self) -> &MoneyPolicy {
         &self.inner.money
+    }
+
+    /// What refused unauthenticated messages may still be recorded.
+    pub fn refusal_budget(&self) -> &RecordBudget {
+        &self.inner.refusal_budget
     }
 
     /// The webhook outbox sender, when `ZHIFU_WEBHOOK_URL` is configured.

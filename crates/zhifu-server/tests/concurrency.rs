@@ -74,12 +74,16 @@ async fn eight_instances_two_hundred_orders_five_deliveries_each(db: TestDatabas
         let events = store.list_events(id).await.unwrap();
         assert_eq!(events.len(), 1, "{id}: exactly one transition");
         assert_eq!(events[0].event_type, EventType::Paid);
+        // One applied record; a delivery that read the order after the
+        // payment committed is answered from that read and writes nothing,
+        // one that raced it is recorded as a duplicate.
         let notes = store.list_notifications(id).await.unwrap();
-        assert_eq!(notes.len(), DELIVERIES, "{id}: every delivery recorded");
+        assert!((1..=DELIVERIES).contains(&notes.len()), "{id}: {notes:?}");
         assert_eq!(notes.iter().filter(|n| n.outcome == "applied").count(), 1);
-        assert_eq!(
-            notes.iter().filter(|n| n.outcome == "duplicate").count(),
-            DELIVERIES - 1
+        assert!(
+            notes
+                .iter()
+                .all(|n| n.outcome == "applied" || n.outcome == "duplicate")
         );
     }
     let counts = store.count_orders_by_status().await.unwrap();

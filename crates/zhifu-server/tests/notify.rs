@@ -12,7 +12,8 @@ use zhifu_store::testing::TestDatabase;
 
 zhifu_store::backend_tests!(
     tamper_matrix,
-    genuine_notification_pays_once_and_redelivery_is_noop
+    genuine_notification_pays_once_and_redelivery_is_noop,
+    what_strangers_make_us_store_is_bounded,
 );
 
 async fn app(db: TestDatabase) -> TestApp {
@@ -57,10 +58,9 @@ async fn genuine_notification_pays_once_and_redelivery_is_noop(db: TestDatabase)
         .await
         .unwrap();
     assert_eq!(events.len(), 1);
+    // The replays wrote nothing: one record, the applied one.
     let r = reasons(&app, &order).await;
-    assert_eq!(r.len(), 4);
-    assert_eq!(r[0].0, "applied");
-    assert!(r[1..].iter().all(|(o, _)| o == "duplicate"));
+    assert_eq!(r, vec![("applied".to_owned(), None)]);
     let metrics = app
         .http
         .get(app.url("/metrics"))
@@ -153,14 +153,27 @@ async fn tamper_matrix(db: TestDatabase) {
         assert_eq!((status, text.as_str()), (400, "failure"), "{name}");
         let order = app.order(a_id).await;
         assert_eq!(order["status"], "pending", "{name} changed the order");
-        let r = reasons(&app, &a).await;
+        // Alipay-signed refusals are in A's audit trail; forgeries never
+        // are (they sit apart, with only their digest and size).
+        let got = if *reason == "bad_signature" {
+            let orphan = app.store.list_orphan_notifications(1).await.unwrap();
+            let payload = orphan[0].payload.clone().unwrap_or_default();
+            assert!(
+                payload.contains("sha256") && payload.len() < 200,
+                "{name}: {payload}"
+            );
+            (orphan[0].outcome.clone(), orphan[0].reason.clone())
+        } else {
+            reasons(&app, &a).await.last().unwrap().clone()
+        };
         assert_eq!(
-            r.last().unwrap(),
-            &("anomaly".to_owned(), Some((*reason).to_owned())),
+            got,
+            ("anomaly".to_owned(), Some((*reason).to_owned())),
             "{name}"
         );
     }
-    assert_eq!(reasons(&app, &a).await.len(), cases.len());
+    let signed_refusals = cases.iter().filter(|c| c.2 != "bad_signature").count();
+    assert_eq!(reasons(&app, &a).await.len(), signed_refusals);
 
     // Unknown out_trade_no: refused and recorded without an order.
     let mut f = genuine.clone();
@@ -189,9 +202,15 @@ async fn tamper_matrix(db: TestDatabase) {
     assert_ne!(against_b, a_body);
     assert_eq!(app.post_notify(&against_b).await, (400, "failure".into()));
     assert_eq!(app.order(b_id).await["status"], "pending");
+    assert!(
+        reasons(&app, &b).await.is_empty(),
+        "a forgery is not B's history"
+    );
+    let orphan = &app.store.list_orphan_notifications(1).await.unwrap()[0];
     assert_eq!(
-        reasons(&app, &b).await,
-        vec![("anomaly".to_owned(), Some("bad_signature".to_owned()))]
+        orphan.out_trade_no.as_deref(),
+        Some(b_no),
+        "what it claimed, kept"
     );
     assert_eq!(app.store.list_events(b_id).await.unwrap().len(), 0);
 
@@ -223,4 +242,106 @@ async fn tamper_matrix(db: TestDatabase) {
     );
     let events = app.store.list_events(a_id).await.unwrap();
     assert_eq!(events.len(), 1, "only the genuine payment changed A");
+}
+
+/// Every notification record: the order's and those naming no order.
+async fn count_rows(app: &TestApp, order_id: &str) -> i64 {
+    let of_order = app.store.list_notifications(order_id).await.unwrap().len();
+    let orphans = app
+        .store
+        .list_orphan_notifications(100_000)
+        .await
+        .unwrap()
+        .len();
+    i64::try_from(of_order + orphans).unwrap()
+}
+
+async fn what_strangers_make_us_store_is_bounded(db: TestDatabase) {
+    let app = app(db).await;
+    let order = app.create_order("88.88").await;
+    let id = order["id"].as_str().unwrap();
+    let genuine = app.signed_notification(&as_refs(&paid_fields(&app, &order, "n-bound")));
+    assert_eq!(app.post_notify(&genuine).await, (200, "success".into()));
+    let after_first = count_rows(&app, id).await;
+
+    // Replays of the genuine notification: `success`, and no write.
+    for _ in 0..100 {
+        assert_eq!(app.post_notify(&genuine).await, (200, "success".into()));
+    }
+    assert_eq!(count_rows(&app, id).await, after_first);
+
+    // A genuine (signed) but refused notification, replayed: one record.
+    let mut f = paid_fields(&app, &order, "n-bound-mismatch");
+    set(&mut f, "total_amount", "0.01");
+    let mismatch = app.signed_notification(&as_refs(&f));
+    for _ in 0..20 {
+        assert_eq!(app.post_notify(&mismatch).await.0, 400);
+    }
+    assert_eq!(count_rows(&app, id).await, after_first + 1);
+
+    // 200 forged 60 KB notifications naming the real order: each refused;
+    // at most the per-minute budget is recorded, each record a digest and
+    // a size, none of them in the order's history.
+    let mut forged = paid_fields(&app, &order, "n-forged");
+    set(&mut forged, "body", &"x".repeat(60 * 1024));
+    forged.push(("sign_type".into(), "RSA2".into()));
+    forged.push(("sign".into(), "Zm9yZ2Vk".into()));
+    let mut ser = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in &forged {
+        ser.append_pair(k, v);
+    }
+    let forged = ser.finish();
+    assert!(forged.len() > 60 * 1024);
+    for _ in 0..200 {
+        assert_eq!(app.post_notify(&forged).await, (400, "failure".into()));
+    }
+    let budget = i64::from(zhifu_server::config::MoneyPolicy::default().refused_records_per_minute);
+    let grown = count_rows(&app, id).await - after_first - 1;
+    assert!(grown <= budget, "{grown} records for 200 forgeries");
+    assert!(grown >= 1, "forgeries are recorded while the budget lasts");
+    let orphans = app.store.list_orphan_notifications(1_000).await.unwrap();
+    let bytes: usize = orphans
+        .iter()
+        .map(|n| n.payload.as_deref().map_or(0, str::len))
+        .sum();
+    assert!(bytes < 200 * orphans.len(), "{bytes} bytes of payload");
+    assert!(
+        app.store
+            .list_notifications(id)
+            .await
+            .unwrap()
+            .iter()
+            .all(|n| n.reason.as_deref() != Some("bad_signature"))
+    );
+    // Every forgery is still counted.
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            "zhifu_notifications_total{outcome=\"anomaly\",reason=\"bad_signature\"} 200"
+        ),
+        "{metrics}"
+    );
+
+    // The reconcile pass prunes refused records that name no order once
+    // they are old.
+    app.clock
+        .advance(std::time::Duration::from_secs(8 * 24 * 3600));
+    let report = app.reconcile_to_rest().await;
+    assert_eq!(report[0].refused_pruned, u64::try_from(grown).unwrap());
+    assert!(
+        app.store
+            .list_orphan_notifications(10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(app.order(id).await["status"], "paid");
 }

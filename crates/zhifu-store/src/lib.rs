@@ -47,6 +47,7 @@ use async_trait::async_trait;
 pub use crate::error::StoreError;
 pub use crate::model::*;
 pub use crate::sql::{Backend, SqlStore, StoreOptions, new_id};
+pub use crate::transition::is_redelivery;
 
 /// Shorthand for results of this crate.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -101,6 +102,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Records a notification that never reached [`Store::apply_trade_update`]
     /// (bad signature, unknown order, mismatching fields).
     async fn record_notification(&self, record: &NewNotification) -> Result<()>;
+
+    /// Whether a message with this `notify_id` was already recorded as
+    /// refused for these reasons (stored form, [`AnomalyReason::join`]; one
+    /// indexed read): a replay of a refused message records nothing new.
+    async fn refusal_seen(&self, notify_id: &str, reasons: &str) -> Result<bool>;
+
+    /// Deletes records of refused messages that name no order: those
+    /// received before `before`, and all but the newest `keep`. Returns how
+    /// many went. What strangers can make us store stays bounded.
+    async fn prune_refused(&self, before: i64, keep: i64) -> Result<u64>;
 
     /// Notifications recorded for an order, oldest first.
     async fn list_notifications(&self, order_id: &str) -> Result<Vec<NotificationRecord>>;

@@ -75,6 +75,15 @@ pub(crate) fn decide(order: &Order, u: &TradeUpdate) -> Step {
     }
 }
 
+/// Whether `u` would change nothing about `order` as read: a redelivery,
+/// or a state already recorded. States only move forward, so what changes
+/// nothing now changes nothing later either, and a caller may answer such
+/// a report without writing (a report that would be refused is not a
+/// redelivery: it still goes through the store to be recorded).
+pub fn is_redelivery(order: &Order, u: &TradeUpdate) -> bool {
+    decide(order, u) == Step::Done
+}
+
 fn reports_payment(u: &TradeUpdate) -> bool {
     matches!(u.trade_state, TradeState::Success | TradeState::Finished)
 }

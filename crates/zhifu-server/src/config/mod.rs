@@ -120,6 +120,10 @@ pub struct MoneyPolicy {
     /// `time_expire` its payment parameters are still treated as live, for
     /// the difference between our clock and Alipay's.
     pub close_margin: Duration,
+    /// `ZHIFU_REFUSED_RECORDS_PER_MINUTE` (default 30): how many refused
+    /// unauthenticated messages (bad signature, unparseable) one instance
+    /// records per minute and reason; the rest are only counted.
+    pub refused_records_per_minute: u32,
 }
 
 impl Default for MoneyPolicy {
@@ -129,6 +133,7 @@ impl Default for MoneyPolicy {
             refund_spacing: Duration::from_millis(3_000),
             refund_lease: REFUND_LEASE,
             close_margin: Duration::from_secs(120),
+            refused_records_per_minute: 30,
         }
     }
 }
@@ -164,6 +169,10 @@ impl MoneyPolicy {
         if let Some(v) = src.get("ZHIFU_REFUND_LEASE_SECS") {
             p.refund_lease =
                 Duration::from_secs(parse_num("ZHIFU_REFUND_LEASE_SECS", &v, (1u64, 3_600))?);
+        }
+        if let Some(v) = src.get("ZHIFU_REFUSED_RECORDS_PER_MINUTE") {
+            p.refused_records_per_minute =
+                parse_num("ZHIFU_REFUSED_RECORDS_PER_MINUTE", &v, (0u32, 100_000))?;
         }
         if let Some(v) = src.get("ZHIFU_CLOSE_MARGIN_SECS") {
             p.close_margin =

@@ -58,6 +58,8 @@ pub struct ReconcileReport {
     pub errors: Vec<String>,
     /// The deadline stopped the pass before the limits did.
     pub stopped_at_deadline: bool,
+    /// Records of refused messages naming no order that were pruned.
+    pub refused_pruned: u64,
 }
 
 impl ReconcileReport {
@@ -115,6 +117,7 @@ pub async fn run_pass(st: &AppState, opts: &ReconcileOptions) -> ReconcileReport
     orders(st, opts, &mut report).await;
     refunds(st, opts, &mut report).await;
     webhooks(st, opts, &mut report).await;
+    prune(st, &mut report).await;
     tracing::info!(
         checked = report.orders_checked,
         paid = report.paid.len(),
@@ -145,6 +148,21 @@ pub fn spawn_ticker(
             run_pass(&st, &opts).await;
         }
     })
+}
+
+/// How long refused messages that name no order are kept.
+pub const REFUSED_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How many of them are kept at most, whatever their age.
+pub const REFUSED_KEEP: i64 = 10_000;
+
+/// Bounds what strangers left behind: refused records that name no order
+/// go after [`REFUSED_RETENTION`], and beyond the newest [`REFUSED_KEEP`].
+async fn prune(st: &AppState, report: &mut ReconcileReport) {
+    let before = st.now_ms().saturating_sub(ms(REFUSED_RETENTION));
+    match st.store().prune_refused(before, REFUSED_KEEP).await {
+        Ok(n) => report.refused_pruned = n,
+        Err(e) => report.errors.push(format!("prune: {e}")),
+    }
 }
 
 fn claim(st: &AppState, opts: &ReconcileOptions, limit: i64) -> ReconcileClaim {

@@ -134,6 +134,20 @@ pub async fn commit_report(
             LatePaymentPolicy::Keep => LatePayment::Keep,
         },
     };
+    // The read-only replay path: a report that changes nothing about the
+    // order as just read (a redelivered notification, a query that finds
+    // what we know) is answered from that read, with a counter and no
+    // write — replays cost no storage and take no write lock.
+    if zhifu_store::is_redelivery(order, &update) {
+        if r.source == UpdateSource::Notify {
+            st.metrics().notification("duplicate", None);
+        }
+        return Ok(ApplyResult {
+            outcome: Outcome::Duplicate,
+            order: order.clone(),
+            events: Vec::new(),
+        });
+    }
     let result = st.store().apply_trade_update(&update, &record).await?;
     let reason = match result.outcome {
         Outcome::Anomaly(reason) => Some(reason),
@@ -184,8 +198,31 @@ pub struct Claim<'a> {
     pub trade_status: Option<&'a str>,
 }
 
+/// How much of a refused message is kept.
+#[derive(Debug)]
+pub enum Evidence {
+    /// A message whose signature verified (Alipay sent it): its fields,
+    /// capped, and it may name the order it is about.
+    Verified(Option<String>),
+    /// Anything unauthenticated: only its digest and size. It never names
+    /// an order (a forgery must not sit in a real order's audit trail), and
+    /// what is recorded is rate-limited per reason ([`crate::budget`]).
+    Unverified {
+        /// The raw body.
+        body_len: usize,
+        /// SHA-256 of the raw body, hex.
+        sha256: String,
+    },
+}
+
+/// Largest payload kept for a refused verified message.
+const MAX_REFUSED_PAYLOAD: usize = 4 * 1024;
+
 /// Records a message that was refused before it could change anything,
-/// with every reason it was refused for.
+/// with every reason it was refused for — within bounds: an unauthenticated
+/// message is recorded only while the reason's budget lasts, and a verified
+/// one whose `notify_id` was recorded before is not recorded again (a
+/// replay). Either way the metrics count it.
 ///
 /// # Errors
 /// Store failures.
@@ -195,8 +232,44 @@ pub async fn record_refused(
     claim: Claim<'_>,
     source: UpdateSource,
     reasons: &[AnomalyReason],
-    payload: Option<String>,
+    evidence: Evidence,
 ) -> Result<(), StoreError> {
+    if source == UpdateSource::Notify {
+        for reason in reasons {
+            st.metrics().notification("anomaly", Some(reason.as_str()));
+        }
+    }
+    let names: Vec<&str> = reasons.iter().map(|r| r.as_str()).collect();
+    let (order, payload) = match evidence {
+        Evidence::Verified(payload) => {
+            if let Some(id) = claim.notify_id
+                && st
+                    .store()
+                    .refusal_seen(id, &AnomalyReason::join(reasons))
+                    .await?
+            {
+                tracing::debug!(reasons = ?names, "refused message replayed; not recorded again");
+                return Ok(());
+            }
+            let payload = payload.map(|p| {
+                if p.len() <= MAX_REFUSED_PAYLOAD {
+                    p
+                } else {
+                    serde_json::json!({"truncated": true, "bytes": p.len()}).to_string()
+                }
+            });
+            (order, payload)
+        }
+        Evidence::Unverified { body_len, sha256 } => {
+            let first = reasons.first().map_or("malformed", |r| r.as_str());
+            if !st.refusal_budget().take(first) {
+                tracing::debug!(reasons = ?names, "refused message over the record budget; counted only");
+                return Ok(());
+            }
+            let payload = serde_json::json!({"sha256": sha256, "bytes": body_len}).to_string();
+            (None, Some(payload))
+        }
+    };
     let rec = NewNotification {
         id: new_id("ntf"),
         order_id: order.map(|o| o.id.clone()),
@@ -209,12 +282,6 @@ pub async fn record_refused(
         received_at: st.now_ms(),
     };
     st.store().record_notification(&rec).await?;
-    if source == UpdateSource::Notify {
-        for reason in reasons {
-            st.metrics().notification("anomaly", Some(reason.as_str()));
-        }
-    }
-    let reasons: Vec<&str> = reasons.iter().map(|r| r.as_str()).collect();
-    tracing::warn!(?reasons, source = source.as_str(), "message refused");
+    tracing::warn!(reasons = ?names, source = source.as_str(), "message refused");
     Ok(())
 }

@@ -22,16 +22,13 @@ use alipay::{
 };
 use zhifu_store::{AnomalyReason, OrderStatus, Outcome, StoreError, UpdateSource};
 
-use super::commit::{Claim, Report, commit_report, record_refused};
+use super::commit::{Claim, Evidence, Report, commit_report, record_refused};
 use super::error::PaymentError;
 use super::refunds::after_late_payment;
 use super::trade::apply_query;
-use crate::domain::{amount, epoch_ms};
+use crate::domain::{amount, epoch_ms, hex};
 use crate::error::chain;
 use crate::state::AppState;
-
-/// Largest raw body kept in the record of an unparseable notification.
-const MAX_PAYLOAD: usize = 8 * 1024;
 
 /// What the notification endpoint answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,10 +57,15 @@ fn mismatch_reason(m: &Mismatch) -> AnomalyReason {
 /// # Errors
 /// Store failures: the caller answers `failure` so Alipay retries.
 pub async fn handle_notification(st: &AppState, raw: &[u8]) -> Result<NotifyAnswer, StoreError> {
+    // What an unauthenticated body leaves behind, if anything: its digest
+    // and size (see `Evidence::Unverified`).
+    let unverified = || Evidence::Unverified {
+        body_len: raw.len(),
+        sha256: hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, raw).as_ref()),
+    };
     let params = match FormParams::parse(raw) {
         Ok(p) => p,
         Err(_) => {
-            let payload = String::from_utf8_lossy(&raw[..raw.len().min(MAX_PAYLOAD)]).into_owned();
             let reasons = [AnomalyReason::Malformed];
             record_refused(
                 st,
@@ -71,26 +73,25 @@ pub async fn handle_notification(st: &AppState, raw: &[u8]) -> Result<NotifyAnsw
                 Claim::default(),
                 UpdateSource::Notify,
                 &reasons,
-                Some(payload),
+                unverified(),
             )
             .await?;
             return Ok(NotifyAnswer::Refused(reasons.to_vec()));
         }
     };
     // What the message claims, kept for the record before verification
-    // consumes the parameters; none of it is trusted.
-    let payload = Some(params.to_json().to_string());
-    let claimed = |k: &str| params.get(k).map(str::to_owned);
+    // consumes the parameters; none of it is trusted (truncated when
+    // recorded).
+    let claimed = |k: &str| {
+        params
+            .get(k)
+            .map(|v| v.chars().take(128).collect::<String>())
+    };
     let (claimed_no, claimed_notify_id, claimed_status) = (
         claimed("out_trade_no"),
         claimed("notify_id"),
         claimed("trade_status"),
     );
-    let claim = || Claim {
-        out_trade_no: claimed_no.as_deref(),
-        notify_id: claimed_notify_id.as_deref(),
-        trade_status: claimed_status.as_deref(),
-    };
     let verified = match st.verifier().verify(params) {
         Ok(v) => v,
         Err(e) => {
@@ -100,30 +101,36 @@ pub async fn handle_notification(st: &AppState, raw: &[u8]) -> Result<NotifyAnsw
                 }
                 _ => AnomalyReason::BadSignature,
             };
-            // The claimed order is linked for the audit trail only; nothing
-            // in an unverified message is trusted.
-            let order = match &claimed_no {
-                Some(no) => st.store().get_order_by_out_trade_no(no).await?,
-                None => None,
+            let claim = Claim {
+                out_trade_no: claimed_no.as_deref(),
+                notify_id: claimed_notify_id.as_deref(),
+                trade_status: claimed_status.as_deref(),
             };
             record_refused(
                 st,
-                order.as_ref(),
-                claim(),
+                None,
+                claim,
                 UpdateSource::Notify,
                 &[reason],
-                payload,
+                unverified(),
             )
             .await?;
             return Ok(NotifyAnswer::Refused(vec![reason]));
         }
     };
+    // From here on, Alipay sent it; its fields are the audit payload.
+    let payload = || Evidence::Verified(Some(verified.get().to_json().to_string()));
     let n = match TradeNotification::from_verified(&verified) {
         Ok(n) => n,
         Err(e) => {
             tracing::warn!(error = %chain(&e), "verified notification could not be typed");
             let reasons = [AnomalyReason::Malformed];
-            record_refused(st, None, claim(), UpdateSource::Notify, &reasons, payload).await?;
+            let claim = Claim {
+                out_trade_no: claimed_no.as_deref(),
+                notify_id: claimed_notify_id.as_deref(),
+                trade_status: claimed_status.as_deref(),
+            };
+            record_refused(st, None, claim, UpdateSource::Notify, &reasons, payload()).await?;
             return Ok(NotifyAnswer::Refused(reasons.to_vec()));
         }
     };
@@ -138,7 +145,7 @@ pub async fn handle_notification(st: &AppState, raw: &[u8]) -> Result<NotifyAnsw
         .await?
     else {
         let reasons = [AnomalyReason::UnknownOrder];
-        record_refused(st, None, claim, UpdateSource::Notify, &reasons, payload).await?;
+        record_refused(st, None, claim, UpdateSource::Notify, &reasons, payload()).await?;
         return Ok(NotifyAnswer::Refused(reasons.to_vec()));
     };
     let expected = ExpectedOrder {
@@ -156,7 +163,7 @@ pub async fn handle_notification(st: &AppState, raw: &[u8]) -> Result<NotifyAnsw
             claim,
             UpdateSource::Notify,
             &reasons,
-            payload,
+            payload(),
         )
         .await?;
         return Ok(NotifyAnswer::Refused(reasons));
@@ -196,7 +203,7 @@ pub async fn handle_notification(st: &AppState, raw: &[u8]) -> Result<NotifyAnsw
         buyer_id: n.buyer_id.clone(),
         paid_at: n.gmt_payment.map(epoch_ms),
         refund_fee: n.refund_fee,
-        payload,
+        payload: Some(verified.get().to_json().to_string()),
     };
     let result = commit_report(st, &order, report).await?;
     after_late_payment(st, &result).await;

@@ -7,7 +7,7 @@
 use alipay::{QueryResponse, RequestOptions, TradeCancel, TradeClose, TradeQuery, TradeRef};
 use zhifu_store::{AnomalyReason, ApplyResult, Order, OrderStatus, UpdateSource};
 
-use super::commit::{Claim, Report, commit_report, record_refused};
+use super::commit::{Claim, Evidence, Report, commit_report, record_refused};
 use super::error::PaymentError;
 use super::refunds::after_late_payment;
 use crate::domain::{Channel, epoch_ms, fen};
@@ -204,7 +204,7 @@ pub async fn apply_query(
             },
             UpdateSource::Query,
             &[reason],
-            payload,
+            Evidence::Verified(payload),
         )
         .await?;
         return Err(PaymentError::AlipayMismatch(reason));

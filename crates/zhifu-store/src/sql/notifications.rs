@@ -84,3 +84,38 @@ pub(super) async fn list_orphan_notifications(
     .await?;
     rows.iter().map(notification_from_row).collect()
 }
+
+pub(super) async fn refusal_seen(s: &SqlStore, notify_id: &str, reason: &str) -> Result<bool> {
+    Ok(sqlx::query(
+        "SELECT 1 AS one FROM notifications WHERE notify_id = $1 AND outcome = 'anomaly' \
+         AND reason = $2 LIMIT 1",
+    )
+    .bind(notify_id)
+    .bind(reason)
+    .fetch_optional(&s.pool)
+    .await?
+    .is_some())
+}
+
+pub(super) async fn prune_refused(s: &SqlStore, before: i64, keep: i64) -> Result<u64> {
+    let mut tx = s.begin_write().await?;
+    let old = sqlx::query(
+        "DELETE FROM notifications WHERE order_id IS NULL AND outcome = 'anomaly' \
+         AND received_at < $1",
+    )
+    .bind(before)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let over = sqlx::query(
+        "DELETE FROM notifications WHERE order_id IS NULL AND outcome = 'anomaly' \
+         AND id NOT IN (SELECT id FROM notifications WHERE order_id IS NULL \
+         AND outcome = 'anomaly' ORDER BY received_at DESC, id DESC LIMIT $1)",
+    )
+    .bind(keep)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    Ok(old + over)
+}

@@ -53,6 +53,14 @@ impl Store for SqlStore {
         notifications::record_notification(self, record).await
     }
 
+    async fn refusal_seen(&self, notify_id: &str, reasons: &str) -> Result<bool> {
+        notifications::refusal_seen(self, notify_id, reasons).await
+    }
+
+    async fn prune_refused(&self, before: i64, keep: i64) -> Result<u64> {
+        notifications::prune_refused(self, before, keep).await
+    }
+
     async fn list_notifications(&self, order_id: &str) -> Result<Vec<NotificationRecord>> {
         notifications::list_notifications(self, order_id).await
     }
