@@ -1,5 +1,6 @@
 # Starts a throwaway PostgreSQL cluster (Debian packages) on a free loopback
-# port and exports ZHIFU_TEST_DATABASE_URL. Source it, then call
+# port and exports ZHIFU_TEST_DATABASE_URL (and ZHIFU_TEST_PG_RESTART, a
+# command that restarts it). Source it, then call
 # start_postgres / stop_postgres.
 
 start_postgres() {
@@ -18,6 +19,20 @@ start_postgres() {
   "${as[@]}" "$bin/initdb -D $PGTEST_DIR/data -A trust -U postgres -E UTF8 >$PGTEST_DIR/initdb.log 2>&1"
   "${as[@]}" "$bin/pg_ctl -D $PGTEST_DIR/data -o '-p $port -k $PGTEST_DIR -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off' -l $PGTEST_DIR/log -w start >/dev/null"
   PGTEST_STOP=("${as[@]}" "$bin/pg_ctl -D $PGTEST_DIR/data -m fast stop >/dev/null")
+  # A script that restarts this server (fast shutdown, then start with the
+  # same options), keeping it down ZHIFU_TEST_PG_DOWN_SECS seconds (default
+  # 0) in between: what the crash tests use to restart PostgreSQL under load.
+  {
+    echo '#!/usr/bin/env bash'
+    echo 'set -eu'
+    printf '%q ' "${as[@]}" "$bin/pg_ctl -D $PGTEST_DIR/data -m fast -w stop >/dev/null"
+    echo
+    echo 'sleep "${ZHIFU_TEST_PG_DOWN_SECS:-0}"'
+    printf '%q ' "${as[@]}" "$bin/pg_ctl -D $PGTEST_DIR/data -o '-p $port -k $PGTEST_DIR -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off' -l $PGTEST_DIR/log -w start >/dev/null"
+    echo
+  } >"$PGTEST_DIR/restart.sh"
+  chmod +x "$PGTEST_DIR/restart.sh"
+  export ZHIFU_TEST_PG_RESTART="$PGTEST_DIR/restart.sh"
   export ZHIFU_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
 }
 
@@ -25,5 +40,6 @@ stop_postgres() {
   if [ -n "${PGTEST_DIR:-}" ]; then
     "${PGTEST_STOP[@]}" || true
     rm -rf "$PGTEST_DIR"
+    unset ZHIFU_TEST_PG_RESTART
   fi
 }
