@@ -10,7 +10,7 @@ use alipay::{Alipay, AlipayClient, Clock, NotifyVerifier, RequestOptions, System
 use zhifu_store::{SqlStore, Store, StoreError};
 
 use crate::budget::RecordBudget;
-use crate::config::{ApiKey, Config, MoneyPolicy, Settings, WebhookConfig};
+use crate::config::{ApiKey, Config, MoneyPolicy, ReconcileOptions, Settings, WebhookConfig};
 use crate::domain::epoch_ms;
 use crate::error::chain;
 use crate::metrics::Metrics;
@@ -35,6 +35,7 @@ struct Inner {
     default_expiry_minutes: i64,
     money: MoneyPolicy,
     refusal_budget: RecordBudget,
+    reconcile: ReconcileOptions,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
     outbox: Option<Outbox>,
@@ -86,6 +87,7 @@ impl AppState {
                 api_key: settings.api_key,
                 default_expiry_minutes: settings.default_expiry_minutes,
                 refusal_budget: RecordBudget::new(settings.money.refused_records_per_minute),
+                reconcile: ReconcileOptions::default(),
                 money: settings.money,
                 clock,
                 metrics,
@@ -112,7 +114,8 @@ impl AppState {
             Arc::new(store),
             Arc::new(SystemClock),
             config.webhook,
-        ))
+        )
+        .reconciling_with(config.reconcile))
     }
 
     /// The store.
@@ -163,6 +166,21 @@ impl AppState {
     /// The money path's rules (late payments, refund pacing, margins).
     pub fn money(&self) -> &MoneyPolicy {
         &self.inner.money
+    }
+
+    /// The reconcile settings (`ZHIFU_RECONCILE_*`) that `POST
+    /// /v1/reconcile` starts from.
+    pub fn reconcile_options(&self) -> &ReconcileOptions {
+        &self.inner.reconcile
+    }
+
+    /// Sets the reconcile settings of a state that is not shared yet (right
+    /// after it was built); a shared one is returned unchanged.
+    fn reconciling_with(mut self, reconcile: ReconcileOptions) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.reconcile = reconcile;
+        }
+        self
     }
 
     /// What refused unauthenticated messages may still be recorded.

@@ -32,7 +32,7 @@ pub async fn reconcile_now(
             )),
         }
     };
-    let mut opts = ReconcileOptions::default();
+    let mut opts = st.reconcile_options().clone();
     if let Some(s) = range("min_age_seconds", f.int_opt("min_age_seconds")?, 0, 86_400)? {
         opts.min_age = std::time::Duration::from_secs(s);
     }
