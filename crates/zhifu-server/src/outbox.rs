@@ -167,6 +167,11 @@ impl Outbox {
         })
     }
 
+    /// When the first attempt is made.
+    pub fn delivery(&self) -> crate::config::WebhookDelivery {
+        self.config.delivery
+    }
+
     /// Right after a commit: tries once, at once, every due event of the
     /// order (normally just the new ones). Failures stay in the outbox for
     /// the reconcile pass; nothing here fails the caller.

@@ -17,7 +17,10 @@
 //! - `SEEDS=a,b,c` or `SEED=n`: exactly those (a failing seed replays);
 //! - `MODEL_OPS` (default 24): most operations per sequence;
 //! - `MODEL_KEEP=i,j,…` with `SEED`: only those operations (a cut-down
-//!   sequence, as `MODEL_SHRINK=1` prints when it minimises a failure).
+//!   sequence, as `MODEL_SHRINK=1` prints when it minimises a failure);
+//!   `MODEL_REPEAT=n` runs each given seed n times (for races);
+//! - `MODEL_ALLOW=name,…`: tolerate known bugs by name (see `allowed` in
+//!   `model/run.rs`) to look past them in long runs; strict by default.
 //!
 //! Sequences of one server configuration share a server and sandbox (a
 //! fresh one every 150 sequences); each has its own orders. SQLite and
@@ -41,6 +44,8 @@ macro_rules! ensure {
 mod check;
 #[path = "model/plan.rs"]
 mod plan;
+#[path = "model/refunds.rs"]
+mod refunds;
 #[path = "model/run.rs"]
 mod run;
 
@@ -88,8 +93,15 @@ fn config() -> Config {
     let keep = env_list("MODEL_KEEP").map(|v| v.into_iter().map(|i| i as usize).collect());
     let shrink = std::env::var("MODEL_SHRINK").is_ok_and(|v| v == "1");
     if let Some(seeds) = env_list("SEEDS").or_else(|| env_list("SEED")) {
+        // Races may need several tries: MODEL_REPEAT runs each seed n times.
+        let n = env_list("MODEL_REPEAT")
+            .and_then(|v| v.first().copied())
+            .unwrap_or(1);
         return Config {
-            seeds,
+            seeds: seeds
+                .into_iter()
+                .flat_map(|s| std::iter::repeat_n(s, n as usize))
+                .collect(),
             max_ops,
             keep,
             shrink,
@@ -166,11 +178,13 @@ impl Apps {
 
 /// Runs `ops` (indices into the plan) of one sequence; a failure is the
 /// message and what happened.
+type Stats = std::collections::BTreeMap<&'static str, usize>;
+
 async fn run_sequence(
     app: &TestApp,
     plan: &Plan,
     ops: &[usize],
-) -> Result<usize, (String, Vec<String>)> {
+) -> Result<Stats, (String, Vec<String>)> {
     let mut r = Runner::new(app, plan);
     r.clear_faults().await;
     r.create_orders().await;
@@ -192,7 +206,11 @@ async fn run_sequence(
         e => e,
     };
     match res {
-        Ok(()) => Ok(ops.len()),
+        Ok(()) => {
+            r.tally().await;
+            r.stats.insert("operations", ops.len());
+            Ok(r.stats)
+        }
         Err(e) => Err((format!("at rest: {e}"), r.log)),
     }
 }
@@ -229,7 +247,7 @@ async fn model_sequences(db: TestDatabase) {
         );
     }
     let started = Instant::now();
-    let mut ops_run = 0;
+    let mut stats = Stats::new();
     for &seed in &cfg.seeds {
         let plan = generate(seed, cfg.max_ops);
         let ops: Vec<usize> = match &cfg.keep {
@@ -244,7 +262,11 @@ async fn model_sequences(db: TestDatabase) {
         );
         let app = apps.get(plan.variant).await;
         match run_sequence(app, &plan, &ops).await {
-            Ok(n) => ops_run += n,
+            Ok(s) => {
+                for (k, v) in s {
+                    *stats.entry(k).or_default() += v;
+                }
+            }
             Err((msg, log)) => {
                 let mut report = format!(
                     "model[{backend:?}]: seed {seed} failed ({}): {msg}\n\
@@ -275,7 +297,7 @@ async fn model_sequences(db: TestDatabase) {
         }
     }
     eprintln!(
-        "model[{backend:?}]: {} sequences, {ops_run} operations in {:.1?}",
+        "model[{backend:?}]: {} sequences in {:.1?}: {stats:?}",
         cfg.seeds.len(),
         started.elapsed()
     );

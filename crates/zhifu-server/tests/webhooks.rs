@@ -21,6 +21,7 @@ zhifu_store::backend_tests!(
     a_failing_receiver_gets_the_event_once_after_it_recovers,
     every_kind_of_change_is_delivered_once_in_order,
     the_budget_runs_out_and_a_resend_rearms,
+    a_hanging_receiver_never_holds_the_answer,
 );
 
 fn opts() -> ReconcileOptions {
@@ -304,4 +305,53 @@ async fn the_budget_runs_out_and_a_resend_rearms(db: TestDatabase) {
     );
     let attempts = app.store.list_delivery_attempts(&ev.id).await.unwrap();
     assert_eq!(attempts.len(), 3);
+}
+
+/// A merchant endpoint that never answers does not hold Alipay's `success`:
+/// after the answer (long-running servers), the attempt runs in the
+/// background; inline (functions), it gets only its budget. Either way the
+/// event stays in the outbox for the reconcile pass.
+async fn a_hanging_receiver_never_holds_the_answer(db: TestDatabase) {
+    let db = std::sync::Arc::new(db);
+    for delivery in [
+        zhifu_server::config::WebhookDelivery::AfterAnswer,
+        zhifu_server::config::WebhookDelivery::Inline {
+            budget: Duration::from_millis(300),
+        },
+    ] {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let receiver = Receiver::start(ReceiverMode::Hang(tx)).await;
+        let mut cfg = webhook_config(&receiver.url, 12);
+        cfg.delivery = delivery;
+        // The delivery timeout alone would hold an inline answer 5 s.
+        assert_eq!(cfg.timeout, Duration::from_secs(5));
+        let app = spawn_on(
+            db.clone(),
+            Options {
+                webhook: Some(cfg),
+                ..Default::default()
+            },
+            None,
+        )
+        .await;
+        let o = app.create_order("3.00").await;
+        let id = o["id"].as_str().unwrap();
+        app.pay(id, json!({"channel": "qr"})).await;
+        let started = std::time::Instant::now();
+        app.buyer_pays(o["out_trade_no"].as_str().unwrap()).await;
+        let took = started.elapsed();
+        assert_eq!(app.order(id).await["status"], "paid");
+        assert!(
+            took < Duration::from_millis(2_500),
+            "{delivery:?}: the notification was answered after {took:?}"
+        );
+        // The attempt was made (in the background, or within the budget).
+        let event = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("the webhook was attempted")
+            .unwrap();
+        let ev = app.store.list_events(id).await.unwrap().remove(0);
+        assert_eq!(event, ev.id);
+        assert_eq!(ev.webhook_state, WebhookState::Pending, "{delivery:?}");
+    }
 }

@@ -275,6 +275,29 @@ pub struct WebhookConfig {
     pub max_attempts: i64,
     /// Time limit of one delivery ([`DELIVERY_TIMEOUT`]).
     pub timeout: Duration,
+    /// When a change's webhooks get their first attempt.
+    pub delivery: WebhookDelivery,
+}
+
+/// When a committed change's webhooks get their first attempt. Either way
+/// the events are in the outbox first, and the reconcile pass delivers
+/// whatever the first attempt did not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookDelivery {
+    /// After the answer (`ZHIFU_WEBHOOK_DELIVERY=after_answer`, the
+    /// default): in a background task, so Alipay's `success` and the
+    /// merchant's API answer never wait for the merchant's endpoint. For
+    /// long-running servers; a function instance may be frozen right after
+    /// its answer, leaving the attempt to the reconcile pass.
+    AfterAnswer,
+    /// Before the answer, within a budget
+    /// (`ZHIFU_WEBHOOK_DELIVERY=inline`, `ZHIFU_WEBHOOK_INLINE_BUDGET_MS`,
+    /// default 1000): what a function should use. Events not attempted
+    /// within the budget wait for the reconcile pass.
+    Inline {
+        /// Time the attempts of one change may take in all.
+        budget: Duration,
+    },
 }
 
 /// Settings of one pass.
@@ -502,11 +525,30 @@ impl WebhookConfig {
             Some(v) => parse_num("ZHIFU_WEBHOOK_MAX_ATTEMPTS", &v, (1i64, 100))?,
             None => DEFAULT_MAX_ATTEMPTS,
         };
+        let budget = match src.get("ZHIFU_WEBHOOK_INLINE_BUDGET_MS") {
+            Some(v) => Duration::from_millis(parse_num(
+                "ZHIFU_WEBHOOK_INLINE_BUDGET_MS",
+                &v,
+                (1u64, 60_000),
+            )?),
+            None => Duration::from_millis(1_000),
+        };
+        let delivery = match src.get("ZHIFU_WEBHOOK_DELIVERY").as_deref().map(str::trim) {
+            None | Some("after_answer") => WebhookDelivery::AfterAnswer,
+            Some("inline") => WebhookDelivery::Inline { budget },
+            Some(_) => {
+                return Err(ConfigError::new(
+                    "ZHIFU_WEBHOOK_DELIVERY",
+                    "expected `after_answer` or `inline`",
+                ));
+            }
+        };
         Ok(Some(WebhookConfig {
             url,
             secret: WebhookSecret::new(secret)?,
             max_attempts,
             timeout: DELIVERY_TIMEOUT,
+            delivery,
         }))
     }
 }

@@ -2,7 +2,9 @@
 //! refund, is committed by the store in one transaction (conditional
 //! updates, its outbox events, its audit record), and then — only then —
 //! the single after-commit hook runs: the new events' webhooks are tried
-//! once ([`crate::outbox::Outbox::flush_order`]).
+//! once ([`crate::outbox::Outbox::flush_order`]), after the answer on a
+//! long-running server, or inline within a budget on a function
+//! ([`crate::config::WebhookDelivery`]).
 //!
 //! Refused input is recorded here too ([`record_refused`]), so every report
 //! Zhifu received, applied or not, is in the audit trail.
@@ -13,7 +15,7 @@ use zhifu_store::{
     RefundResult, StoreError, TradeState, TradeUpdate, UpdateSource, new_id,
 };
 
-use crate::config::LatePaymentPolicy;
+use crate::config::{LatePaymentPolicy, WebhookDelivery};
 use crate::domain::fen;
 use crate::state::AppState;
 
@@ -71,8 +73,29 @@ fn trade_state(s: &TradeStatus) -> Option<TradeState> {
 /// The single after-commit hook: the order's new events get their first
 /// webhook attempt. Never fails the caller (the outbox keeps the events).
 async fn after_commit(st: &AppState, order_id: &str) {
-    if let Some(outbox) = st.outbox() {
-        outbox.flush_order(order_id).await;
+    let Some(outbox) = st.outbox() else {
+        return;
+    };
+    match outbox.delivery() {
+        WebhookDelivery::AfterAnswer => {
+            let (st, order_id) = (st.clone(), order_id.to_owned());
+            tokio::spawn(async move {
+                if let Some(outbox) = st.outbox() {
+                    outbox.flush_order(&order_id).await;
+                }
+            });
+        }
+        WebhookDelivery::Inline { budget } => {
+            // Past the budget the attempt is dropped where it stands; its
+            // lease ends and the reconcile pass delivers (receivers
+            // de-duplicate on the event id, as they must for retries).
+            if tokio::time::timeout(budget, outbox.flush_order(order_id))
+                .await
+                .is_err()
+            {
+                tracing::info!(order = %order_id, ?budget, "webhook budget spent; the reconcile pass delivers the rest");
+            }
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use zhifu_sandbox::{DeliveryState, TradeView};
 
-use super::run::{Check, Runner, trade_of, trade_paid};
+use super::run::{Check, Runner, fen_of, trade_of, trade_paid, yuan};
 use crate::common::s;
 
 fn fen(v: &str) -> i64 {
@@ -118,6 +118,43 @@ impl Runner<'_> {
             self.check_order_at_rest(o, &trades).await?;
         }
         Ok(())
+    }
+
+    /// Counts what the sequence reached, from the state at rest.
+    pub async fn tally(&mut self) {
+        for o in 0..self.orders.len() {
+            let z = self.order(o).await;
+            let st: &'static str = match s(&z, "status") {
+                "paid" => "orders paid",
+                "refunded" => "orders refunded",
+                "closed" => "orders closed",
+                _ => "orders in another state",
+            };
+            self.count(st);
+            if z["paid_after_close"] == json!(true) {
+                self.count("orders paid after close");
+            }
+            if self.orders[o].saw_close {
+                self.count("orders seen closing/closed");
+            }
+            for r in self.refunds(o).await {
+                self.count(match (s(&r, "status"), s(&r, "origin")) {
+                    ("succeeded", "paid_after_close") => "automatic refunds succeeded",
+                    ("succeeded", _) => "refunds succeeded",
+                    ("failed", _) => "refunds failed",
+                    _ => "refunds in another state",
+                });
+                let no = s(&r, "out_request_no").to_owned();
+                let unknown = self
+                    .app
+                    .gateway_calls(None, Some(&self.orders[o].out_trade_no))
+                    .iter()
+                    .any(|c| c.out_request_no.as_deref() == Some(&no) && c.code == "20000");
+                if unknown {
+                    self.count("refunds that saw an unknown outcome");
+                }
+            }
+        }
     }
 
     async fn check_order_at_rest(&self, o: usize, trades: &[TradeView]) -> Check {
@@ -298,6 +335,92 @@ impl Runner<'_> {
                 late_refunds.is_empty(),
                 "{what}: an automatic refund without paid_after_close"
             );
+        }
+        Ok(())
+    }
+
+    // ---- invariants at every moment -------------------------------------
+
+    /// What must hold after every operation: Zhifu never claims more than
+    /// Alipay did. Also notes what Zhifu says for the pay checks.
+    pub async fn check_always(&mut self) -> Check {
+        let trades = self.app.sandbox().trades().await;
+        let mut statuses = HashMap::new();
+        for o in 0..self.orders.len() {
+            let z = self.order(o).await;
+            let refunds = self.refunds(o).await;
+            let m = &self.orders[o];
+            let t = trade_of(&trades, &m.out_trade_no);
+            let st = s(&z, "status").to_owned();
+            ensure!(
+                matches!(
+                    st.as_str(),
+                    "pending" | "closing" | "paid" | "closed" | "refunded"
+                ),
+                "#{o}: unknown status {st}"
+            );
+            if matches!(st.as_str(), "paid" | "refunded") {
+                ensure!(
+                    t.is_some_and(trade_paid),
+                    "#{o}: Zhifu says {st}, Alipay has no payment ({:?})",
+                    t.map(|t| &t.trade_status)
+                );
+            }
+            let alipay_refunded = t.map(|t| fen_of(&json!(t.refund_fee))).unwrap_or(0);
+            let refunded = fen_of(&z["refunded_amount"]);
+            ensure!(
+                refunded <= alipay_refunded,
+                "#{o}: Zhifu says {} refunded, Alipay {}",
+                yuan(refunded),
+                yuan(alipay_refunded)
+            );
+            if st == "refunded" {
+                ensure!(
+                    alipay_refunded == m.total_fen,
+                    "#{o}: refunded, but Alipay refunded {} of {}",
+                    yuan(alipay_refunded),
+                    yuan(m.total_fen)
+                );
+            }
+            let at_alipay: HashMap<&str, i64> = t
+                .map(|t| {
+                    t.refunds
+                        .iter()
+                        .filter(|r| r.via == "refund")
+                        .map(|r| (r.out_request_no.as_str(), fen_of(&json!(r.refund_amount))))
+                        .collect()
+                })
+                .unwrap_or_default();
+            for r in &refunds {
+                let no = s(r, "out_request_no");
+                match s(r, "status") {
+                    "succeeded" => ensure!(
+                        at_alipay.get(no) == Some(&fen_of(&r["amount"])),
+                        "#{o}: refund {no} succeeded in Zhifu, Alipay has {:?}",
+                        at_alipay.get(no)
+                    ),
+                    "failed" => ensure!(
+                        !at_alipay.contains_key(no),
+                        "#{o}: refund {no} failed in Zhifu, but Alipay made it"
+                    ),
+                    _ => {}
+                }
+            }
+            for no in at_alipay.keys() {
+                ensure!(
+                    refunds.iter().any(|r| r["out_request_no"] == *no),
+                    "#{o}: Alipay has refund {no} Zhifu has no record of"
+                );
+            }
+            statuses.insert(o, st);
+        }
+        for (o, st) in statuses {
+            if st == "closed" {
+                self.orders[o].said_closed = true;
+            }
+            if st == "closed" || st == "closing" {
+                self.orders[o].saw_close = true;
+            }
         }
         Ok(())
     }

@@ -178,55 +178,58 @@ fn amount(rng: &mut Rng, total: i64) -> Amount {
     }
 }
 
+fn key(rng: &mut Rng, keys: &mut usize) -> Key {
+    let key = match rng.below(6) {
+        0 | 1 => Key::None,
+        2 | 3 => Key::New,
+        4 if *keys > 0 => Key::Retry(rng.index(*keys)),
+        5 if *keys > 0 => Key::Misuse(rng.index(*keys)),
+        _ => Key::New,
+    };
+    if key == Key::New {
+        *keys += 1;
+    }
+    key
+}
+
 fn plain_op(rng: &mut Rng, orders: &[OrderSpec], keys: &mut usize) -> Op {
     let o = rng.index(orders.len());
     let total = orders[o].total_fen;
+    // Weights out of 100.
     match rng.below(100) {
-        0..=13 => Op::Pay {
+        0..=9 => Op::Pay {
             o,
             channel: rng.pick(&CHANNELS),
         },
-        14..=18 => Op::BuyerVisit { o },
-        19..=23 => Op::BuyerOpen { o },
-        24..=37 => Op::BuyerPay { o },
-        38..=40 => Op::BuyerAbandon { o },
-        41..=48 => Op::Close { o },
-        49..=50 => Op::CloseWhileBuyerPays { o },
-        51..=64 => {
-            let key = match rng.below(6) {
-                0 | 1 => Key::None,
-                2 | 3 => Key::New,
-                4 if *keys > 0 => Key::Retry(rng.index(*keys)),
-                5 if *keys > 0 => Key::Misuse(rng.index(*keys)),
-                _ => Key::New,
-            };
-            if key == Key::New {
-                *keys += 1;
-            }
-            Op::Refund {
-                o,
-                amount: amount(rng, total),
-                key,
-            }
-        }
-        65..=68 => Op::RefundTwice {
+        10..=12 => Op::BuyerVisit { o },
+        13..=16 => Op::BuyerOpen { o },
+        17..=32 => Op::BuyerPay { o },
+        33..=34 => Op::BuyerAbandon { o },
+        35..=40 => Op::Close { o },
+        41..=43 => Op::CloseWhileBuyerPays { o },
+        44..=61 => Op::Refund {
+            o,
+            amount: amount(rng, total),
+            key: key(rng, keys),
+        },
+        62..=66 => Op::RefundTwice {
             o,
             amount: amount(rng, total),
             same_key: rng.pct(60),
         },
-        69..=72 => Op::Refresh { o },
-        73..=77 => Op::NotifyFaults(rng.pick(&[
+        67..=69 => Op::Refresh { o },
+        70..=74 => Op::NotifyFaults(rng.pick(&[
             NotifyFault::None,
             NotifyFault::Drop,
             NotifyFault::Duplicate,
             NotifyFault::Reorder,
             NotifyFault::Delay,
         ])),
-        78..=83 => Op::Deliver,
-        84..=91 => Op::Advance {
-            secs: rng.pick(&[5, 61, 130, 241, 31 * 60]),
+        75..=79 => Op::Deliver,
+        80..=87 => Op::Advance {
+            secs: rng.pick(&[5, 61, 61, 130, 241, 241, 31 * 60]),
         },
-        92..=97 => Op::Reconcile {
+        88..=96 => Op::Reconcile {
             concurrent: rng.pct(25),
             past_leases: rng.pct(50),
         },
@@ -264,7 +267,16 @@ pub fn generate(seed: u64, max_ops: usize) -> Plan {
     let n = 6 + rng.index(max_ops.saturating_sub(5).max(1));
     let faulty = rng.pct(60);
     let mut keys = 0;
-    let mut ops = Vec::with_capacity(n);
+    let mut ops = Vec::with_capacity(n + orders.len());
+    // Most orders are offered for payment first.
+    for o in 0..orders.len() {
+        if rng.pct(80) {
+            ops.push(Op::Pay {
+                o,
+                channel: rng.pick(&CHANNELS),
+            });
+        }
+    }
     for _ in 0..n {
         let op = plain_op(&mut rng, &orders, &mut keys);
         let wrap = faulty
