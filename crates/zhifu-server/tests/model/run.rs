@@ -2,7 +2,6 @@
 //! operation with the answers it must get, and after each one the
 //! invariants that hold at every moment (money safety), not only at rest.
 
-
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -641,5 +640,4 @@ impl<'a> Runner<'a> {
         self.app.deliver_due().await;
         Ok(())
     }
-
 }
