@@ -364,6 +364,7 @@ async fn run_serve(a: ServeArgs, config: Config) -> anyhow::Result<()> {
     })
     .context("checkout configuration (ZHIFU_CATALOG …)")?;
     let api_key = config.settings.api_key.expose().to_owned();
+    let limits = config.listener.clone();
     let ticker = config
         .reconcile_every
         .map(|every| (config.reconcile.clone(), every));
@@ -395,7 +396,7 @@ async fn run_serve(a: ServeArgs, config: Config) -> anyhow::Result<()> {
         }
         None => backend,
     };
-    zhifu_server::serve(listener, app, shutdown_signal())
+    zhifu_server::http::serve_with_limits(listener, app, shutdown_signal(), limits)
         .await
         .context("the server failed")
 }
@@ -446,8 +447,15 @@ fn reconcile_options(a: &ReconcileArgs, base: &ReconcileOptions) -> ReconcileOpt
     o
 }
 
-async fn run_reconcile(a: ReconcileArgs, config: Config) -> anyhow::Result<ExitCode> {
+async fn run_reconcile(a: ReconcileArgs, mut config: Config) -> anyhow::Result<ExitCode> {
     let opts = reconcile_options(&a, &config.reconcile);
+    // A job exits when its pass ends: a first webhook attempt left to a
+    // background task would die with it, so its commits try inline.
+    if std::env::var_os("ZHIFU_WEBHOOK_DELIVERY").is_none()
+        && let Some(w) = config.webhook.as_mut()
+    {
+        w.delivery = zhifu_server::config::WebhookDelivery::Inline { budget: w.timeout };
+    }
     let port = config.port;
     // A job never migrates: that is a deploy step (`zhifu migrate`).
     let state = open_state(config, false).await?;

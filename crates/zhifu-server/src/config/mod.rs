@@ -221,6 +221,10 @@ pub struct Config {
     /// refunds, closing orders and webhook retries move without an external
     /// scheduler. Function platforms schedule the pass instead.
     pub reconcile_every: Option<Duration>,
+    /// `ZHIFU_HEADER_TIMEOUT_SECS`, `ZHIFU_BODY_TIMEOUT_SECS`,
+    /// `ZHIFU_REQUEST_TIMEOUT_SECS`, `ZHIFU_IDLE_TIMEOUT_SECS`,
+    /// `ZHIFU_MAX_CONNECTIONS`.
+    pub listener: ListenerLimits,
 }
 
 /// How long one webhook delivery may take before it counts as failed.
@@ -446,6 +450,7 @@ impl Config {
                 },
                 None => Some(Duration::from_secs(60)),
             },
+            listener: listener_limits(src)?,
         })
     }
 
@@ -551,6 +556,54 @@ impl WebhookConfig {
             delivery,
         }))
     }
+}
+
+/// Limits of one listener (what they do: `crate::http::listener`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerLimits {
+    /// `ZHIFU_HEADER_TIMEOUT_SECS` (default 10).
+    pub header_timeout: Duration,
+    /// `ZHIFU_BODY_TIMEOUT_SECS` (default 10).
+    pub body_timeout: Duration,
+    /// `ZHIFU_REQUEST_TIMEOUT_SECS` (default 30; above the gateway calls a
+    /// request may make, each limited to 15 s).
+    pub request_timeout: Duration,
+    /// `ZHIFU_IDLE_TIMEOUT_SECS` (default 60): a connection with no
+    /// traffic either way for this long is closed. Above the request
+    /// timeout, so a request being handled is never cut by it.
+    pub idle_timeout: Duration,
+    /// `ZHIFU_MAX_CONNECTIONS` (default 1024).
+    pub max_connections: usize,
+}
+
+impl Default for ListenerLimits {
+    fn default() -> Self {
+        ListenerLimits {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+        }
+    }
+}
+
+fn listener_limits(src: &Source) -> Result<ListenerLimits, ConfigError> {
+    let mut l = ListenerLimits::default();
+    let secs = |var: &str, d: &mut Duration| -> Result<(), ConfigError> {
+        if let Some(v) = src.get(var) {
+            *d = Duration::from_secs(parse_num(var, &v, (1u64, 3_600))?);
+        }
+        Ok(())
+    };
+    secs("ZHIFU_HEADER_TIMEOUT_SECS", &mut l.header_timeout)?;
+    secs("ZHIFU_BODY_TIMEOUT_SECS", &mut l.body_timeout)?;
+    secs("ZHIFU_REQUEST_TIMEOUT_SECS", &mut l.request_timeout)?;
+    secs("ZHIFU_IDLE_TIMEOUT_SECS", &mut l.idle_timeout)?;
+    if let Some(v) = src.get("ZHIFU_MAX_CONNECTIONS") {
+        l.max_connections = parse_num("ZHIFU_MAX_CONNECTIONS", &v, (1usize, 1_000_000))?;
+    }
+    Ok(l)
 }
 
 impl ReconcileOptions {

@@ -105,6 +105,8 @@ fn each_bad_value_names_its_variable_and_hides_secrets() {
         ("ZHIFU_RECONCILE_LEASE_SECS", "1"),
         ("ZHIFU_PAID_AFTER_CLOSE", "ignore"),
         ("ZHIFU_RECONCILE_EVERY_SECS", "soon"),
+        ("ZHIFU_HEADER_TIMEOUT_SECS", "0"),
+        ("ZHIFU_MAX_CONNECTIONS", "0"),
         ("ZHIFU_REFUND_SPACING_MS", "-5"),
         ("ZHIFU_REFUND_LEASE_SECS", "0"),
         ("ZHIFU_CLOSE_MARGIN_SECS", "99999"),

@@ -16,6 +16,7 @@
 pub mod alipay;
 pub mod body;
 pub mod error;
+pub mod listener;
 pub mod openapi;
 pub mod ops;
 pub mod orders;
@@ -30,6 +31,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 pub use self::error::{ApiError, ErrorCode};
+pub use self::listener::{ListenerLimits, serve_with_limits};
 pub use self::ops::reconcile_event_router;
 use crate::platform;
 use crate::state::AppState;
@@ -91,7 +93,8 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then drains.
+/// Serves `app` on `listener` with the default [`ListenerLimits`] until
+/// `shutdown` resolves, then drains.
 ///
 /// # Errors
 /// I/O errors of the listener.
@@ -100,11 +103,5 @@ pub async fn serve(
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // The peer address feeds per-client rate limits (the checkout's).
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    serve_with_limits(listener, app, shutdown, ListenerLimits::default()).await
 }

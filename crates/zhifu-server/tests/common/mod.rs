@@ -267,7 +267,13 @@ impl TestApp {
         };
         let mut reports = Vec::new();
         for _ in 0..10 {
-            self.clock.advance(opts.lease + Duration::from_secs(1));
+            let step = opts.lease + Duration::from_secs(1);
+            self.clock.advance(step);
+            // The sandbox's clock moves with ours, so that what expired
+            // for us (and is closed) expired at "Alipay" too.
+            if let Some(sb) = &self.sandbox {
+                sb.sandbox.advance(step).await.unwrap();
+            }
             let r = zhifu_server::jobs::reconcile::run_pass(&self.state, &opts).await;
             let changed = r.changed_anything();
             reports.push(r);

@@ -24,6 +24,11 @@ pub(super) async fn create_refund(s: &SqlStore, r: NewRefund) -> Result<CreateRe
     }
     let order = fetch_order(&mut tx, &r.order_id).await?;
     if order.status != OrderStatus::Paid {
+        // Same race as below: a same-key refund may have just made the
+        // order `refunded`.
+        if let Some(existing) = find_refund_by_key(&mut tx, &r).await? {
+            return Ok(CreateRefundOutcome::Existing(existing));
+        }
         return Ok(CreateRefundOutcome::NotPaid(order.status));
     }
     let reserved = sqlx::query(
@@ -38,6 +43,13 @@ pub(super) async fn create_refund(s: &SqlStore, r: NewRefund) -> Result<CreateRe
     .await?
     .rows_affected();
     if reserved == 0 {
+        // On PostgreSQL the update above may have waited for a concurrent
+        // request with the same key, which then committed its refund: that
+        // refund is this request's answer, not a refusal (read committed
+        // lets this statement see it).
+        if let Some(existing) = find_refund_by_key(&mut tx, &r).await? {
+            return Ok(CreateRefundOutcome::Existing(existing));
+        }
         let order = fetch_order(&mut tx, &r.order_id).await?;
         if order.status != OrderStatus::Paid {
             return Ok(CreateRefundOutcome::NotPaid(order.status));
