@@ -25,7 +25,7 @@ fn params_may_be_live(st: &AppState, order: &Order) -> bool {
 /// Brings an order up to date by asking Alipay (`alipay.trade.query`) and
 /// applying the verified answer through [`commit_report`]:
 ///
-/// - a pending order past its deadline is then closed ([`close_at_alipay`]);
+/// - a pending order past its deadline is then closed (as `close_order` does);
 /// - a `closing` order whose trade now exists unpaid is closed at Alipay,
 ///   and one Alipay still has no trade for becomes `closed` once its
 ///   parameters are dead;
