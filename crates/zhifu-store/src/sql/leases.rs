@@ -108,7 +108,7 @@ pub(super) async fn claim_reconcile_orders(s: &SqlStore, c: &ReconcileClaim) -> 
         .bind(c.created_before)
         .bind(c.lease_until)
         .bind(c.limit)
-        .fetch_all(&s.pool)
+        .fetch_all(s.writer())
         .await?;
     let mut out = rows
         .iter()
@@ -127,7 +127,7 @@ pub(super) async fn claim_reconcile_refunds(
         .bind(c.created_before)
         .bind(c.lease_until)
         .bind(c.limit)
-        .fetch_all(&s.pool)
+        .fetch_all(s.writer())
         .await?;
     let mut out = rows
         .iter()
@@ -147,7 +147,7 @@ pub(super) async fn claim_due_events(
         .bind(now)
         .bind(lease_until)
         .bind(limit)
-        .fetch_all(&s.pool)
+        .fetch_all(s.writer())
         .await?;
     let mut out = rows
         .iter()
@@ -181,7 +181,7 @@ pub(super) async fn claim_event(
     .bind(now)
     .bind(lease_until)
     .bind(i64::from(force))
-    .fetch_optional(&s.pool)
+    .fetch_optional(s.writer())
     .await?
     .as_ref()
     .map(event_from_row)

@@ -90,6 +90,13 @@ impl Default for StoreOptions {
 #[derive(Debug, Clone)]
 pub struct SqlStore {
     pool: AnyPool,
+    /// SQLite files: the one connection every write goes through, so that
+    /// writers queue in the pool (in order, asynchronously) instead of
+    /// colliding on SQLite's lock and sleeping in `busy_timeout`. Reads keep
+    /// the shared pool (WAL readers do not block the writer). `None`:
+    /// writes use `pool` (PostgreSQL, and in-memory SQLite, which has one
+    /// connection anyway).
+    writer: Option<AnyPool>,
     backend: Backend,
 }
 
@@ -152,8 +159,25 @@ impl SqlStore {
             }
         };
         let connect = AnyConnectOptions::from_str(&url).map_err(StoreError::Database)?;
+        let single_writer =
+            backend == Backend::Sqlite && !url.contains("mode=memory") && !url.contains(":memory:");
+        let writer = if single_writer {
+            Some(
+                pool_options
+                    .clone()
+                    .max_connections(1)
+                    .connect_with(connect.clone())
+                    .await?,
+            )
+        } else {
+            None
+        };
         let pool = pool_options.connect_with(connect).await?;
-        Ok(SqlStore { pool, backend })
+        Ok(SqlStore {
+            pool,
+            writer,
+            backend,
+        })
     }
 
     /// Connects and runs the migrations: what `zhifu dev` and tests want.
@@ -189,9 +213,18 @@ impl SqlStore {
         &self.pool
     }
 
-    /// Closes the pool.
+    /// Closes the pools.
     pub async fn close(&self) {
+        if let Some(w) = &self.writer {
+            w.close().await;
+        }
         self.pool.close().await;
+    }
+
+    /// Where writes go: the single writer connection on a SQLite file, the
+    /// shared pool otherwise.
+    fn writer(&self) -> &AnyPool {
+        self.writer.as_ref().unwrap_or(&self.pool)
     }
 
     /// Of a statement written once per backend, (SQLite, PostgreSQL), the
@@ -209,7 +242,7 @@ impl SqlStore {
     /// between. PostgreSQL relies on the conditional updates.
     async fn begin_write(&self) -> Result<Tx> {
         Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Sqlite => self.writer().begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         })
     }

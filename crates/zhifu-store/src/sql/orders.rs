@@ -40,7 +40,7 @@ pub(super) async fn create_order(s: &SqlStore, o: NewOrder) -> Result<CreateOrde
     .bind(o.request_hash.as_deref())
     .bind(o.created_at)
     .bind(o.expires_at)
-    .execute(&s.pool)
+    .execute(s.writer())
     .await;
     match inserted {
         Ok(_) => {
@@ -142,7 +142,7 @@ pub(super) async fn record_payment_attempt(
     .bind(channel)
     .bind(trade_no)
     .bind(at)
-    .execute(&s.pool)
+    .execute(s.writer())
     .await?
     .rows_affected();
     Ok(done == 1)
