@@ -23,6 +23,10 @@
 //!   closed order is taken (`→ paid`, flagged `paid_after_close`), never
 //!   refused, and under [`LatePayment::Refund`] its refund is recorded in
 //!   the same transaction. `refunded_fen` only grows, and only to amounts Alipay reported.
+//! - On a SQLite file every write goes through one writer connection (its
+//!   own pool of one): writers of one process queue there, in order, rather
+//!   than colliding on SQLite's lock; commits are synced before they return
+//!   (`synchronous = FULL`), so an answered `success` survives power loss.
 //! - The store does not verify signatures and knows nothing of HTTP; callers
 //!   hand it only updates they have already verified.
 //! - `order_events` is also the webhook outbox: an event exists if and only
