@@ -357,8 +357,10 @@
     disarmClose();
     $('close-order').disabled = true;
     api('POST', '/v1/orders/' + encodeURIComponent(current.id) + '/close', {})
-      .then(function () {
-        say(I.t('admin.closed'));
+      .then(function (o) {
+        // `closing`: the buyer may still hold a payment link until it
+        // expires; Zhifu refunds a payment that arrives anyway.
+        say(I.t(o && o.status === 'closing' ? 'admin.closing' : 'admin.closed'));
         return reloadDetail();
       })
       .catch(fail)

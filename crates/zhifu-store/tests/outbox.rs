@@ -183,7 +183,8 @@ async fn refund_claims_take_only_pending_refunds(db: TestDatabase) {
             idempotency_key: None,
             request_hash: None,
             created_at: 3_000 + i as i64,
-            lease_until: 3_000 + i as i64,
+            // The third is still held by its creator at the first claim.
+            lease_until: if i == 2 { 150_000 } else { 3_000 + i as i64 },
         };
         match s.create_refund(r).await.unwrap() {
             CreateRefundOutcome::Created(r) => refunds.push(r),
@@ -203,7 +204,8 @@ async fn refund_claims_take_only_pending_refunds(db: TestDatabase) {
         .claim_reconcile_refunds(&claim(100_000, 3_001, 60_000, 10))
         .await
         .unwrap();
-    // Only pending, old enough: refund 0 (refund 1 failed, refund 2 too young).
+    // Only pending and not held: refund 0 (refund 1 failed, refund 2 is
+    // still leased to its creator).
     assert_eq!(ids(&got, |r| &r.id), vec![refunds[0].id.clone()]);
     assert!(
         s.claim_reconcile_refunds(&claim(100_000, 3_001, 60_000, 10))

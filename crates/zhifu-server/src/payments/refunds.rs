@@ -81,8 +81,11 @@ pub async fn create_refund(
         lease_until: now.saturating_add(ms(st.money().refund_lease)),
     };
     match st.store().create_refund(new).await? {
+        // The creator may wait once for the trade's refund slot (at most
+        // the spacing, 3 s by default), so that two refunds in a row both
+        // go out now; beyond that the refund is answered `pending`.
         CreateRefundOutcome::Created(r) => Ok(Created {
-            value: drive_refund(st, &order, r).await?,
+            value: send_refund(st, &order, r, st.money().refund_spacing).await?,
             replayed: false,
         }),
         CreateRefundOutcome::Existing(r) => {
@@ -131,17 +134,37 @@ pub async fn drive_refund(
     order: &Order,
     refund: Refund,
 ) -> Result<Refund, PaymentError> {
+    send_refund(st, order, refund, std::time::Duration::ZERO).await
+}
+
+/// [`drive_refund`], waiting up to `patience` (once) for the trade's
+/// refund slot when another refund holds it.
+async fn send_refund(
+    st: &AppState,
+    order: &Order,
+    refund: Refund,
+    patience: std::time::Duration,
+) -> Result<Refund, PaymentError> {
     let spacing = ms(st.money().refund_spacing);
-    let refund = match st
-        .store()
-        .take_refund_slot(&refund.id, st.now_ms(), spacing)
-        .await?
-    {
-        RefundSlot::Granted(r) => r,
-        RefundSlot::Settled(r) => return Ok(r),
-        RefundSlot::Wait { until } => {
-            tracing::debug!(refund = %refund.id, until, "refund waits for the trade's refund spacing");
-            return Ok(refund);
+    let mut waited = false;
+    let refund = loop {
+        match st
+            .store()
+            .take_refund_slot(&refund.id, st.now_ms(), spacing)
+            .await?
+        {
+            RefundSlot::Granted(r) => break r,
+            RefundSlot::Settled(r) => return Ok(r),
+            RefundSlot::Wait { until } => {
+                let wait = until.saturating_sub(st.now_ms());
+                if waited || wait > ms(patience) {
+                    tracing::debug!(refund = %refund.id, until, "refund waits for the trade's refund spacing");
+                    return Ok(refund);
+                }
+                waited = true;
+                let wait = u64::try_from(wait.max(0)).unwrap_or(0);
+                tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+            }
         }
     };
     let mut req = TradeRefund::new(

@@ -72,12 +72,14 @@ const CLAIM_ORDERS: (&str, &str) = claim_sql!(
     "created_at, id"
 );
 
-/// Pending refunds old enough whose lease is free (same parameters).
+/// Pending refunds whose lease is free (same parameters). A refund's lease
+/// is its own due time (its creator's hold, or when the trade's refund slot
+/// frees), so the age threshold only applies to rows that never had one.
 const CLAIM_REFUNDS: (&str, &str) = claim_sql!(
     "refunds",
     refund_cols!(),
     "reconcile_after = $3",
-    "status = 'pending' AND created_at <= $2 \
+    "status = 'pending' AND (created_at <= $2 OR reconcile_after IS NOT NULL) \
      AND (reconcile_after IS NULL OR reconcile_after <= $1)",
     "created_at, id"
 );
