@@ -27,7 +27,7 @@ pub struct Metrics {
 
 #[derive(Debug, Default)]
 struct Inner {
-    notifications: BTreeMap<(String, String), u64>,
+    notifications: BTreeMap<(&'static str, &'static str), u64>,
     alipay_calls: BTreeMap<(String, String), u64>,
     webhook_attempts: BTreeMap<String, u64>,
     paid_after_close: u64,
@@ -47,10 +47,10 @@ impl Metrics {
 
     /// Counts a processed notification (`outcome`: applied, duplicate,
     /// anomaly; `reason` for anomalies).
-    pub fn notification(&self, outcome: &str, reason: Option<&str>) {
+    pub fn notification(&self, outcome: &'static str, reason: Option<&'static str>) {
         self.with(|i| {
             *i.notifications
-                .entry((outcome.to_owned(), reason.unwrap_or("").to_owned()))
+                .entry((outcome, reason.unwrap_or("")))
                 .or_default() += 1;
         });
     }

@@ -99,6 +99,38 @@ async fn after_commit(st: &AppState, order_id: &str) {
     }
 }
 
+/// The store's update for a report, or `None` when its trade state is not
+/// one the state machine knows.
+fn trade_update(st: &AppState, order: &Order, r: &Report, now: i64) -> Option<TradeUpdate> {
+    let state = trade_state(&r.trade_status)?;
+    Some(TradeUpdate {
+        order_id: order.id.clone(),
+        source: r.source,
+        notify_id: r.notify_id.clone(),
+        trade_state: state,
+        trade_no: r.trade_no.clone(),
+        buyer_logon_id: r.buyer_logon_id.clone(),
+        buyer_id: r.buyer_id.clone(),
+        paid_at: r.paid_at,
+        refund_fee: r.refund_fee.map(fen),
+        at: now,
+        late_payment: match st.money().late_payment {
+            LatePaymentPolicy::Refund => LatePayment::Refund {
+                lease_until: now.saturating_add(
+                    i64::try_from(st.money().refund_lease.as_millis()).unwrap_or(i64::MAX),
+                ),
+            },
+            LatePaymentPolicy::Keep => LatePayment::Keep,
+        },
+    })
+}
+
+/// Whether committing `r` would change nothing about `order` as read (the
+/// replay path): lets a caller skip building the audit payload.
+pub fn changes_nothing(st: &AppState, order: &Order, r: &Report) -> bool {
+    trade_update(st, order, r, st.now_ms()).is_some_and(|u| zhifu_store::is_redelivery(order, &u))
+}
+
 /// Commits a verified report that was matched against `order`: one
 /// transaction applies it with conditional updates and records it (with its
 /// outbox events). Duplicates are no-ops; contradictions are recorded as
@@ -112,20 +144,21 @@ pub async fn commit_report(
     r: Report,
 ) -> Result<ApplyResult, StoreError> {
     let now = st.now_ms();
-    let mut record = NewNotification {
+    let record = |r: Report, anomaly: Vec<AnomalyReason>| NewNotification {
         id: new_id("ntf"),
         order_id: Some(order.id.clone()),
         out_trade_no: Some(order.out_trade_no.clone()),
-        notify_id: r.notify_id.clone(),
+        notify_id: r.notify_id,
         source: r.source,
         trade_status: Some(r.trade_status.as_str().to_owned()),
-        anomaly: Vec::new(),
-        payload: r.payload.clone(),
+        anomaly,
+        payload: r.payload,
         received_at: now,
     };
-    let Some(state) = trade_state(&r.trade_status) else {
-        record.anomaly = vec![AnomalyReason::Malformed];
-        st.store().record_notification(&record).await?;
+    let Some(update) = trade_update(st, order, &r, now) else {
+        st.store()
+            .record_notification(&record(r, vec![AnomalyReason::Malformed]))
+            .await?;
         let order = st
             .store()
             .get_order(&order.id)
@@ -136,26 +169,6 @@ pub async fn commit_report(
             order,
             events: Vec::new(),
         });
-    };
-    let update = TradeUpdate {
-        order_id: order.id.clone(),
-        source: r.source,
-        notify_id: r.notify_id,
-        trade_state: state,
-        trade_no: r.trade_no,
-        buyer_logon_id: r.buyer_logon_id,
-        buyer_id: r.buyer_id,
-        paid_at: r.paid_at,
-        refund_fee: r.refund_fee.map(fen),
-        at: now,
-        late_payment: match st.money().late_payment {
-            LatePaymentPolicy::Refund => LatePayment::Refund {
-                lease_until: now.saturating_add(
-                    i64::try_from(st.money().refund_lease.as_millis()).unwrap_or(i64::MAX),
-                ),
-            },
-            LatePaymentPolicy::Keep => LatePayment::Keep,
-        },
     };
     // The read-only replay path: a report that changes nothing about the
     // order as just read (a redelivered notification, a query that finds
@@ -171,24 +184,26 @@ pub async fn commit_report(
             events: Vec::new(),
         });
     }
+    let source = r.source;
+    let record = record(r, Vec::new());
     let result = st.store().apply_trade_update(&update, &record).await?;
     let reason = match result.outcome {
         Outcome::Anomaly(reason) => Some(reason),
         _ => None,
     };
-    if r.source == UpdateSource::Notify {
+    if source == UpdateSource::Notify {
         st.metrics()
             .notification(result.outcome.as_str(), reason.map(AnomalyReason::as_str));
     }
     if !result.events.is_empty() {
-        tracing::info!(order = %order.id, source = r.source.as_str(), events = ?result.events, "order changed");
+        tracing::info!(order = %order.id, source = source.as_str(), events = ?result.events, "order changed");
         after_commit(st, &order.id).await;
     }
     if result.events.contains(&EventType::PaidAfterClose) {
         tracing::warn!(order = %order.id, policy = ?st.money().late_payment, "the buyer paid an order we had closed");
         st.metrics().paid_after_close();
     } else if let Some(reason) = reason {
-        tracing::warn!(order = %order.id, source = r.source.as_str(), reason = reason.as_str(), "report refused");
+        tracing::warn!(order = %order.id, source = source.as_str(), reason = reason.as_str(), "report refused");
     }
     Ok(result)
 }

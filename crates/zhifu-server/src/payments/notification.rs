@@ -22,7 +22,7 @@ use alipay::{
 };
 use zhifu_store::{AnomalyReason, OrderStatus, Outcome, StoreError, UpdateSource};
 
-use super::commit::{Claim, Evidence, Report, commit_report, record_refused};
+use super::commit::{Claim, Evidence, Report, changes_nothing, commit_report, record_refused};
 use super::error::PaymentError;
 use super::refunds::after_late_payment;
 use super::trade::apply_query;
@@ -203,7 +203,17 @@ pub async fn handle_notification(st: &AppState, raw: &[u8]) -> Result<NotifyAnsw
         buyer_id: n.buyer_id.clone(),
         paid_at: n.gmt_payment.map(epoch_ms),
         refund_fee: n.refund_fee,
+        payload: None,
+    };
+    // A replay answers from the read above; only a report that changes
+    // something pays for its audit payload.
+    if changes_nothing(st, &order, &report) {
+        st.metrics().notification("duplicate", None);
+        return Ok(NotifyAnswer::Success);
+    }
+    let report = Report {
         payload: Some(verified.get().to_json().to_string()),
+        ..report
     };
     let result = commit_report(st, &order, report).await?;
     after_late_payment(st, &result).await;
