@@ -82,9 +82,6 @@ pub fn handler(src: &Source) -> Result<Handler, ConfigError> {
     }
 }
 
-/// Time a Lambda invocation gives a change's webhooks before it answers.
-pub const DEFAULT_WEBHOOK_BUDGET: Duration = Duration::from_millis(1_000);
-
 /// The cold start: configuration, keys, pool; migrations only if asked.
 ///
 /// # Errors
@@ -98,15 +95,8 @@ pub async fn init(src: &Source) -> Result<Function, InitError> {
     // Lambda freezes the instance once the invocation answers, so a
     // background attempt would stall until the next invocation: webhooks
     // are tried inline, within their budget, unless told otherwise.
-    if src.get("ZHIFU_WEBHOOK_DELIVERY").is_none()
-        && let Some(w) = config.webhook.as_mut()
-    {
-        // Already range-checked by `Config::from_source`.
-        let budget = src
-            .get("ZHIFU_WEBHOOK_INLINE_BUDGET_MS")
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map_or(DEFAULT_WEBHOOK_BUDGET, Duration::from_millis);
-        w.delivery = zhifu_server::config::WebhookDelivery::Inline { budget };
+    if let Some(w) = config.webhook.as_mut() {
+        w.prefer_inline(w.inline_budget);
     }
     // `Config` defaults to migrating for `zhifu serve`; a function migrates
     // only when told to.

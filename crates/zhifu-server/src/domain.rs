@@ -53,6 +53,12 @@ pub fn epoch_ms(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
+/// A duration in milliseconds, as leases and deadlines add it to epoch
+/// milliseconds (saturating: no setting is that long).
+pub fn duration_ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// Epoch milliseconds as a moment; `None` outside the representable range.
 pub fn from_epoch_ms(ms: i64) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()

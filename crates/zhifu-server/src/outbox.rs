@@ -120,7 +120,7 @@ impl Outbox {
             .body(body)
             .send()
             .await;
-        let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let duration_ms = crate::domain::duration_ms(started.elapsed());
         let (http_status, error) = match sent {
             Ok(resp) if resp.status().is_success() => (Some(resp.status().as_u16()), None),
             Ok(resp) => (
@@ -135,8 +135,7 @@ impl Outbox {
         } else if e.attempts + 1 >= self.config.max_attempts {
             DeliveryNext::GiveUp
         } else {
-            let wait =
-                i64::try_from(webhook::backoff(e.attempts + 1).as_millis()).unwrap_or(i64::MAX);
+            let wait = crate::domain::duration_ms(webhook::backoff(e.attempts + 1));
             DeliveryNext::RetryAt(self.now_ms().saturating_add(wait))
         };
         let attempt = NewDeliveryAttempt {
@@ -169,7 +168,7 @@ impl Outbox {
 
     /// When the first attempt is made.
     pub fn delivery(&self) -> crate::config::WebhookDelivery {
-        self.config.delivery
+        self.config.delivery()
     }
 
     /// Right after a commit: tries once, at once, every due event of the

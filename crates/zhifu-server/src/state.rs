@@ -59,6 +59,22 @@ impl AppState {
         clock: Arc<dyn Clock>,
         webhooks: Option<WebhookConfig>,
     ) -> Self {
+        Self::assemble(
+            settings,
+            store,
+            clock,
+            webhooks,
+            ReconcileOptions::default(),
+        )
+    }
+
+    fn assemble(
+        settings: Settings,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        webhooks: Option<WebhookConfig>,
+        reconcile: ReconcileOptions,
+    ) -> Self {
         let notify_url = settings.notify_url();
         let return_url = settings.return_url();
         let core = Alipay::builder(
@@ -87,7 +103,7 @@ impl AppState {
                 api_key: settings.api_key,
                 default_expiry_minutes: settings.default_expiry_minutes,
                 refusal_budget: RecordBudget::new(settings.money.refused_records_per_minute),
-                reconcile: ReconcileOptions::default(),
+                reconcile,
                 money: settings.money,
                 clock,
                 metrics,
@@ -109,13 +125,13 @@ impl AppState {
             store.migrate().await?;
         }
         tracing::debug!(backend = ?store.backend(), "database pool ready");
-        Ok(Self::build(
+        Ok(Self::assemble(
             config.settings,
             Arc::new(store),
             Arc::new(SystemClock),
             config.webhook,
-        )
-        .reconciling_with(config.reconcile))
+            config.reconcile,
+        ))
     }
 
     /// The store.
@@ -172,15 +188,6 @@ impl AppState {
     /// /v1/reconcile` starts from.
     pub fn reconcile_options(&self) -> &ReconcileOptions {
         &self.inner.reconcile
-    }
-
-    /// Sets the reconcile settings of a state that is not shared yet (right
-    /// after it was built); a shared one is returned unchanged.
-    fn reconciling_with(mut self, reconcile: ReconcileOptions) -> Self {
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.reconcile = reconcile;
-        }
-        self
     }
 
     /// What refused unauthenticated messages may still be recorded.

@@ -81,16 +81,15 @@ async fn buyer_uses(app: &TestApp, channel: &str, params: &Value) -> bool {
     } else if !resp.status().is_success() {
         return false;
     }
-    let (page_url, html) = if url == entry {
-        (entry.clone(), resp.text().await.unwrap())
+    let html = if url == entry {
+        resp.text().await.unwrap()
     } else {
         let resp = app.http.get(&url).send().await.unwrap();
         if !resp.status().is_success() {
             return false;
         }
-        (url, resp.text().await.unwrap())
+        resp.text().await.unwrap()
     };
-    let _ = page_url;
     let Some(action) = html
         .split("action=\"")
         .find_map(|p| p.split('"').next().filter(|a| a.ends_with("/pay")))

@@ -322,7 +322,7 @@ async fn a_hanging_receiver_never_holds_the_answer(db: TestDatabase) {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let receiver = Receiver::start(ReceiverMode::Hang(tx)).await;
         let mut cfg = webhook_config(&receiver.url, 12);
-        cfg.delivery = delivery;
+        cfg.delivery = Some(delivery);
         // The delivery timeout alone would hold an inline answer 5 s.
         assert_eq!(cfg.timeout, Duration::from_secs(5));
         let app = spawn_on(

@@ -451,10 +451,8 @@ async fn run_reconcile(a: ReconcileArgs, mut config: Config) -> anyhow::Result<E
     let opts = reconcile_options(&a, &config.reconcile);
     // A job exits when its pass ends: a first webhook attempt left to a
     // background task would die with it, so its commits try inline.
-    if std::env::var_os("ZHIFU_WEBHOOK_DELIVERY").is_none()
-        && let Some(w) = config.webhook.as_mut()
-    {
-        w.delivery = zhifu_server::config::WebhookDelivery::Inline { budget: w.timeout };
+    if let Some(w) = config.webhook.as_mut() {
+        w.prefer_inline(w.timeout);
     }
     let port = config.port;
     // A job never migrates: that is a deploy step (`zhifu migrate`).

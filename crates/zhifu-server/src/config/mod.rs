@@ -279,8 +279,28 @@ pub struct WebhookConfig {
     pub max_attempts: i64,
     /// Time limit of one delivery ([`DELIVERY_TIMEOUT`]).
     pub timeout: Duration,
-    /// When a change's webhooks get their first attempt.
-    pub delivery: WebhookDelivery,
+    /// `ZHIFU_WEBHOOK_DELIVERY`, when set: when a change's webhooks get
+    /// their first attempt ([`WebhookConfig::delivery`]).
+    pub delivery: Option<WebhookDelivery>,
+    /// `ZHIFU_WEBHOOK_INLINE_BUDGET_MS` (default 1000): the budget of inline
+    /// delivery.
+    pub inline_budget: Duration,
+}
+
+impl WebhookConfig {
+    /// When a change's webhooks get their first attempt: as configured,
+    /// else after the answer.
+    pub fn delivery(&self) -> WebhookDelivery {
+        self.delivery.unwrap_or(WebhookDelivery::AfterAnswer)
+    }
+
+    /// For entry points that end (or freeze) when they answer — a function
+    /// invocation, a job: inline delivery within `budget`, unless
+    /// `ZHIFU_WEBHOOK_DELIVERY` chose otherwise.
+    pub fn prefer_inline(&mut self, budget: Duration) {
+        self.delivery
+            .get_or_insert(WebhookDelivery::Inline { budget });
+    }
 }
 
 /// When a committed change's webhooks get their first attempt. Either way
@@ -530,7 +550,7 @@ impl WebhookConfig {
             Some(v) => parse_num("ZHIFU_WEBHOOK_MAX_ATTEMPTS", &v, (1i64, 100))?,
             None => DEFAULT_MAX_ATTEMPTS,
         };
-        let budget = match src.get("ZHIFU_WEBHOOK_INLINE_BUDGET_MS") {
+        let inline_budget = match src.get("ZHIFU_WEBHOOK_INLINE_BUDGET_MS") {
             Some(v) => Duration::from_millis(parse_num(
                 "ZHIFU_WEBHOOK_INLINE_BUDGET_MS",
                 &v,
@@ -539,8 +559,11 @@ impl WebhookConfig {
             None => Duration::from_millis(1_000),
         };
         let delivery = match src.get("ZHIFU_WEBHOOK_DELIVERY").as_deref().map(str::trim) {
-            None | Some("after_answer") => WebhookDelivery::AfterAnswer,
-            Some("inline") => WebhookDelivery::Inline { budget },
+            None => None,
+            Some("after_answer") => Some(WebhookDelivery::AfterAnswer),
+            Some("inline") => Some(WebhookDelivery::Inline {
+                budget: inline_budget,
+            }),
             Some(_) => {
                 return Err(ConfigError::new(
                     "ZHIFU_WEBHOOK_DELIVERY",
@@ -554,6 +577,7 @@ impl WebhookConfig {
             max_attempts,
             timeout: DELIVERY_TIMEOUT,
             delivery,
+            inline_budget,
         }))
     }
 }

@@ -171,6 +171,38 @@ fn webhook_settings_need_a_secret_and_hide_it() {
     assert_eq!(w.secret.as_bytes(), b"whsec_SECRETMARKER_0123456789");
     assert!(!format!("{w:?}").contains("SECRETMARKER"));
     assert_eq!(c.reconcile.limit, 7);
+
+    // Delivery: after the answer unless set; an entry point that ends with
+    // its answer prefers inline, but never over an explicit choice.
+    let hooks = [
+        ("ZHIFU_WEBHOOK_URL", "https://merchant.example/hooks"),
+        ("ZHIFU_WEBHOOK_SECRET", "whsec_0123456789abcdef"),
+    ];
+    let mut w = with(&hooks).unwrap().webhook.unwrap();
+    assert_eq!(w.delivery(), WebhookDelivery::AfterAnswer);
+    w.prefer_inline(w.inline_budget);
+    assert_eq!(
+        w.delivery(),
+        WebhookDelivery::Inline {
+            budget: Duration::from_millis(1_000)
+        }
+    );
+    let mut explicit = hooks.to_vec();
+    explicit.push(("ZHIFU_WEBHOOK_DELIVERY", "after_answer"));
+    let mut w = with(&explicit).unwrap().webhook.unwrap();
+    w.prefer_inline(w.inline_budget);
+    assert_eq!(w.delivery(), WebhookDelivery::AfterAnswer);
+    let mut inline = hooks.to_vec();
+    inline.extend([
+        ("ZHIFU_WEBHOOK_DELIVERY", "inline"),
+        ("ZHIFU_WEBHOOK_INLINE_BUDGET_MS", "250"),
+    ]);
+    assert_eq!(
+        with(&inline).unwrap().webhook.unwrap().delivery(),
+        WebhookDelivery::Inline {
+            budget: Duration::from_millis(250)
+        }
+    );
 }
 
 #[test]

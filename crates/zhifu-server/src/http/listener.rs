@@ -19,7 +19,6 @@
 //!   served at once; the next one waits in the kernel's accept queue.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -203,6 +202,3 @@ impl tokio::io::AsyncWrite for IdleTimeout {
         std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
-
-/// The address type handlers see in `ConnectInfo`.
-pub type Peer = ConnectInfo<SocketAddr>;

@@ -28,6 +28,7 @@ use serde::Serialize;
 use zhifu_store::{OrderStatus, ReconcileClaim, RefundStatus, WebhookState};
 
 pub use crate::config::ReconcileOptions;
+use crate::domain::duration_ms as ms;
 use crate::payments;
 use crate::state::AppState;
 
@@ -85,10 +86,6 @@ fn failure_code(e: &payments::PaymentError) -> &'static str {
         E::OrderNotFound => "order_not_found",
         _ => "internal_error",
     }
-}
-
-fn ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 struct Budget<'a> {

@@ -16,7 +16,7 @@ use zhifu_store::{
 };
 
 use crate::config::{LatePaymentPolicy, WebhookDelivery};
-use crate::domain::fen;
+use crate::domain::{duration_ms, fen};
 use crate::state::AppState;
 
 /// A verified report about one order's trade, from a notification, a query
@@ -116,9 +116,7 @@ fn trade_update(st: &AppState, order: &Order, r: &Report, now: i64) -> Option<Tr
         at: now,
         late_payment: match st.money().late_payment {
             LatePaymentPolicy::Refund => LatePayment::Refund {
-                lease_until: now.saturating_add(
-                    i64::try_from(st.money().refund_lease.as_millis()).unwrap_or(i64::MAX),
-                ),
+                lease_until: now.saturating_add(duration_ms(st.money().refund_lease)),
             },
             LatePaymentPolicy::Keep => LatePayment::Keep,
         },

@@ -14,7 +14,7 @@ use zhifu_store::{
 use super::commit::settle_refund;
 use super::error::PaymentError;
 use super::orders::{Created, load};
-use crate::domain::{amount, fen, request_hash, yuan};
+use crate::domain::{amount, duration_ms as ms, fen, request_hash, yuan};
 use crate::error::chain;
 use crate::state::AppState;
 
@@ -104,10 +104,6 @@ pub async fn create_refund(
             })
         }
     }
-}
-
-fn ms(d: std::time::Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Sends (or re-sends, with the same `out_request_no`) a pending refund

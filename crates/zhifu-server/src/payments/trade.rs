@@ -10,7 +10,7 @@ use zhifu_store::{AnomalyReason, ApplyResult, Order, OrderStatus, UpdateSource};
 use super::commit::{Claim, Evidence, Report, commit_report, record_refused};
 use super::error::PaymentError;
 use super::refunds::after_late_payment;
-use crate::domain::{Channel, epoch_ms, fen};
+use crate::domain::{Channel, duration_ms, epoch_ms, fen};
 use crate::error::chain;
 use crate::state::AppState;
 
@@ -18,7 +18,7 @@ use crate::state::AppState;
 /// Alipay would accept: some were handed out, and their `time_expire` (the
 /// order's deadline, plus a margin for the two clocks) has not passed.
 fn params_may_be_live(st: &AppState, order: &Order) -> bool {
-    let margin = i64::try_from(st.money().close_margin.as_millis()).unwrap_or(i64::MAX);
+    let margin = duration_ms(st.money().close_margin);
     order.channel.is_some() && st.now_ms() < order.expires_at.saturating_add(margin)
 }
 

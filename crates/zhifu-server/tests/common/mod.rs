@@ -441,9 +441,10 @@ pub fn webhook_config(url: &str, max_attempts: i64) -> zhifu_server::WebhookConf
         timeout: Duration::from_secs(5),
         // Inline, so a test sees the first attempt when the call returns;
         // `webhooks.rs` also checks the after-answer mode.
-        delivery: zhifu_server::config::WebhookDelivery::Inline {
+        delivery: Some(zhifu_server::config::WebhookDelivery::Inline {
             budget: Duration::from_secs(10),
-        },
+        }),
+        inline_budget: Duration::from_secs(1),
     }
 }
 

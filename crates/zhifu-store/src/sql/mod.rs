@@ -115,10 +115,10 @@ impl SqlStore {
         let mut pool_options = AnyPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout);
+        let memory = url.contains(":memory:") || url.contains("mode=memory");
         let url = match backend {
             Backend::Postgres => url.to_owned(),
             Backend::Sqlite => {
-                let memory = url.contains(":memory:") || url.contains("mode=memory");
                 if memory {
                     // Every connection to `:memory:` is its own database: keep
                     // exactly one, forever.
@@ -159,15 +159,15 @@ impl SqlStore {
             }
         };
         let connect = AnyConnectOptions::from_str(&url).map_err(StoreError::Database)?;
-        let single_writer =
-            backend == Backend::Sqlite && !url.contains("mode=memory") && !url.contains(":memory:");
+        let single_writer = backend == Backend::Sqlite && !memory;
+        // Lazily: the writer's connection opens with the first write, so a
+        // cold start still opens one connection, not two.
         let writer = if single_writer {
             Some(
                 pool_options
                     .clone()
                     .max_connections(1)
-                    .connect_with(connect.clone())
-                    .await?,
+                    .connect_lazy_with(connect.clone()),
             )
         } else {
             None
