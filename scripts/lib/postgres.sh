@@ -1,7 +1,8 @@
 # Starts a throwaway PostgreSQL cluster (Debian packages) on a free loopback
 # port and exports ZHIFU_TEST_DATABASE_URL (and ZHIFU_TEST_PG_RESTART, a
 # command that restarts it). Source it, then call
-# start_postgres / stop_postgres.
+# start_postgres / stop_postgres. Tests run it with fsync off (speed);
+# benchmarks set ZHIFU_PG_FSYNC=on to measure durable commits.
 
 start_postgres() {
   local bin
@@ -17,7 +18,7 @@ start_postgres() {
     as=(sh -c)
   fi
   "${as[@]}" "$bin/initdb -D $PGTEST_DIR/data -A trust -U postgres -E UTF8 >$PGTEST_DIR/initdb.log 2>&1"
-  "${as[@]}" "$bin/pg_ctl -D $PGTEST_DIR/data -o '-p $port -k $PGTEST_DIR -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off' -l $PGTEST_DIR/log -w start >/dev/null"
+  "${as[@]}" "$bin/pg_ctl -D $PGTEST_DIR/data -o '-p $port -k $PGTEST_DIR -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=${ZHIFU_PG_FSYNC:-off}' -l $PGTEST_DIR/log -w start >/dev/null"
   PGTEST_STOP=("${as[@]}" "$bin/pg_ctl -D $PGTEST_DIR/data -m fast stop >/dev/null")
   # A script that restarts this server (fast shutdown, then start with the
   # same options), keeping it down ZHIFU_TEST_PG_DOWN_SECS seconds (default
@@ -28,7 +29,7 @@ start_postgres() {
     printf '%q ' "${as[@]}" "$bin/pg_ctl -D $PGTEST_DIR/data -m fast -w stop >/dev/null"
     echo
     echo 'sleep "${ZHIFU_TEST_PG_DOWN_SECS:-0}"'
-    printf '%q ' "${as[@]}" "$bin/pg_ctl -D $PGTEST_DIR/data -o '-p $port -k $PGTEST_DIR -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off' -l $PGTEST_DIR/log -w start >/dev/null"
+    printf '%q ' "${as[@]}" "$bin/pg_ctl -D $PGTEST_DIR/data -o '-p $port -k $PGTEST_DIR -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=${ZHIFU_PG_FSYNC:-off}' -l $PGTEST_DIR/log -w start >/dev/null"
     echo
   } >"$PGTEST_DIR/restart.sh"
   chmod +x "$PGTEST_DIR/restart.sh"

@@ -15,6 +15,7 @@ use crate::domain::epoch_ms;
 use crate::error::chain;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
+use crate::payments::settled::SettledNotifications;
 
 /// Shared state of every handler, payment operation and job. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -35,6 +36,7 @@ struct Inner {
     default_expiry_minutes: i64,
     money: MoneyPolicy,
     refusal_budget: RecordBudget,
+    settled: SettledNotifications,
     reconcile: ReconcileOptions,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
@@ -103,6 +105,7 @@ impl AppState {
                 api_key: settings.api_key,
                 default_expiry_minutes: settings.default_expiry_minutes,
                 refusal_budget: RecordBudget::new(settings.money.refused_records_per_minute),
+                settled: SettledNotifications::new(settings.money.settled_notifications),
                 reconcile,
                 money: settings.money,
                 clock,
@@ -193,6 +196,11 @@ impl AppState {
     /// What refused unauthenticated messages may still be recorded.
     pub fn refusal_budget(&self) -> &RecordBudget {
         &self.inner.refusal_budget
+    }
+
+    /// Notifications this instance already answered `success` for.
+    pub fn settled(&self) -> &SettledNotifications {
+        &self.inner.settled
     }
 
     /// The webhook outbox sender, when `ZHIFU_WEBHOOK_URL` is configured.

@@ -8,12 +8,13 @@ mod common;
 use common::*;
 use serde_json::Value;
 use zhifu_store::Store;
-use zhifu_store::testing::TestDatabase;
+use zhifu_store::testing::{TestDatabase, execute_sql};
 
 zhifu_store::backend_tests!(
     tamper_matrix,
     genuine_notification_pays_once_and_redelivery_is_noop,
     what_strangers_make_us_store_is_bounded,
+    a_settled_notification_replays_without_the_database,
 );
 
 async fn app(db: TestDatabase) -> TestApp {
@@ -344,4 +345,42 @@ async fn what_strangers_make_us_store_is_bounded(db: TestDatabase) {
             .is_empty()
     );
     assert_eq!(app.order(id).await["status"], "paid");
+}
+
+async fn a_settled_notification_replays_without_the_database(db: TestDatabase) {
+    let app = app(db).await;
+    let order = app.create_order("88.88").await;
+    let other = app.create_order("1.00").await;
+    let body = app.signed_notification(&as_refs(&paid_fields(&app, &order, "n-settled")));
+    let fresh = app.signed_notification(&as_refs(&paid_fields(&app, &other, "n-fresh")));
+    assert_eq!(app.post_notify(&body).await, (200, "success".into()));
+
+    // Take the orders table away: whatever reads an order now fails.
+    execute_sql(&app.store, "ALTER TABLE orders RENAME TO orders_away").await;
+    // The settled body is verified again and answered from memory.
+    for _ in 0..3 {
+        assert_eq!(app.post_notify(&body).await, (200, "success".into()));
+    }
+    // A notification never seen needs the read, which fails: `failure`,
+    // and Alipay would retry.
+    assert_eq!(app.post_notify(&fresh).await, (500, "failure".into()));
+    // Verification still comes first: the remembered body with one signed
+    // field changed is refused.
+    let tampered = body.replacen("total_amount=88.88", "total_amount=88.89", 1);
+    assert_ne!(tampered, body);
+    assert_eq!(app.post_notify(&tampered).await, (400, "failure".into()));
+    execute_sql(&app.store, "ALTER TABLE orders_away RENAME TO orders").await;
+
+    // The fresh one goes through now; its replay is remembered too.
+    assert_eq!(app.post_notify(&fresh).await, (200, "success".into()));
+    assert_eq!(
+        app.order(other["id"].as_str().unwrap()).await["status"],
+        "paid"
+    );
+    let events = app
+        .store
+        .list_events(order["id"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
 }

@@ -23,6 +23,11 @@ pub enum StoreError {
     /// The database failed or could not be reached.
     #[error("database error")]
     Database(#[source] sqlx::Error),
+    /// The group of writes this one was committed with vanished before it
+    /// answered (its task was cancelled: the runtime is shutting down).
+    /// Whether the write committed is unknown; re-applying it is safe.
+    #[error("the write's group commit did not answer")]
+    GroupLost,
     /// Running the migrations failed.
     #[error("database migration failed")]
     Migrate(#[source] sqlx::migrate::MigrateError),

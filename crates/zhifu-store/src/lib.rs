@@ -27,6 +27,8 @@
 //!   own pool of one): writers of one process queue there, in order, rather
 //!   than colliding on SQLite's lock; commits are synced before they return
 //!   (`synchronous = FULL`), so an answered `success` survives power loss.
+//!   Trade updates queued behind a busy writer share one transaction and
+//!   its sync (group commit; [`SqlStore::group_commit_stats`]).
 //! - The store does not verify signatures and knows nothing of HTTP; callers
 //!   hand it only updates they have already verified.
 //! - `order_events` is also the webhook outbox: an event exists if and only
@@ -50,7 +52,7 @@ use async_trait::async_trait;
 
 pub use crate::error::StoreError;
 pub use crate::model::*;
-pub use crate::sql::{Backend, SqlStore, StoreOptions, new_id};
+pub use crate::sql::{Backend, GroupStats, SqlStore, StoreOptions, new_id};
 pub use crate::transition::is_redelivery;
 
 /// Shorthand for results of this crate.

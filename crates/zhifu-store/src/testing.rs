@@ -123,6 +123,18 @@ macro_rules! backend_tests {
     };
 }
 
+/// Runs one SQL statement as given, on `store`'s pool: for tests that must
+/// break or bend the database under a running server.
+///
+/// # Panics
+/// When the statement fails: the test is wrong then.
+pub async fn execute_sql(store: &crate::SqlStore, sql: &str) {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(store.pool())
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
 #[cfg(test)]
 mod tests {
     use super::with_database;

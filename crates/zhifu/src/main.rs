@@ -10,6 +10,14 @@
 
 use std::process::ExitCode;
 
+// mimalloc rather than the platform's allocator: the notification path
+// allocates per request (form fields, the body, hyper's buffers), and under
+// load glibc's malloc/free took ~10% of the server's CPU (perf, replay
+// path); mimalloc measured 1.10–1.13× the replay throughput in the same run.
+// On musl (Function Compute, SCF) the system allocator is slower still.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 
 mod protocol_cmds;

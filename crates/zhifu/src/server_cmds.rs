@@ -280,7 +280,11 @@ async fn run_dev(a: DevArgs) -> anyhow::Result<()> {
         public_url: base.clone(),
         api_key: api_key.clone(),
         default_expiry_minutes: 30,
-        money: Default::default(),
+        // The money knobs (`ZHIFU_PAID_AFTER_CLOSE`, …) mean the same here
+        // as under `zhifu serve`, so they can be tried locally.
+        money: zhifu_server::config::Source::from_env()
+            .and_then(|src| zhifu_server::config::MoneyPolicy::from_source(&src))
+            .context("environment")?,
     };
     let store: Arc<dyn Store> = Arc::new(store);
     let state = AppState::new(settings, store);

@@ -124,6 +124,11 @@ pub struct MoneyPolicy {
     /// unauthenticated messages (bad signature, unparseable) one instance
     /// records per minute and reason; the rest are only counted.
     pub refused_records_per_minute: u32,
+    /// `ZHIFU_SETTLED_NOTIFICATIONS` (default 8192; 0 turns it off): how
+    /// many notifications one instance remembers having answered `success`
+    /// for (32-byte digests, about 1 MB at most), so that their replays
+    /// are answered after verification without touching the database.
+    pub settled_notifications: usize,
 }
 
 impl Default for MoneyPolicy {
@@ -134,6 +139,7 @@ impl Default for MoneyPolicy {
             refund_lease: REFUND_LEASE,
             close_margin: Duration::from_secs(120),
             refused_records_per_minute: 30,
+            settled_notifications: 8192,
         }
     }
 }
@@ -144,7 +150,8 @@ pub const REFUND_LEASE: Duration = Duration::from_secs(45);
 
 impl MoneyPolicy {
     /// Reads `ZHIFU_PAID_AFTER_CLOSE`, `ZHIFU_REFUND_SPACING_MS`,
-    /// `ZHIFU_REFUND_LEASE_SECS`, `ZHIFU_CLOSE_MARGIN_SECS`.
+    /// `ZHIFU_REFUND_LEASE_SECS`, `ZHIFU_CLOSE_MARGIN_SECS`,
+    /// `ZHIFU_REFUSED_RECORDS_PER_MINUTE`, `ZHIFU_SETTLED_NOTIFICATIONS`.
     ///
     /// # Errors
     /// A value out of range or not one of the names.
@@ -173,6 +180,10 @@ impl MoneyPolicy {
         if let Some(v) = src.get("ZHIFU_REFUSED_RECORDS_PER_MINUTE") {
             p.refused_records_per_minute =
                 parse_num("ZHIFU_REFUSED_RECORDS_PER_MINUTE", &v, (0u32, 100_000))?;
+        }
+        if let Some(v) = src.get("ZHIFU_SETTLED_NOTIFICATIONS") {
+            p.settled_notifications =
+                parse_num("ZHIFU_SETTLED_NOTIFICATIONS", &v, (0usize, 1_000_000))?;
         }
         if let Some(v) = src.get("ZHIFU_CLOSE_MARGIN_SECS") {
             p.close_margin =

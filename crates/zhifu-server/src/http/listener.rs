@@ -127,6 +127,10 @@ pub async fn serve_with_limits(
 struct IdleTimeout {
     inner: tokio::net::TcpStream,
     after: Duration,
+    /// When bytes last moved. Reads and writes only note the time; the
+    /// timer is moved when it fires early (at most once per `after`), not
+    /// on every read and write of every request.
+    last: tokio::time::Instant,
     deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
 }
 
@@ -135,17 +139,25 @@ impl IdleTimeout {
         IdleTimeout {
             inner,
             after,
+            last: tokio::time::Instant::now(),
             deadline: Box::pin(tokio::time::sleep(after)),
         }
     }
 
     fn touch(&mut self) {
-        let next = tokio::time::Instant::now() + self.after;
-        self.deadline.as_mut().reset(next);
+        self.last = tokio::time::Instant::now();
     }
 
     fn expired(&mut self, cx: &mut std::task::Context<'_>) -> bool {
-        self.deadline.as_mut().poll(cx).is_ready()
+        while self.deadline.as_mut().poll(cx).is_ready() {
+            let due = self.last + self.after;
+            if due <= tokio::time::Instant::now() {
+                return true;
+            }
+            // Something moved since the timer was set: wait out the rest.
+            self.deadline.as_mut().reset(due);
+        }
+        false
     }
 }
 

@@ -9,6 +9,7 @@
 //! | [`trade`] | active query (`refresh_order`), close, applying a verified query answer |
 //! | [`orders`] | creating orders, payment parameters per [`crate::domain::Channel`] |
 //! | [`refunds`] | creating and driving refunds |
+//! | [`settled`] | notifications already answered `success`, so a replay skips the database |
 //! | [`commit`] | the one way a change is made: commit, then the single after-commit hook (webhooks) |
 //! | [`error`] | [`PaymentError`] |
 
@@ -17,6 +18,7 @@ pub mod error;
 pub mod notification;
 pub mod orders;
 pub mod refunds;
+pub mod settled;
 pub mod trade;
 
 pub use self::commit::{Report, commit_report};

@@ -3,10 +3,12 @@
 //!
 //! 1. parse the form once ([`FormParams::parse`]: charset, duplicate keys);
 //! 2. verify the signature over those parameters ([`NotifyVerifier::verify`]);
-//! 3. type the verified fields ([`TradeNotification::from_verified`]);
-//! 4. find the order by `out_trade_no` and match `app_id`, `seller_id` (when
+//! 3. answer at once a body this instance already settled
+//!    ([`super::settled`]: a replay costs a verification and nothing else);
+//! 4. type the verified fields ([`TradeNotification::from_verified`]);
+//! 5. find the order by `out_trade_no` and match `app_id`, `seller_id` (when
 //!    configured) and `total_amount` ([`TradeNotification::check_against`]);
-//! 5. commit ([`super::commit_report`]), then the after-commit hook. A
+//! 6. commit ([`super::commit_report`]), then the after-commit hook. A
 //!    payment for an order we had closed is first confirmed with
 //!    `alipay.trade.query`, then taken under the late-payment policy.
 //!
@@ -25,6 +27,7 @@ use zhifu_store::{AnomalyReason, OrderStatus, Outcome, StoreError, UpdateSource}
 use super::commit::{Claim, Evidence, Report, changes_nothing, commit_report, record_refused};
 use super::error::PaymentError;
 use super::refunds::after_late_payment;
+use super::settled::SettledNotifications;
 use super::trade::apply_query;
 use crate::domain::{amount, epoch_ms, hex};
 use crate::error::chain;
@@ -79,22 +82,27 @@ pub async fn handle_notification(st: &AppState, raw: &[u8]) -> Result<NotifyAnsw
             return Ok(NotifyAnswer::Refused(reasons.to_vec()));
         }
     };
-    // What the message claims, kept for the record before verification
-    // consumes the parameters; none of it is trusted (truncated when
-    // recorded).
-    let claimed = |k: &str| {
-        params
-            .get(k)
-            .map(|v| v.chars().take(128).collect::<String>())
+    // What the message claims, for the record of a refusal; none of it is
+    // trusted (truncated when recorded). Verification consumes the
+    // parameters, so a refusal reads them again from the body: the
+    // genuine path, replays included, pays for no copies.
+    let claims = |params: Option<&FormParams>| {
+        let claimed = |k: &str| {
+            params
+                .and_then(|p| p.get(k))
+                .map(|v| v.chars().take(128).collect::<String>())
+        };
+        (
+            claimed("out_trade_no"),
+            claimed("notify_id"),
+            claimed("trade_status"),
+        )
     };
-    let (claimed_no, claimed_notify_id, claimed_status) = (
-        claimed("out_trade_no"),
-        claimed("notify_id"),
-        claimed("trade_status"),
-    );
     let verified = match st.verifier().verify(params) {
         Ok(v) => v,
         Err(e) => {
+            let (claimed_no, claimed_notify_id, claimed_status) =
+                claims(FormParams::parse(raw).ok().as_ref());
             let reason = match e {
                 alipay::Error::MalformedForm(_) | alipay::Error::UnsupportedCharset(_) => {
                     AnomalyReason::Malformed
@@ -118,12 +126,20 @@ pub async fn handle_notification(st: &AppState, raw: &[u8]) -> Result<NotifyAnsw
             return Ok(NotifyAnswer::Refused(vec![reason]));
         }
     };
-    // From here on, Alipay sent it; its fields are the audit payload.
+    // Alipay sent it. If this instance already settled these exact bytes,
+    // the answer cannot have changed (see `settled`): no database at all.
+    let digest = SettledNotifications::digest(raw);
+    if st.settled().contains(&digest) {
+        st.metrics().notification("duplicate", None);
+        return Ok(NotifyAnswer::Success);
+    }
+    // From here on, its fields are the audit payload.
     let payload = || Evidence::Verified(Some(verified.get().to_json().to_string()));
     let n = match TradeNotification::from_verified(&verified) {
         Ok(n) => n,
         Err(e) => {
             tracing::warn!(error = %chain(&e), "verified notification could not be typed");
+            let (claimed_no, claimed_notify_id, claimed_status) = claims(Some(verified.get()));
             let reasons = [AnomalyReason::Malformed];
             let claim = Claim {
                 out_trade_no: claimed_no.as_deref(),
@@ -209,6 +225,7 @@ pub async fn handle_notification(st: &AppState, raw: &[u8]) -> Result<NotifyAnsw
     // something pays for its audit payload.
     if changes_nothing(st, &order, &report) {
         st.metrics().notification("duplicate", None);
+        st.settled().insert(digest);
         return Ok(NotifyAnswer::Success);
     }
     let report = Report {
@@ -218,7 +235,10 @@ pub async fn handle_notification(st: &AppState, raw: &[u8]) -> Result<NotifyAnsw
     let result = commit_report(st, &order, report).await?;
     after_late_payment(st, &result).await;
     Ok(match result.outcome {
-        Outcome::Applied | Outcome::Duplicate => NotifyAnswer::Success,
+        Outcome::Applied | Outcome::Duplicate => {
+            st.settled().insert(digest);
+            NotifyAnswer::Success
+        }
         Outcome::Anomaly(reason) => NotifyAnswer::Refused(vec![reason]),
     })
 }

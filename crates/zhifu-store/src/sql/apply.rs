@@ -23,6 +23,18 @@ pub(super) async fn apply_trade_update(
     update: &TradeUpdate,
     record: &NewNotification,
 ) -> Result<ApplyResult> {
+    match &s.group {
+        Some(group) => super::group::apply_grouped(s, group, update, record).await,
+        None => apply_alone(s, update, record).await,
+    }
+}
+
+/// [`apply_trade_update`] in a transaction of its own.
+pub(super) async fn apply_alone(
+    s: &SqlStore,
+    update: &TradeUpdate,
+    record: &NewNotification,
+) -> Result<ApplyResult> {
     let mut tx = s.begin_write().await?;
     let (outcome, events, order) = apply_in_tx(&mut tx, update).await?;
     insert_notification(&mut tx, record, Some(&update.order_id), &outcome).await?;

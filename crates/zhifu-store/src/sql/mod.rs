@@ -16,6 +16,9 @@
 //! reverse.
 
 mod apply;
+mod group;
+
+pub use self::group::GroupStats;
 mod leases;
 mod notifications;
 mod orders;
@@ -97,6 +100,9 @@ pub struct SqlStore {
     /// writes use `pool` (PostgreSQL, and in-memory SQLite, which has one
     /// connection anyway).
     writer: Option<AnyPool>,
+    /// With the single writer: trade updates waiting for it commit
+    /// together ([`group`]).
+    group: Option<std::sync::Arc<group::GroupCommit>>,
     backend: Backend,
 }
 
@@ -175,6 +181,7 @@ impl SqlStore {
         let pool = pool_options.connect_with(connect).await?;
         Ok(SqlStore {
             pool,
+            group: writer.as_ref().map(|_| std::sync::Arc::default()),
             writer,
             backend,
         })
@@ -211,6 +218,12 @@ impl SqlStore {
     /// The pool, for queries a later module needs before the trait grows.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// What group commit did so far; `None` when writes are not grouped
+    /// (PostgreSQL, in-memory SQLite).
+    pub fn group_commit_stats(&self) -> Option<GroupStats> {
+        self.group.as_ref().map(|g| g.stats())
     }
 
     /// Closes the pools.
