@@ -56,12 +56,36 @@ impl Charset {
         }
     }
 
-    pub(crate) fn decode(self, b: &[u8]) -> Option<String> {
+    /// Decodes bytes received in this charset (see `decode_owned`); public
+    /// only for the fuzz targets (`fuzz/`).
+    #[doc(hidden)]
+    pub fn decode(self, b: &[u8]) -> Option<String> {
         match self {
             Charset::Utf8 => String::from_utf8(b.to_vec()).ok(),
-            Charset::Gbk => encoding_rs::GBK
-                .decode_without_bom_handling_and_without_replacement(b)
-                .map(Cow::into_owned),
+            Charset::Gbk => {
+                // The GBK decoder is GB18030's: its four-byte sequences decode
+                // to characters GBK cannot encode, which `encode` would turn
+                // into `&#NNNN;` — so "杯😀" would verify against a signature
+                // over "杯&#128512;". Only text GBK encodes is GBK.
+                let text =
+                    encoding_rs::GBK.decode_without_bom_handling_and_without_replacement(b)?;
+                let (_, _, unmappable) = encoding_rs::GBK.encode(&text);
+                (!unmappable).then(|| text.into_owned())
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gbk_text_is_only_what_gbk_encodes_back() {
+        assert_eq!(Charset::Gbk.decode(&[0xB1, 0xAD]).as_deref(), Some("杯"));
+        assert_eq!(Charset::Gbk.decode(&[0x80]).as_deref(), Some("€"));
+        // U+1F600 as GB18030's four bytes: GBK would sign it as `&#128512;`.
+        assert_eq!(Charset::Gbk.decode(&[0x94, 0x39, 0xFC, 0x36]), None);
+        assert_eq!(Charset::Utf8.decode("😀".as_bytes()).as_deref(), Some("😀"));
     }
 }

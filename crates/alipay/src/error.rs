@@ -110,6 +110,9 @@ impl Error {
     pub fn is_unknown_outcome(&self) -> bool {
         match self {
             Error::Gateway(g) => g.outcome() == Outcome::Unknown,
+            // The call reached Alipay; its answer names a certificate we
+            // do not hold yet, so what it says cannot be trusted.
+            Error::UnknownAlipayCert(_) => true,
             #[cfg(feature = "client")]
             Error::Http(_) => true,
             #[cfg(feature = "client")]

@@ -35,7 +35,7 @@ impl AlipayKeys {
         match self {
             AlipayKeys::PublicKey(k) => k.verify(st, msg, sig),
             AlipayKeys::Certificates(store) => {
-                if store.keys().any(|k| k.verify(st, msg, sig).is_ok()) {
+                if store.keys().iter().any(|k| k.verify(st, msg, sig).is_ok()) {
                     Ok(())
                 } else {
                     Err(Error::BadSignature)
@@ -55,6 +55,7 @@ impl AlipayKeys {
         match (self, cert_sn) {
             (AlipayKeys::Certificates(store), Some(sn)) => store
                 .get(sn)
+                .as_ref()
                 .ok_or_else(|| Error::UnknownAlipayCert(sn.chars().take(64).collect()))?
                 .verify(st, msg, sig),
             _ => self.verify_unnamed(st, msg, sig),

@@ -7,6 +7,7 @@ use std::path::Path;
 use url::Url;
 
 use crate::backend::Channel;
+use crate::branding::Branding;
 use crate::catalog::Catalog;
 use crate::error::CheckoutError;
 use crate::ratelimit::RateLimit;
@@ -58,6 +59,10 @@ pub struct CheckoutConfig {
     /// sets this to a sandbox buyer so the demo storefront works in the
     /// stand-in "Alipay app"; leave it `None` in production.
     pub dev_buyer_id: Option<String>,
+    /// The shop's name, tagline and logo (`ZHIFU_SHOP_NAME`,
+    /// `ZHIFU_SHOP_TAGLINE`, `ZHIFU_SHOP_LOGO_URL`; see [`Branding`]).
+    /// Only `zhifu dev` shows the demo wording.
+    pub branding: Branding,
 }
 
 impl CheckoutConfig {
@@ -84,6 +89,7 @@ impl CheckoutConfig {
             order_expiry_minutes: 15,
             dev_bridge: false,
             dev_buyer_id: None,
+            branding: Branding::default(),
         }
     }
 
@@ -99,6 +105,7 @@ impl CheckoutConfig {
     /// | `ZHIFU_CHECKOUT_RATE_PER_MINUTE` | order creations per client per minute (also the burst) | 20 |
     /// | `ZHIFU_CHECKOUT_EXPIRY_MINUTES` | payment deadline | 15 |
     /// | `ZHIFU_TRUSTED_PROXY_HOPS` | proxies appending `X-Forwarded-For` | 0 |
+    /// | `ZHIFU_SHOP_NAME`, `ZHIFU_SHOP_TAGLINE`, `ZHIFU_SHOP_LOGO_URL` | the pages' branding ([`Branding`]) | a neutral "商店 / Shop" |
     ///
     /// # Errors
     /// [`CheckoutError`] naming the variable (or the catalog problem).
@@ -138,6 +145,7 @@ impl CheckoutConfig {
         };
         c.dev_bridge = true;
         c.dev_buyer_id = Some(DEV_BUYER_ID.to_owned());
+        c.branding = Branding::demo();
         c.apply_env(&var)?;
         c.validate()?;
         Ok(c)
@@ -145,6 +153,7 @@ impl CheckoutConfig {
 
     fn apply_env(&mut self, var: &impl Fn(&str) -> Option<String>) -> Result<(), CheckoutError> {
         let c = self;
+        c.branding.apply_env(var)?;
         if let Some(v) = var("ZHIFU_CHECKOUT_CHANNELS") {
             c.channels = list(&v)
                 .map(|s| {

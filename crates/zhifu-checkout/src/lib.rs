@@ -39,6 +39,7 @@
 
 pub mod api;
 mod backend;
+pub mod branding;
 mod catalog;
 mod config;
 mod error;
@@ -61,6 +62,7 @@ pub use crate::backend::{
     Channel, OrderInfo, OrderRequest, OrderStatus, PayParams, PayRequest, PaymentBackend,
     RouterBackend,
 };
+pub use crate::branding::Branding;
 pub use crate::catalog::{CURRENCY, Catalog, DEMO_TOML, Product, Text};
 pub use crate::config::{CheckoutConfig, DEV_BUYER_ID};
 pub use crate::error::CheckoutError;

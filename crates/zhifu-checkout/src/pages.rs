@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use crate::CheckoutState;
+use crate::branding::{Branding, escape};
 
 const INDEX_HTML: &str = include_str!("../assets/index.html");
 const RESULT_HTML: &str = include_str!("../assets/result.html");
@@ -27,6 +28,72 @@ pub const JSBRIDGE_JS: &str = include_str!("../assets/jsbridge.js");
 const BRIDGE_SLOT: &str = "<!--zhifu:bridge-->";
 
 const JS: &str = "text/javascript; charset=utf-8";
+
+// The demo shop's branding in the page templates, replaced by
+// [`render`] outside `zhifu dev`.
+const TITLE_META: &str = "<meta name=\"zhifu-title\" content=\"shop.title\">";
+const TITLE_TAG: &str = "<title>Zhifu 演示商店</title>";
+const BRAND_SPAN: &str = "<span data-i18n=\"shop.title\">Zhifu 演示商店</span>";
+const ADMIN_BRAND: &str = "<a href=\"/\" data-i18n=\"shop.title\">Zhifu 演示商店</a>";
+const TAGLINE: &str =
+    "<p class=\"tagline\" data-i18n=\"shop.tagline\">用支付宝付款 — 本地沙箱，不涉及真实资金。</p>";
+const LOGO: &str = "<img src=\"/checkout/assets/icon.svg\" alt=\"\" width=\"28\" height=\"28\">";
+
+/// A page template with the shop's branding in place of the demo's.
+fn render(page: &str, b: &Branding) -> String {
+    let mut out = page.to_owned();
+    if let Some(name) = &b.shop_name {
+        let name = escape(name);
+        // The merchant's own name is not translated.
+        out = out
+            .replace(TITLE_META, "")
+            .replace(TITLE_TAG, &format!("<title>{name}</title>"))
+            .replace(BRAND_SPAN, &format!("<span>{name}</span>"))
+            .replace(ADMIN_BRAND, &format!("<a href=\"/\">{name}</a>"));
+    } else if !b.demo {
+        out = out
+            .replace(
+                TITLE_META,
+                "<meta name=\"zhifu-title\" content=\"shop.name\">",
+            )
+            .replace(TITLE_TAG, "<title>商店</title>")
+            .replace(BRAND_SPAN, "<span data-i18n=\"shop.name\">商店</span>")
+            .replace(
+                ADMIN_BRAND,
+                "<a href=\"/\" data-i18n=\"shop.name\">商店</a>",
+            );
+    }
+    if let Some(t) = &b.tagline {
+        out = out.replace(TAGLINE, &format!("<p class=\"tagline\">{}</p>", escape(t)));
+    } else if !b.demo {
+        out = out.replace(
+            TAGLINE,
+            "<p class=\"tagline\" data-i18n=\"shop.taglineLive\">使用支付宝付款。</p>",
+        );
+    }
+    if let Some(logo) = &b.logo_url {
+        out = out.replace(
+            LOGO,
+            &format!(
+                "<img src=\"{}\" alt=\"\" width=\"28\" height=\"28\">",
+                escape(logo)
+            ),
+        );
+    }
+    out
+}
+
+/// The pages' CSP, allowing the logo's origin when it is elsewhere.
+fn csp(b: &Branding) -> HeaderValue {
+    match b.logo_foreign_origin() {
+        Some(origin) => HeaderValue::from_str(&CSP.replace(
+            "img-src 'self' data:",
+            &format!("img-src 'self' data: {origin}"),
+        ))
+        .unwrap_or(HeaderValue::from_static(CSP)),
+        None => HeaderValue::from_static(CSP),
+    }
+}
 
 /// `/checkout/assets/{name}`.
 const ASSETS: &[(&str, &str, &str)] = &[
@@ -49,13 +116,10 @@ const ASSETS: &[(&str, &str, &str)] = &[
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; base-uri 'none'; frame-ancestors 'none'";
 
-fn html(body: String) -> Response {
+fn html(body: String, b: &Branding) -> Response {
     let mut r = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response();
     let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
+    h.insert(header::CONTENT_SECURITY_POLICY, csp(b));
     h.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
@@ -107,17 +171,20 @@ pub(crate) async fn index(State(st): State<CheckoutState>, headers: HeaderMap) -
     } else {
         ""
     };
-    html(INDEX_HTML.replace(BRIDGE_SLOT, bridge))
+    let b = &st.config().branding;
+    html(render(INDEX_HTML, b).replace(BRIDGE_SLOT, bridge), b)
 }
 
 /// `GET /checkout/result`: where Alipay sends the buyer back.
-pub(crate) async fn result() -> Response {
-    html(RESULT_HTML.to_owned())
+pub(crate) async fn result(State(st): State<CheckoutState>) -> Response {
+    let b = &st.config().branding;
+    html(render(RESULT_HTML, b), b)
 }
 
 /// `GET /admin`: the merchant's orders view.
-pub(crate) async fn admin() -> Response {
-    html(ADMIN_HTML.to_owned())
+pub(crate) async fn admin(State(st): State<CheckoutState>) -> Response {
+    let b = &st.config().branding;
+    html(render(ADMIN_HTML, b), b)
 }
 
 /// `GET /zhifu.js`.
@@ -174,6 +241,58 @@ mod tests {
             assert!(!page.contains(" style=\""), "no inline styles (CSP)");
         }
         assert!(INDEX_HTML.contains(BRIDGE_SLOT));
+    }
+
+    #[test]
+    fn the_demo_wording_stays_in_zhifu_dev() {
+        for page in [INDEX_HTML, RESULT_HTML, ADMIN_HTML] {
+            assert!(page.contains("Zhifu 演示商店"));
+            assert_eq!(render(page, &Branding::demo()), page);
+        }
+        // Every placeholder render() replaces is in the templates.
+        for (page, parts) in [
+            (
+                INDEX_HTML,
+                &[TITLE_META, TITLE_TAG, BRAND_SPAN, TAGLINE, LOGO][..],
+            ),
+            (RESULT_HTML, &[BRAND_SPAN, LOGO][..]),
+            (ADMIN_HTML, &[ADMIN_BRAND][..]),
+        ] {
+            for p in parts {
+                assert!(page.contains(p), "{p}");
+            }
+        }
+        let plain = Branding::default();
+        let named = Branding {
+            shop_name: Some("Tea <House> & Co".into()),
+            tagline: Some("好茶 \"每天\"".into()),
+            logo_url: Some("https://cdn.example.com/logo.png".into()),
+            demo: false,
+        };
+        for page in [INDEX_HTML, RESULT_HTML, ADMIN_HTML] {
+            for b in [&plain, &named] {
+                let out = render(page, b);
+                for demo in ["演示", "沙箱", "demo", "sandbox"] {
+                    assert!(!out.contains(demo), "{demo} in a production page");
+                }
+            }
+        }
+        let index = render(INDEX_HTML, &named);
+        assert!(index.contains("<title>Tea &lt;House&gt; &amp; Co</title>"));
+        assert!(index.contains("<span>Tea &lt;House&gt; &amp; Co</span>"));
+        assert!(index.contains("<p class=\"tagline\">好茶 &quot;每天&quot;</p>"));
+        assert!(index.contains("<img src=\"https://cdn.example.com/logo.png\""));
+        assert!(!index.contains("zhifu-title"), "the name is not translated");
+        let index = render(INDEX_HTML, &plain);
+        assert!(index.contains("data-i18n=\"shop.name\">商店<"));
+        assert!(index.contains("data-i18n=\"shop.taglineLive\""));
+        assert!(
+            csp(&named)
+                .to_str()
+                .unwrap()
+                .contains("img-src 'self' data: https://cdn.example.com;")
+        );
+        assert_eq!(csp(&plain), HeaderValue::from_static(CSP));
     }
 
     #[test]

@@ -222,6 +222,13 @@ pub struct SandboxConfig {
     /// The sandbox's own "Alipay" key. When `None` it is read from the state
     /// directory or generated (and then stored there).
     pub alipay_private_key: Option<AppPrivateKey>,
+    /// Public-key-certificate mode (公钥证书模式, docs/protocol.md §7; the
+    /// sandbox's `certs` module): the sandbox has its own root CA and an
+    /// Alipay certificate for its key, issues app certificates, requires
+    /// `app_cert_sn` and `alipay_root_cert_sn` on every gateway request and
+    /// answers with `alipay_cert_sn`. The authority is made at each start
+    /// (not persisted in the state directory).
+    pub cert_mode: bool,
 }
 
 impl Default for SandboxConfig {
@@ -245,6 +252,7 @@ impl Default for SandboxConfig {
             bill_url_ttl: Duration::from_secs(30),
             request_log_capacity: 10_000,
             alipay_private_key: None,
+            cert_mode: false,
         }
     }
 }

@@ -82,6 +82,10 @@ pub enum SandboxError {
         /// The control API's error message.
         message: String,
     },
+    /// A certificate could not be issued (certificate mode): the input is
+    /// not a public key or CSR, or a key could not be made.
+    #[error("certificate: {0}")]
+    Certificate(String),
     /// The notification HTTP client could not be built.
     #[error("the notification HTTP client could not be built")]
     Http(#[source] reqwest::Error),

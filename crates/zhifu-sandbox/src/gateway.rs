@@ -59,8 +59,17 @@ fn render_node(
     sign: Option<SignType>,
     charset: Charset,
 ) -> Response {
-    let body = match sign.map(|st| sb.signer().sign_response(node, text, st, charset)) {
-        Some(Ok(body)) => body,
+    let signing = sb.signing();
+    let body = match sign.map(|st| signing.signer.sign(st, &charset.encode(text))) {
+        // Certificate mode: `alipay_cert_sn` at the top level, outside the
+        // signed text, before `sign` (docs/protocol.md §4.1, §7.4).
+        Some(Ok(sig)) => match &signing.cert_sn {
+            Some(sn) => format!(
+                "{{{}:{text},\"alipay_cert_sn\":\"{sn}\",\"sign\":\"{sig}\"}}",
+                Value::from(node)
+            ),
+            None => response_body(node, text, Some(&sig)),
+        },
         // A signing failure cannot happen with a valid key; answer unsigned
         // rather than fail the request.
         Some(Err(_)) | None => response_body(node, text, None),
@@ -283,9 +292,13 @@ async fn dispatch(sb: &Sandbox, c: &Checked) -> Option<Result<Reply, BizError>> 
         Ok(b) => b,
         Err(e) => return Some(Err(e)),
     };
+    if c.method == crate::certs::DOWNLOAD_METHOD && sb.inner.certs.is_some() {
+        return Some(crate::cert_mode::download(sb, c.biz.as_deref()));
+    }
     let sys = sys_of(c);
     let mut st = sb.lock().await;
-    let ctx = sb.ctx();
+    let signer = sb.signer();
+    let ctx = sb.ctx(&signer);
     let r = api::call(&mut st, &c.method, &c.app_id, &biz, &sys, &ctx)?;
     if let Err(e) = sb.flush(&mut st).await {
         tracing::warn!(error = %e, "could not persist sandbox state");
@@ -319,7 +332,8 @@ pub(crate) async fn place(sb: &Sandbox, c: &Checked, product: Product) -> Result
     let sys = sys_of(c);
     let (out, terms) = api::pay::order_terms(&biz, product, &sys)?;
     let mut st = sb.lock().await;
-    let ctx = sb.ctx();
+    let signer = sb.signer();
+    let ctx = sb.ctx(&signer);
     let token = api::pay::place_order(&mut st, &c.app_id, out, terms, &ctx)?;
     if let Err(e) = sb.flush(&mut st).await {
         tracing::warn!(error = %e, "could not persist sandbox state");

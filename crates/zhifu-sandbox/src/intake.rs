@@ -86,13 +86,10 @@ fn raw_pairs(raw: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
         .collect()
 }
 
+/// The SDK's decoding: the signature is checked over the text encoded
+/// again, so only text that encodes back to what was received is read.
 fn decode(charset: Charset, b: &[u8]) -> Option<String> {
-    match charset {
-        Charset::Utf8 => String::from_utf8(b.to_vec()).ok(),
-        _ => encoding_rs::GBK
-            .decode_without_bom_handling_and_without_replacement(b)
-            .map(|c| c.into_owned()),
-    }
+    charset.decode(b)
 }
 
 /// Intake of docs/protocol.md §2.1/§2.3: `charset` from the query (else the configured
@@ -156,6 +153,20 @@ pub(crate) fn intake(
         pairs,
         charset: Some(charset),
     })
+}
+
+/// [`intake`] for the fuzz targets (`fuzz/`): the merged, once-decoded
+/// pairs, or the refusal's `sub_code`.
+#[doc(hidden)]
+pub fn fuzz_intake(
+    query: &[u8],
+    body: &[u8],
+    default_charset: Charset,
+    dup: DuplicateParams,
+) -> Result<Vec<(String, String)>, &'static str> {
+    intake(query, body, default_charset, dup)
+        .map(|p| p.pairs)
+        .map_err(|r| r.sub_code)
 }
 
 /// A request that passed the common checks and the signature.
@@ -245,7 +256,31 @@ pub(crate) async fn check(sb: &Sandbox, p: &Params) -> Result<Checked, Refusal> 
     } else {
         alipay::sign::notify_sign_content(pairs, alipay::sign::NotifySignRule::KeepSignType, false)
     };
-    let verified = AlipayPublicKey::parse(&app_key)
+    // Certificate mode: the app certificate named by `app_cert_sn` holds
+    // the key that checks the signature, so it is looked up first; then the
+    // root bundle's SN (an inferred order: docs/protocol.md, sandbox section).
+    let cert_key = match &sb.inner.certs {
+        None => None,
+        Some(book) => {
+            let key = p
+                .get("app_cert_sn")
+                .and_then(|sn| book.app_key(app_id, sn))
+                .ok_or_else(|| invalid("isv.app-cert-not-exist", "应用公钥证书不存在", signed))?;
+            if p.get("alipay_root_cert_sn") != Some(book.root_sn()) {
+                return Err(invalid(
+                    "isv.invalid-alipay-root-cert-sn",
+                    "无效支付宝根证书序列号",
+                    signed,
+                ));
+            }
+            Some(key)
+        }
+    };
+    let key = match cert_key {
+        Some(k) => Ok(k),
+        None => AlipayPublicKey::parse(&app_key),
+    };
+    let verified = key
         .and_then(|k| k.verify(sign_type, &charset.encode(&content), sign))
         .is_ok();
     if !verified {

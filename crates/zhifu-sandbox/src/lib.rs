@@ -46,6 +46,8 @@
 // (remote, testing). `impl State` and `impl Sandbox` blocks live with the
 // behaviour they add, and call only into earlier layers.
 mod api;
+mod cert_mode;
+pub mod certs;
 mod config;
 mod control;
 mod error;
@@ -78,6 +80,8 @@ pub use crate::config::{
     SandboxMode,
 };
 pub use crate::error::SandboxError;
+#[doc(hidden)]
+pub use crate::intake::fuzz_intake;
 pub use crate::model::{Attempt, DeliveryState, Product};
 pub use crate::requests::{RequestFilter, RequestRecord};
 pub use crate::sandbox::Sandbox;

@@ -41,7 +41,15 @@ impl Sandbox {
                 }
             },
         };
-        let signer = AlipaySigner::new(key);
+        let certs = if config.cert_mode {
+            Some(crate::certs::CertBook::new(&key)?)
+        } else {
+            None
+        };
+        let signing = crate::sandbox::Signing {
+            cert_sn: certs.as_ref().map(crate::certs::CertBook::current_sn),
+            signer: Arc::new(AlipaySigner::new(key)),
+        };
         let buyer_id = match store.get_meta("buyer_id").await? {
             Some(b) => b,
             None => {
@@ -99,8 +107,8 @@ impl Sandbox {
         let sb = Sandbox {
             inner: Arc::new(Inner {
                 cfg: config,
-                pubkey: signer.public_key(),
-                signer,
+                signing: std::sync::RwLock::new(signing),
+                certs,
                 state: Mutex::new(state),
                 store,
                 clock: Clock::new(frozen, offset_ms),

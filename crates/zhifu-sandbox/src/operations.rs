@@ -115,7 +115,8 @@ impl Sandbox {
     ) -> Result<TradeView, SandboxError> {
         let mut st = self.lock().await;
         let app = st.resolve_app(app_id)?;
-        let ctx = self.ctx();
+        let signer = self.signer();
+        let ctx = self.ctx(&signer);
         let trade_no = st.pay_by_out(&app, out_trade_no, &ctx)?;
         self.flush(&mut st).await?;
         Ok(trade_view(&st.trades[&trade_no]))
@@ -133,7 +134,8 @@ impl Sandbox {
     ) -> Result<TradeView, SandboxError> {
         let mut st = self.lock().await;
         let app = st.resolve_app(app_id)?;
-        let ctx = self.ctx();
+        let signer = self.signer();
+        let ctx = self.ctx(&signer);
         let trade_no = st.open_by_out(&app, out_trade_no, &ctx)?;
         self.flush(&mut st).await?;
         Ok(trade_view(&st.trades[&trade_no]))

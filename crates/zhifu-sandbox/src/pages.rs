@@ -60,7 +60,8 @@ pub(crate) async fn cashier(State(sb): State<Sandbox>, Path(token): Path<String>
     if !st.orders.contains_key(&token) {
         return not_found("这个收银台链接不存在");
     }
-    let ctx = sb.ctx();
+    let signer = sb.signer();
+    let ctx = sb.ctx(&signer);
     let trade_no = match st.open_order(&token, &ctx) {
         Ok(t) => t,
         Err(e) => {
@@ -83,7 +84,8 @@ pub(crate) async fn cashier_pay(State(sb): State<Sandbox>, Path(token): Path<Str
     if !st.orders.contains_key(&token) {
         return not_found("这个收银台链接不存在");
     }
-    let ctx = sb.ctx();
+    let signer = sb.signer();
+    let ctx = sb.ctx(&signer);
     let trade_no = match st.open_order(&token, &ctx) {
         Ok(t) => t,
         Err(e) => {

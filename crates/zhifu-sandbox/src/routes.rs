@@ -47,6 +47,7 @@ impl Sandbox {
             )
             .route("/sandbox/bills/{token}", get(pages::bill))
             .merge(control::routes())
+            .merge(crate::cert_mode::routes())
             .with_state(self.clone())
     }
 }

@@ -49,10 +49,21 @@ impl Clock {
     }
 }
 
+/// What the sandbox signs as "Alipay" with.
+#[derive(Clone)]
+pub(crate) struct Signing {
+    pub signer: Arc<AlipaySigner>,
+    /// `alipay_cert_sn` of the signer's certificate (certificate mode).
+    pub cert_sn: Option<String>,
+}
+
 pub(crate) struct Inner {
     pub cfg: SandboxConfig,
-    pub signer: AlipaySigner,
-    pub pubkey: AlipayPublicKey,
+    /// The "Alipay" signer now, and in certificate mode the SN of its
+    /// certificate; swapped whole when the certificate rotates.
+    pub signing: std::sync::RwLock<Signing>,
+    /// Certificate mode: the authority and every certificate issued.
+    pub certs: Option<crate::certs::CertBook>,
     pub state: Mutex<State>,
     pub store: Store,
     pub clock: Clock,
@@ -88,9 +99,10 @@ impl Sandbox {
         &self.inner.cfg
     }
 
-    /// The sandbox's own "Alipay" public key.
+    /// The sandbox's own "Alipay" public key (in certificate mode, the key
+    /// of its current Alipay certificate).
     pub fn alipay_public_key(&self) -> AlipayPublicKey {
-        self.inner.pubkey.clone()
+        self.signer().public_key()
     }
 
     /// The sandbox clock, now.
@@ -98,10 +110,12 @@ impl Sandbox {
         self.inner.clock.now()
     }
 
-    pub(crate) fn ctx(&self) -> Ctx<'_> {
+    /// The operation context, signing with `signer` (from
+    /// [`Sandbox::signer`], held by the caller).
+    pub(crate) fn ctx<'a>(&'a self, signer: &'a AlipaySigner) -> Ctx<'a> {
         Ctx {
             now: self.inner.clock.now(),
-            signer: &self.inner.signer,
+            signer,
             cfg: &self.inner.cfg,
         }
     }
@@ -153,9 +167,18 @@ impl Sandbox {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The sandbox's "Alipay" signer.
-    pub(crate) fn signer(&self) -> &AlipaySigner {
-        &self.inner.signer
+    /// The sandbox's "Alipay" signer now.
+    pub(crate) fn signer(&self) -> Arc<AlipaySigner> {
+        self.signing().signer
+    }
+
+    /// The signer and, in certificate mode, its certificate's SN, read
+    /// together (a rotation swaps both at once).
+    pub(crate) fn signing(&self) -> Signing {
+        match self.inner.signing.read() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     /// The HTTP client that sends notifications.

@@ -1,6 +1,17 @@
 //! `zhifu sandbox trigger`: one chosen notification (paid, refunds, closed,
-//! tampered, duplicate) sent to any URL, signed with the sandbox key,
-//! outside any trade the sandbox holds; recorded, never retried.
+//! tampered, duplicate), signed with the sandbox key.
+//!
+//! When `out_trade_no` names an order or trade the sandbox holds (a real
+//! Zhifu order whose payment parameters reached it), the trigger acts on
+//! that trade the way the buyer or Alipay would — `paid` pays it,
+//! `partial-refund`/`full-refund` refund it, `closed` closes it — so the
+//! trade number stays the same and a sequence (paid → partial refund →
+//! full refund) follows the real state machine; the notification is then
+//! the one Alipay would send (normal delivery, retries included), and the
+//! call waits for its first attempt. `tampered` and `duplicate` of a held
+//! trade are one-shot copies of its paid notification. With no such
+//! trade, a one-shot notification for a made-up trade is sent to `url`;
+//! either way it is recorded.
 
 use alipay::TradeStatus;
 use alipay::testing::form_body;
@@ -49,8 +60,9 @@ impl std::str::FromStr for TriggerKind {
 pub struct TriggerRequest {
     /// What to send.
     pub kind: TriggerKind,
-    /// Where to POST it.
-    pub url: String,
+    /// Where to POST it (default: the held trade's `notify_url`).
+    #[serde(default)]
+    pub url: Option<String>,
     /// App id (default: the only registered app, or a placeholder).
     #[serde(default)]
     pub app_id: Option<String>,
@@ -76,7 +88,29 @@ impl Sandbox {
     /// # Errors
     /// [`SandboxError::InvalidInput`] for bad amounts or URLs.
     pub async fn trigger(&self, r: TriggerRequest) -> Result<NotificationView, SandboxError> {
-        if !(r.url.starts_with("http://") || r.url.starts_with("https://")) {
+        if let Some(view) = self.trigger_held(&r).await? {
+            return Ok(view);
+        }
+        let held = match &r.out_trade_no {
+            Some(no) => {
+                let st = self.lock().await;
+                let app = st.resolve_app(r.app_id.as_deref()).ok();
+                app.and_then(|a| st.trade_by_out(&a, no).cloned())
+            }
+            None => None,
+        };
+        let url = match (&r.url, &held) {
+            (Some(u), _) => u.clone(),
+            (None, Some(t)) => t.terms.notify_url.clone().ok_or_else(|| {
+                SandboxError::InvalidInput("the trade has no notify_url: give url".into())
+            })?,
+            (None, None) => {
+                return Err(SandboxError::InvalidInput(
+                    "url is required for a trade the sandbox does not hold".into(),
+                ));
+            }
+        };
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(SandboxError::InvalidInput("url must be http(s)".into()));
         }
         let amount = |s: Option<&str>, default: u64| -> Result<u64, SandboxError> {
@@ -87,7 +121,10 @@ impl Sandbox {
                 }),
             }
         };
-        let total = amount(r.total_amount.as_deref(), 8888)?;
+        let total = match &held {
+            Some(t) => t.terms.total_fen,
+            None => amount(r.total_amount.as_deref(), 8888)?,
+        };
         let refund = amount(r.refund_amount.as_deref(), (total / 2).max(1))?;
         if refund > total {
             return Err(SandboxError::InvalidInput(
@@ -113,45 +150,56 @@ impl Sandbox {
             });
             (app, st.buyer_id.clone(), st.buyer_logon_id())
         };
-        let ctx = self.ctx();
+        let signer = self.signer();
+        let ctx = self.ctx(&signer);
         let now = ctx.now_ms();
         let out_trade_no = r
             .out_trade_no
             .clone()
             .unwrap_or_else(|| format!("TRIGGER_{}", ids::digits(10)));
         let paid = r.kind != TriggerKind::Closed;
-        let mut t = Trade {
-            app_id: app.app_id.clone(),
-            trade_no: ids::trade_no(ctx.now),
-            out_trade_no: out_trade_no.clone(),
-            terms: OrderTerms {
-                product: Product::Page,
-                total_fen: total,
-                subject: r
-                    .subject
-                    .clone()
-                    .unwrap_or_else(|| "Zhifu sandbox trigger".into()),
-                body: None,
-                notify_url: Some(r.url.clone()),
-                return_url: None,
-                quit_url: None,
-                passback_params: None,
-                charset: "utf-8".into(),
-                sign_type: "RSA2".into(),
-                timeout_express: None,
-                time_expire: None,
-            },
-            status: TradeStatus::TradeSuccess,
-            seller_id: app.seller_id.clone(),
-            buyer_id,
-            buyer_logon_id,
-            gmt_create: now - 60_000,
-            gmt_payment: paid.then_some(now - 30_000),
-            gmt_close: None,
-            expires_at: None,
-            refunds: Vec::new(),
-            closed_by: None,
-            token: None,
+        let mut t = if let Some(mut t) = held.clone() {
+            // A copy of the held trade as paid (the held record is left as
+            // it is: a one-shot notification changes nothing there).
+            t.status = TradeStatus::TradeSuccess;
+            t.gmt_payment = t.gmt_payment.or(Some(now - 30_000));
+            t.refunds.clear();
+            t.terms.notify_url = Some(url.clone());
+            t
+        } else {
+            Trade {
+                app_id: app.app_id.clone(),
+                trade_no: ids::trade_no(ctx.now),
+                out_trade_no: out_trade_no.clone(),
+                terms: OrderTerms {
+                    product: Product::Page,
+                    total_fen: total,
+                    subject: r
+                        .subject
+                        .clone()
+                        .unwrap_or_else(|| "Zhifu sandbox trigger".into()),
+                    body: None,
+                    notify_url: Some(url.clone()),
+                    return_url: None,
+                    quit_url: None,
+                    passback_params: None,
+                    charset: "utf-8".into(),
+                    sign_type: "RSA2".into(),
+                    timeout_express: None,
+                    time_expire: None,
+                },
+                status: TradeStatus::TradeSuccess,
+                seller_id: app.seller_id.clone(),
+                buyer_id,
+                buyer_logon_id,
+                gmt_create: now - 60_000,
+                gmt_payment: paid.then_some(now - 30_000),
+                gmt_close: None,
+                expires_at: None,
+                refunds: Vec::new(),
+                closed_by: None,
+                token: None,
+            }
         };
         let event = match r.kind {
             TriggerKind::Paid | TriggerKind::Tampered | TriggerKind::Duplicate => Event::Paid,
@@ -197,7 +245,7 @@ impl Sandbox {
                 out_trade_no,
                 trade_no: t.trade_no.clone(),
                 notify_id,
-                notify_url: r.url.clone(),
+                notify_url: url.clone(),
                 trade_status: built.trade_status.clone(),
                 event: format!(
                     "trigger:{}",
@@ -225,7 +273,7 @@ impl Sandbox {
         for i in 0..times {
             let at = self.now();
             let real = time::OffsetDateTime::now_utc();
-            let out = notify::post(self.http(), &r.url, &body, "utf-8").await;
+            let out = notify::post(self.http(), &url, &body, "utf-8").await;
             let (http_status, response_body, error) = match &out {
                 notify::Outcome::Answered { status, body } => {
                     (Some(*status), Some(body.clone()), None)
@@ -256,6 +304,122 @@ impl Sandbox {
         st.deliveries
             .get(&id)
             .map(delivery_view)
+            .ok_or(SandboxError::DeliveryNotFound(id))
+    }
+}
+
+impl Sandbox {
+    /// The trigger on a trade the sandbox holds (see the module doc), or
+    /// `None` when it holds none by that number (or the kind is a one-shot
+    /// one: `tampered`, `duplicate`).
+    async fn trigger_held(
+        &self,
+        r: &TriggerRequest,
+    ) -> Result<Option<NotificationView>, SandboxError> {
+        let Some(no) = r.out_trade_no.as_deref() else {
+            return Ok(None);
+        };
+        if matches!(r.kind, TriggerKind::Tampered | TriggerKind::Duplicate) {
+            return Ok(None);
+        }
+        let mut st = self.lock().await;
+        let Ok(app) = st.resolve_app(r.app_id.as_deref()) else {
+            return Ok(None);
+        };
+        if st.trade_by_out(&app, no).is_none() && st.order_by_out(&app, no).is_none() {
+            return Ok(None);
+        }
+        let before = st.deliveries.keys().next_back().copied().unwrap_or(0);
+        let signer = self.signer();
+        let ctx = self.ctx(&signer);
+        let state_error =
+            |status: &TradeStatus, action: &'static str| SandboxError::InvalidTradeState {
+                out_trade_no: no.to_owned(),
+                status: status.as_str(),
+                action,
+            };
+        let trade_no = match r.kind {
+            TriggerKind::Paid => st.pay_by_out(&app, no, &ctx)?,
+            TriggerKind::Closed => {
+                let trade_no = st.open_by_out(&app, no, &ctx)?;
+                let status = st.trades[&trade_no].status.clone();
+                if status != TradeStatus::WaitBuyerPay {
+                    return Err(state_error(
+                        &status,
+                        "closed (a paid trade is refunded: full-refund)",
+                    ));
+                }
+                st.close_trade(&trade_no, "close", &ctx)?;
+                trade_no
+            }
+            TriggerKind::PartialRefund | TriggerKind::FullRefund => {
+                let t = st
+                    .trade_by_out(&app, no)
+                    .ok_or_else(|| SandboxError::TradeNotFound {
+                        app_id: app.clone(),
+                        out_trade_no: no.to_owned(),
+                    })?;
+                if t.status != TradeStatus::TradeSuccess {
+                    return Err(state_error(&t.status, "refunded"));
+                }
+                let left = t.terms.total_fen.saturating_sub(t.refunded_fen());
+                let amount = match (r.kind, r.refund_amount.as_deref()) {
+                    (TriggerKind::FullRefund, _) => left,
+                    (_, Some(a)) => alipay::Amount::payable(a).map(|a| a.fen()).map_err(|_| {
+                        SandboxError::InvalidInput(format!("{a:?} is not an amount like 88.88"))
+                    })?,
+                    (_, None) => (left / 2).max(1),
+                };
+                if amount == 0 || amount > left {
+                    return Err(SandboxError::InvalidInput(format!(
+                        "the refund must be between 0.01 and what is left ({})",
+                        yuan(left)
+                    )));
+                }
+                let trade_no = t.trade_no.clone();
+                let refund = Refund {
+                    out_request_no: format!("R{}", ids::digits(10)),
+                    amount_fen: amount,
+                    reason: Some("zhifu sandbox trigger".into()),
+                    at: ctx.now_ms(),
+                    via: "refund".into(),
+                };
+                st.apply_refund(&trade_no, refund, &ctx)?;
+                trade_no
+            }
+            TriggerKind::Tampered | TriggerKind::Duplicate => return Ok(None),
+        };
+        self.flush(&mut st).await?;
+        let queued = st
+            .deliveries
+            .range(before + 1..)
+            .filter(|(_, d)| d.trade_no == trade_no)
+            .map(|(id, _)| *id)
+            .next_back();
+        drop(st);
+        let Some(id) = queued else {
+            return Err(SandboxError::InvalidInput(format!(
+                "done on trade {trade_no}, but Alipay sends no notification for it on this \
+                 product (the sandbox's notify_matrix)"
+            )));
+        };
+        // Wait for the first attempt (the worker delivers it), so that the
+        // caller sees the merchant's answer.
+        for _ in 0..300 {
+            {
+                let st = self.lock().await;
+                if let Some(d) = st.deliveries.get(&id)
+                    && !d.attempts.is_empty()
+                {
+                    return Ok(Some(delivery_view(d)));
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let st = self.lock().await;
+        st.deliveries
+            .get(&id)
+            .map(|d| Some(delivery_view(d)))
             .ok_or(SandboxError::DeliveryNotFound(id))
     }
 }

@@ -91,7 +91,8 @@ impl Sandbox {
     /// attempt tasks and the next instant something is due.
     async fn run_due(&self) -> Result<(Vec<JoinHandle<()>>, Option<i64>), SandboxError> {
         let mut st = self.lock().await;
-        let ctx = self.ctx();
+        let signer = self.signer();
+        let ctx = self.ctx(&signer);
         let now = ctx.now_ms();
         let next_timer = st.run_timers(&ctx)?;
         let due: Vec<u64> = st

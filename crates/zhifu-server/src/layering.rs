@@ -146,6 +146,7 @@ fn http_only_reads_the_store() {
         "get_order_by_out_trade_no",
         "list_orders",
         "list_events",
+        "query_events",
         "list_delivery_attempts",
         "list_refunds",
         "list_notifications",

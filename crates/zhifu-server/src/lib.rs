@@ -58,12 +58,14 @@ pub mod metrics;
 pub mod outbox;
 pub mod payments;
 pub mod platform;
+pub mod rotation;
 pub mod state;
 pub mod view;
 pub mod webhook;
 
 pub use crate::config::{
-    ApiKey, Config, ConfigError, ReconcileOptions, Settings, WebhookConfig, WebhookSecret,
+    ApiKey, Config, ConfigError, MetricsAccess, ReconcileOptions, Settings, WebhookConfig,
+    WebhookSecret,
 };
 pub use crate::domain::rfc3339;
 pub use crate::http::{ApiError, router, serve};

@@ -32,6 +32,34 @@ struct Inner {
     webhook_attempts: BTreeMap<String, u64>,
     paid_after_close: u64,
     alipay_latency: BTreeMap<String, Histogram>,
+    /// Route template → status → latency.
+    http: BTreeMap<String, BTreeMap<u16, Histogram>>,
+}
+
+impl Histogram {
+    fn observe(&mut self, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        for (slot, bound) in self.counts.iter_mut().zip(BUCKETS) {
+            if secs <= bound {
+                *slot += 1;
+            }
+        }
+        self.count += 1;
+        self.sum_micros += u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        for (bound, n) in BUCKETS.iter().zip(self.counts) {
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {n}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(
+            out,
+            "{name}_sum{{{labels}}} {}",
+            self.sum_micros as f64 / 1e6
+        );
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+    }
 }
 
 impl Metrics {
@@ -61,15 +89,23 @@ impl Metrics {
             *i.alipay_calls
                 .entry((method.to_owned(), outcome.to_owned()))
                 .or_default() += 1;
-            let h = i.alipay_latency.entry(method.to_owned()).or_default();
-            let secs = elapsed.as_secs_f64();
-            for (slot, bound) in h.counts.iter_mut().zip(BUCKETS) {
-                if secs <= bound {
-                    *slot += 1;
-                }
-            }
-            h.count += 1;
-            h.sum_micros += u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+            i.alipay_latency
+                .entry(method.to_owned())
+                .or_default()
+                .observe(elapsed);
+        });
+    }
+
+    /// Records one answered HTTP request: its route template (`/v1/orders/{id}`,
+    /// never the raw path, so the label set stays bounded), status and time.
+    pub fn http_request(&self, route: &str, status: u16, elapsed: Duration) {
+        self.with(|i| {
+            // Only the first request of a route allocates its key.
+            let by_status = match i.http.get_mut(route) {
+                Some(m) => m,
+                None => i.http.entry(route.to_owned()).or_default(),
+            };
+            by_status.entry(status).or_default().observe(elapsed);
         });
     }
 
@@ -152,29 +188,31 @@ impl Metrics {
             out.push_str("# HELP zhifu_alipay_call_duration_seconds Latency of calls to the Alipay gateway.\n");
             out.push_str("# TYPE zhifu_alipay_call_duration_seconds histogram\n");
             for (method, h) in &i.alipay_latency {
-                for (bound, n) in BUCKETS.iter().zip(h.counts) {
-                    let _ = writeln!(
-                        out,
-                        "zhifu_alipay_call_duration_seconds_bucket{{method=\"{method}\",le=\"{bound}\"}} {n}"
-                    );
-                }
-                let _ = writeln!(
-                    out,
-                    "zhifu_alipay_call_duration_seconds_bucket{{method=\"{method}\",le=\"+Inf\"}} {}",
-                    h.count
-                );
-                let _ = writeln!(
-                    out,
-                    "zhifu_alipay_call_duration_seconds_sum{{method=\"{method}\"}} {}",
-                    h.sum_micros as f64 / 1e6
-                );
-                let _ = writeln!(
-                    out,
-                    "zhifu_alipay_call_duration_seconds_count{{method=\"{method}\"}} {}",
-                    h.count
+                h.render(
+                    &mut out,
+                    "zhifu_alipay_call_duration_seconds",
+                    &format!("method=\"{method}\""),
                 );
             }
+            out.push_str("# HELP zhifu_http_request_duration_seconds HTTP requests answered by this instance, by route and status.\n");
+            out.push_str("# TYPE zhifu_http_request_duration_seconds histogram\n");
+            for (route, by_status) in &i.http {
+                for (status, h) in by_status {
+                    h.render(
+                        &mut out,
+                        "zhifu_http_request_duration_seconds",
+                        &format!("route=\"{route}\",status=\"{status}\""),
+                    );
+                }
+            }
         });
+        out.push_str("# HELP zhifu_build_info The running build.\n");
+        out.push_str("# TYPE zhifu_build_info gauge\n");
+        let _ = writeln!(
+            out,
+            "zhifu_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
         out
     }
 }

@@ -108,7 +108,10 @@ impl Outbox {
         let current = self.store.get_order(&e.order_id).await?;
         let body = view::webhook_payload(e, current.as_ref()).to_string();
         let at = self.now_ms();
-        let header = webhook::sign(body.as_bytes(), self.config.secret.as_bytes(), at / 1000);
+        let t = at / 1000;
+        let header = webhook::sign(body.as_bytes(), self.config.secret.as_bytes(), t);
+        let standard =
+            webhook::sign_standard(&e.id, body.as_bytes(), self.config.secret.as_bytes(), t);
         let started = Instant::now();
         let sent = self
             .http()
@@ -117,6 +120,9 @@ impl Outbox {
             .header(webhook::SIGNATURE_HEADER, header)
             .header(webhook::EVENT_ID_HEADER, &e.id)
             .header("Zhifu-Event-Type", e.event_type.as_str())
+            .header(webhook::STANDARD_ID_HEADER, &e.id)
+            .header(webhook::STANDARD_TIMESTAMP_HEADER, t.to_string())
+            .header(webhook::STANDARD_SIGNATURE_HEADER, standard)
             .body(body)
             .send()
             .await;

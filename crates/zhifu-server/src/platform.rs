@@ -10,11 +10,6 @@
 //! Both function platforms require binding `0.0.0.0` and leave only `/tmp`
 //! writable.
 
-use axum::extract::Request;
-use axum::middleware::Next;
-use axum::response::Response;
-use tracing::Instrument;
-
 /// The variables naming the listen port, in the order they are honoured.
 pub const PORT_VARS: [&str; 3] = ["FC_CUSTOM_LISTEN_PORT", "FC_SERVER_PORT", "PORT"];
 
@@ -34,38 +29,6 @@ pub fn request_id(headers: &axum::http::HeaderMap) -> Option<&str> {
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
     })
-}
-
-/// Middleware: runs the request inside a `request{id=…}` span, so that
-/// every log line it causes carries the platform's request id, and logs one
-/// line when it is answered (method, path without the query, status, time).
-pub async fn request_span(req: Request, next: Next) -> Response {
-    // With INFO off the span and the line would be dropped anyway: skip
-    // the copies they need (this runs for every request, replays included).
-    if !tracing::enabled!(tracing::Level::INFO) {
-        return next.run(req).await;
-    }
-    let id = request_id(req.headers()).map(str::to_owned);
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let span = match &id {
-        Some(id) => tracing::info_span!("request", id = %id),
-        None => tracing::info_span!("request"),
-    };
-    async move {
-        let started = std::time::Instant::now();
-        let resp = next.run(req).await;
-        tracing::info!(
-            %method,
-            path = %path,
-            status = resp.status().as_u16(),
-            ms = started.elapsed().as_millis() as u64,
-            "answered"
-        );
-        resp
-    }
-    .instrument(span)
-    .await
 }
 
 #[cfg(test)]

@@ -10,12 +10,16 @@ use alipay::{Alipay, AlipayClient, Clock, NotifyVerifier, RequestOptions, System
 use zhifu_store::{SqlStore, Store, StoreError};
 
 use crate::budget::RecordBudget;
-use crate::config::{ApiKey, Config, MoneyPolicy, ReconcileOptions, Settings, WebhookConfig};
+use crate::config::{
+    ApiKey, Config, MetricsAccess, MoneyPolicy, ReconcileOptions, Settings, SigningMode,
+    WebhookConfig,
+};
 use crate::domain::epoch_ms;
 use crate::error::chain;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::payments::settled::SettledNotifications;
+use crate::rotation::{CertRotation, Learnt};
 
 /// Shared state of every handler, payment operation and job. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -37,6 +41,9 @@ struct Inner {
     money: MoneyPolicy,
     refusal_budget: RecordBudget,
     settled: SettledNotifications,
+    metrics_access: MetricsAccess,
+    /// Certificate mode: learning Alipay's rotated certificate.
+    rotation: Option<Arc<CertRotation>>,
     reconcile: ReconcileOptions,
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
@@ -61,29 +68,66 @@ impl AppState {
         clock: Arc<dyn Clock>,
         webhooks: Option<WebhookConfig>,
     ) -> Self {
+        Self::build_signing(settings, SigningMode::PublicKey, store, clock, webhooks)
+    }
+
+    /// As [`AppState::build`] in a given signing mode (certificate mode:
+    /// requests carry `app_cert_sn` and `alipay_root_cert_sn`, answers are
+    /// verified by the Alipay certificate their `alipay_cert_sn` names).
+    pub fn build_signing(
+        settings: Settings,
+        signing: SigningMode,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        webhooks: Option<WebhookConfig>,
+    ) -> Self {
         Self::assemble(
             settings,
+            signing,
             store,
             clock,
             webhooks,
             ReconcileOptions::default(),
+            MetricsAccess::Public,
         )
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn assemble(
         settings: Settings,
+        signing: SigningMode,
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         webhooks: Option<WebhookConfig>,
         reconcile: ReconcileOptions,
+        metrics_access: MetricsAccess,
     ) -> Self {
         let notify_url = settings.notify_url();
         let return_url = settings.return_url();
-        let core = Alipay::builder(
-            settings.app_id.clone(),
-            settings.app_private_key,
-            settings.alipay_public_key,
-        )
+        let mut rotation = None;
+        let core = match signing {
+            SigningMode::PublicKey => Alipay::builder(
+                settings.app_id.clone(),
+                settings.app_private_key,
+                settings.alipay_public_key,
+            ),
+            SigningMode::Certificates(certs) => {
+                // One store for the client, the notification verifier and
+                // rotation: a learnt certificate is used by all at once.
+                let shared = Arc::new(certs.alipay_certs.clone());
+                rotation = Some(Arc::new(CertRotation::new(
+                    shared.clone(),
+                    certs.root_cert_pem.clone(),
+                    certs.download_interval,
+                )));
+                Alipay::builder(
+                    settings.app_id.clone(),
+                    settings.app_private_key,
+                    alipay::AlipayKeys::Certificates(shared),
+                )
+                .cert_sns(certs.cert_sns())
+            }
+        }
         .gateway(settings.gateway)
         .build();
         let verifier = core.notify_verifier();
@@ -106,6 +150,8 @@ impl AppState {
                 default_expiry_minutes: settings.default_expiry_minutes,
                 refusal_budget: RecordBudget::new(settings.money.refused_records_per_minute),
                 settled: SettledNotifications::new(settings.money.settled_notifications),
+                metrics_access,
+                rotation,
                 reconcile,
                 money: settings.money,
                 clock,
@@ -128,13 +174,28 @@ impl AppState {
             store.migrate().await?;
         }
         tracing::debug!(backend = ?store.backend(), "database pool ready");
-        Ok(Self::assemble(
+        let state = Self::assemble(
             config.settings,
+            config.signing,
             Arc::new(store),
             Arc::new(SystemClock),
             config.webhook,
             config.reconcile,
-        ))
+            config.metrics,
+        );
+        state.load_learnt_certs().await;
+        Ok(state)
+    }
+
+    /// Certificate mode: adds the Alipay certificates any instance learnt
+    /// (see [`crate::rotation`]).
+    pub async fn load_learnt_certs(&self) {
+        if let Some(r) = &self.inner.rotation {
+            let n = r.load(self.inner.store.as_ref()).await;
+            if n > 0 {
+                tracing::info!(count = n, "learnt Alipay certificates loaded");
+            }
+        }
     }
 
     /// The store.
@@ -198,6 +259,11 @@ impl AppState {
         &self.inner.refusal_budget
     }
 
+    /// Who may read `/metrics`.
+    pub fn metrics_access(&self) -> &MetricsAccess {
+        &self.inner.metrics_access
+    }
+
     /// Notifications this instance already answered `success` for.
     pub fn settled(&self) -> &SettledNotifications {
         &self.inner.settled
@@ -223,6 +289,42 @@ impl AppState {
         epoch_ms(self.inner.clock.now())
     }
 
+    /// Certificate mode: makes Alipay's certificate `sn` known if it can be
+    /// trusted (see [`crate::rotation`]); [`Learnt::Skipped`] in key mode.
+    pub async fn learn_alipay_cert(&self, sn: &str) -> Learnt {
+        match &self.inner.rotation {
+            Some(r) => {
+                r.learn(sn, self.inner.alipay.core(), self.inner.store.as_ref())
+                    .await
+            }
+            None => Learnt::Skipped,
+        }
+    }
+
+    /// Certificate mode, for a notification no known certificate verifies:
+    /// asks Alipay about `out_trade_no` (rate-limited), which learns its
+    /// current certificate if it changed. True when a certificate was
+    /// learnt, so verifying again may succeed.
+    pub async fn probe_alipay_cert(&self, out_trade_no: &str) -> bool {
+        let Some(r) = &self.inner.rotation else {
+            return false;
+        };
+        if alipay::OutTradeNo::new(out_trade_no).is_err() || !r.may_probe() {
+            return false;
+        }
+        let alipay::AlipayKeys::Certificates(certs) = self.inner.alipay.core().alipay_keys() else {
+            return false;
+        };
+        let before = certs.keys().len();
+        let _ = self
+            .call(
+                &alipay::TradeQuery::by_out_trade_no(out_trade_no),
+                &RequestOptions::default(),
+            )
+            .await;
+        certs.keys().len() > before
+    }
+
     /// Calls Alipay, counting the call and its latency.
     pub(crate) async fn call<R: alipay::ApiRequest>(
         &self,
@@ -230,7 +332,15 @@ impl AppState {
         opts: &RequestOptions,
     ) -> alipay::Result<R::Response> {
         let started = Instant::now();
-        let result = self.inner.alipay.execute(req, opts).await;
+        let mut result = self.inner.alipay.execute(req, opts).await;
+        // Alipay rotated its certificate: learn it, then ask again when
+        // asking again can never act twice.
+        if let Err(alipay::Error::UnknownAlipayCert(sn)) = &result
+            && self.learn_alipay_cert(sn).await == Learnt::Known
+            && req.retry_safe()
+        {
+            result = self.inner.alipay.execute(req, opts).await;
+        }
         self.observe(req, started, result)
     }
 
@@ -243,6 +353,11 @@ impl AppState {
     ) -> alipay::Result<R::Response> {
         let started = Instant::now();
         let result = self.inner.alipay.execute_once(req, opts).await;
+        // The call was made, its answer cannot be read (an unknown outcome
+        // the caller handles): learn the certificate for the next calls.
+        if let Err(alipay::Error::UnknownAlipayCert(sn)) = &result {
+            self.learn_alipay_cert(sn).await;
+        }
         self.observe(req, started, result)
     }
 

@@ -16,6 +16,16 @@
 //! `t` further than a tolerance (five minutes is usual) from its own clock,
 //! which bounds replays. Several `v1=` entries may appear; any match is
 //! enough. Rust receivers call [`verify`].
+//!
+//! ## The same delivery under the Standard Webhooks spec
+//!
+//! Each delivery also carries `webhook-id` (the event id),
+//! `webhook-timestamp` (the same `t`) and `webhook-signature: v1,<base64>`,
+//! the standard base64 HMAC-SHA256 of `"{id}.{t}.{body}"` with the same
+//! key ([`sign_standard`]), so receivers can verify with a Standard
+//! Webhooks library (npm `standardwebhooks`, PyPI `standardwebhooks`, …).
+//! Those libraries take the key as `whsec_` + base64 of its bytes:
+//! [`standard_secret`] (`zhifu dev --webhook-url` prints it).
 
 use std::time::Duration;
 
@@ -64,8 +74,44 @@ pub fn sign(payload: &[u8], secret: &[u8], t: i64) -> String {
     format!("t={t},v1={}", hex(tag.as_ref()))
 }
 
+/// Standard Webhooks: the event id header.
+pub const STANDARD_ID_HEADER: &str = "webhook-id";
+/// Standard Webhooks: the Unix time header.
+pub const STANDARD_TIMESTAMP_HEADER: &str = "webhook-timestamp";
+/// Standard Webhooks: the signature header.
+pub const STANDARD_SIGNATURE_HEADER: &str = "webhook-signature";
+
+/// The `webhook-signature` value (`v1,<base64>`) of a delivery of event
+/// `id` with `payload` at Unix time `t`, under the Standard Webhooks spec.
+pub fn sign_standard(id: &str, payload: &[u8], secret: &[u8], t: i64) -> String {
+    use base64::Engine as _;
+    let mut msg = Vec::with_capacity(id.len() + payload.len() + 14);
+    msg.extend_from_slice(id.as_bytes());
+    msg.push(b'.');
+    msg.extend_from_slice(t.to_string().as_bytes());
+    msg.push(b'.');
+    msg.extend_from_slice(payload);
+    let tag = hmac::sign(&key(secret), &msg);
+    format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(tag.as_ref())
+    )
+}
+
+/// The webhook secret as Standard Webhooks libraries take it:
+/// `whsec_` + base64 of the key bytes.
+pub fn standard_secret(secret: &[u8]) -> String {
+    use base64::Engine as _;
+    format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(secret)
+    )
+}
+
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
+    // Hex digits only: `from_str_radix` alone would also take a sign
+    // (`+a` as 0x0a), so one signature would have many spellings.
+    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..s.len())
@@ -97,6 +143,12 @@ pub fn verify(
             .ok_or(VerifyError::MalformedHeader)?;
         match k {
             "t" if t.is_none() => {
+                // Decimal digits as `sign` writes them (`i64::from_str`
+                // would also take `+`).
+                let digits = v.strip_prefix('-').unwrap_or(v);
+                if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(VerifyError::MalformedHeader);
+                }
                 t = Some(v.parse::<i64>().map_err(|_| VerifyError::MalformedHeader)?);
             }
             "t" => return Err(VerifyError::MalformedHeader),
@@ -135,6 +187,29 @@ pub fn backoff(failed_attempts: i64) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn standard_webhooks_vector() {
+        use base64::Engine as _;
+        // The example of the Standard Webhooks specification (its README
+        // and its libraries' tests).
+        let key = base64::engine::general_purpose::STANDARD
+            .decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+            .unwrap();
+        assert_eq!(
+            sign_standard(
+                "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                br#"{"test": 2432232314}"#,
+                &key,
+                1_614_265_330
+            ),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
+        assert_eq!(
+            standard_secret(&key),
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+        );
+    }
     use crate::config::DEFAULT_MAX_ATTEMPTS;
 
     const SECRET: &[u8] = b"whsec_test_0123456789abcdef";
@@ -216,6 +291,7 @@ mod tests {
             "v1=00",
             "t=1",
             "t=1,t=2,v1=00",
+            "t=+1,v1=00",
         ] {
             assert_eq!(
                 verify(b"x", h, SECRET, DEFAULT_TOLERANCE, 1),
@@ -227,6 +303,18 @@ mod tests {
             verify(b"x", "t=1,v1=zz", SECRET, DEFAULT_TOLERANCE, 1),
             Err(VerifyError::SignatureMismatch)
         );
+        // A signature spelt with a sign in a hex pair is not that signature
+        // (found by fuzz/fuzz_targets/webhook_signature.rs).
+        let h = sign(b"x", SECRET, 1);
+        let hex = h.split_once("v1=").unwrap().1;
+        let i = (0..hex.len()).step_by(2).find(|&i| &hex[i..=i] == "0");
+        if let Some(i) = i {
+            let plus = format!("t=1,v1={}+{}", &hex[..i], &hex[i + 1..]);
+            assert_eq!(
+                verify(b"x", &plus, SECRET, DEFAULT_TOLERANCE, 1),
+                Err(VerifyError::SignatureMismatch)
+            );
+        }
     }
 
     #[test]

@@ -52,6 +52,7 @@ use async_trait::async_trait;
 
 pub use crate::error::StoreError;
 pub use crate::model::*;
+pub use crate::sql::alipay_certs::AlipayCertRecord;
 pub use crate::sql::{Backend, GroupStats, SqlStore, StoreOptions, new_id};
 pub use crate::transition::is_redelivery;
 
@@ -216,4 +217,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Delivery attempts of an event, in the order they were made.
     async fn list_delivery_attempts(&self, event_id: &str) -> Result<Vec<DeliveryAttempt>>;
+
+    /// Records an Alipay certificate downloaded in certificate mode,
+    /// accepted or refused; an accepted record is never replaced by a
+    /// refusal.
+    async fn record_alipay_cert(&self, rec: &AlipayCertRecord) -> Result<()>;
+
+    /// The record of one `alipay_cert_sn`.
+    async fn get_alipay_cert(&self, sn: &str) -> Result<Option<AlipayCertRecord>>;
+
+    /// Every accepted Alipay certificate, oldest first.
+    async fn accepted_alipay_certs(&self) -> Result<Vec<AlipayCertRecord>>;
 }

@@ -20,6 +20,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{Parser, Subcommand};
 
+mod listen_cmd;
 mod protocol_cmds;
 mod sandbox_cmd;
 mod server_cmds;
@@ -34,7 +35,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Write a new RSA-2048 app key pair (PEM and the console's bare base64).
+    /// Write a new RSA-2048 app key pair (PEM and the console's bare base64);
+    /// never over existing key files without `--force`.
     Keygen(protocol_cmds::KeygenArgs),
     /// Sign request parameters read from stdin (form-encoded).
     Sign(protocol_cmds::SignArgs),
@@ -42,7 +44,8 @@ enum Command {
     VerifyNotify(protocol_cmds::VerifyNotifyArgs),
     /// Verify a gateway response body read from stdin.
     VerifyResponse(protocol_cmds::VerifyResponseArgs),
-    /// Check an Alipay configuration and explain what is wrong.
+    /// Check an Alipay configuration (key files, or `zhifu serve`'s with
+    /// `--env`) and explain what is wrong; `--online` asks the gateway once.
     Doctor(protocol_cmds::DoctorArgs),
     /// Run the local Alipay gateway emulator, or trigger/resend notifications.
     Sandbox(sandbox_cmd::SandboxArgs),
@@ -56,6 +59,9 @@ enum Command {
     Reconcile(server_cmds::ReconcileArgs),
     /// List merchant webhook events or resend one.
     Webhooks(server_cmds::WebhooksArgs),
+    /// Forward the webhooks of a running Zhifu to a local endpoint, signed,
+    /// one line per event (`--forward-to URL`).
+    Listen(listen_cmd::ListenArgs),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +78,7 @@ fn main() -> ExitCode {
         Some(Command::Migrate(a)) => server_cmds::migrate(a),
         Some(Command::Reconcile(a)) => server_cmds::reconcile(a),
         Some(Command::Webhooks(a)) => server_cmds::webhooks(a),
+        Some(Command::Listen(a)) => listen_cmd::listen(a),
         None => server_cmds::dev(server_cmds::DevArgs::default()),
     }
 }

@@ -57,22 +57,40 @@ struct ServeArgs {
     /// The app id for `--app-public-key` (generated when left out).
     #[arg(long, requires = "app_public_key")]
     app_id: Option<String>,
+    /// Public-key-certificate mode (公钥证书模式): the sandbox has its own
+    /// root CA and Alipay certificate, issues app certificates
+    /// (`POST /sandbox/api/certs/app`), requires `app_cert_sn` and
+    /// `alipay_root_cert_sn` on every request, and can rotate its Alipay
+    /// certificate (`POST /sandbox/api/certs/rotate`). A new authority is
+    /// made at every start.
+    #[arg(long)]
+    cert_mode: bool,
+    /// With `--cert-mode`: write `alipayRootCert.crt`,
+    /// `alipayCertPublicKey_RSA2.crt` and (with `--app-public-key`)
+    /// `appCertPublicKey_<app_id>.crt` into this directory.
+    #[arg(long, requires = "cert_mode")]
+    cert_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 struct TriggerArgs {
     /// paid, partial-refund, full-refund, closed, tampered or duplicate.
     kind: String,
-    /// Where to POST the notification.
+    /// Where to POST the notification (default: the trade's own
+    /// `notify_url` when `--out-trade-no` names an order the sandbox holds).
     #[arg(long)]
-    url: String,
-    /// A running sandbox to sign and record it.
+    url: Option<String>,
+    /// A running sandbox to sign and record it (default: the one inside
+    /// `zhifu dev` on its default port).
     #[arg(
         long,
-        default_value = "http://127.0.0.1:9090",
+        default_value = "http://127.0.0.1:8080",
         conflicts_with = "state"
     )]
     sandbox: String,
+    /// Print the whole delivery as JSON instead of one line per attempt.
+    #[arg(long)]
+    json: bool,
     /// Sign with the key in this state directory instead (no running sandbox needed).
     #[arg(long)]
     state: Option<PathBuf>,
@@ -94,12 +112,22 @@ struct TriggerArgs {
 struct ResendArgs {
     /// Delivery id (see `GET /sandbox/api/notifications`).
     id: u64,
-    /// The running sandbox.
-    #[arg(long, default_value = "http://127.0.0.1:9090")]
+    /// The running sandbox (default: the one inside `zhifu dev`).
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
     sandbox: String,
+    /// Print the whole delivery as JSON instead of one line per attempt.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Runs `zhifu sandbox …`.
+/// Writes one certificate file of `--cert-dir`.
+fn write_cert(dir: &std::path::Path, name: &str, pem: &str) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(name);
+    std::fs::write(&path, pem).with_context(|| format!("writing {}", path.display()))
+}
+
 pub fn run(args: SandboxArgs) -> ExitCode {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -158,6 +186,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         mode,
         state_dir: a.state.clone(),
         seed: a.seed,
+        cert_mode: a.cert_mode,
         ..Default::default()
     })
     .await
@@ -187,6 +216,36 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
             "App:                {} (seller {})",
             app.app_id, app.seller_id
         );
+        if a.cert_mode {
+            let cert = sandbox
+                .issue_app_cert(
+                    Some(&app.app_id),
+                    zhifu_sandbox::certs::AppCertRequest::RegisteredKey,
+                )
+                .await?;
+            println!("App cert SN:        {}", cert.app_cert_sn);
+            if let Some(dir) = &a.cert_dir {
+                write_cert(
+                    dir,
+                    &format!("appCertPublicKey_{}.crt", app.app_id),
+                    &cert.app_cert,
+                )?;
+            }
+        }
+    }
+    if a.cert_mode {
+        let files = sandbox.cert_files()?;
+        println!("Signing:            certificates (公钥证书模式)");
+        println!("Alipay cert SN:     {}", files.alipay_cert_sn);
+        println!("Root cert SN:       {}", files.alipay_root_cert_sn);
+        match &a.cert_dir {
+            Some(dir) => {
+                write_cert(dir, "alipayRootCert.crt", &files.root_cert)?;
+                write_cert(dir, "alipayCertPublicKey_RSA2.crt", &files.alipay_cert)?;
+                println!("Certificates:       {}", dir.display());
+            }
+            None => println!("Certificates:       GET {public_url}/sandbox/api/certs"),
+        }
     }
     use std::io::Write;
     let _ = std::io::stdout().flush();
@@ -218,6 +277,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
 
 async fn trigger(t: TriggerArgs) -> anyhow::Result<()> {
     let kind: TriggerKind = t.kind.parse()?;
+    let json = t.json;
     let req = TriggerRequest {
         kind,
         url: t.url,
@@ -243,17 +303,63 @@ async fn trigger(t: TriggerArgs) -> anyhow::Result<()> {
         }
         None => zhifu_sandbox::remote::trigger(&t.sandbox, &req).await?,
     };
-    print_attempts(&view)
+    print_attempts(&view, json)
 }
 
 async fn resend(r: ResendArgs) -> anyhow::Result<()> {
     let view = zhifu_sandbox::remote::resend(&r.sandbox, r.id).await?;
-    print_attempts(&view)
+    print_attempts(&view, r.json)
+}
+
+/// One line per attempt: what was sent, where, and what came back.
+fn attempt_lines(view: &serde_json::Value) -> Vec<String> {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("").to_owned();
+    let head = format!(
+        "#{} {} {} {} (trade {}) → {}",
+        view["id"],
+        text(&view["event"]),
+        text(&view["trade_status"]),
+        text(&view["out_trade_no"]),
+        text(&view["trade_no"]),
+        text(&view["notify_url"]),
+    );
+    let attempts = view["attempts"].as_array().cloned().unwrap_or_default();
+    if attempts.is_empty() {
+        return vec![format!(
+            "{head}: queued, not attempted yet (next {})",
+            text(&view["next_attempt_at"])
+        )];
+    }
+    attempts
+        .iter()
+        .map(|a| {
+            let answer = match (a["http_status"].as_u64(), a["error"].as_str()) {
+                (Some(code), _) => {
+                    let body: String = text(&a["response_body"]).chars().take(60).collect();
+                    format!("HTTP {code} {body:?}")
+                }
+                (None, Some(e)) => format!("failed: {e}"),
+                (None, None) => "no answer".to_owned(),
+            };
+            let verdict = if a["success"] == true {
+                "ok"
+            } else {
+                "NOT success"
+            };
+            format!("{head} [{}]: {answer} — {verdict}", text(&a["kind"]))
+        })
+        .collect()
 }
 
 /// Prints the delivery and fails unless the last attempt got `success`.
-fn print_attempts(view: &serde_json::Value) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(view)?);
+fn print_attempts(view: &serde_json::Value, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(view)?);
+    } else {
+        for line in attempt_lines(view) {
+            println!("{line}");
+        }
+    }
     let last = view["attempts"]
         .as_array()
         .and_then(|a| a.last())
@@ -304,7 +410,9 @@ mod tests {
                     t.kind.parse::<TriggerKind>().unwrap(),
                     TriggerKind::PartialRefund
                 );
-                assert_eq!(t.sandbox, "http://127.0.0.1:9090");
+                // The sandbox inside `zhifu dev`, on its default port.
+                assert_eq!(t.sandbox, "http://127.0.0.1:8080");
+                assert_eq!(t.url.as_deref(), Some("http://h/n"));
             }
             other => panic!("{other:?}"),
         }

@@ -17,7 +17,7 @@ use alipay::AppPrivateKey;
 use anyhow::{Context, anyhow};
 use clap::Args;
 use zhifu_sandbox::{Sandbox, SandboxConfig};
-use zhifu_server::config::Source;
+use zhifu_server::config::{CertificateSettings, SigningMode, Source};
 use zhifu_server::{ApiKey, AppState, Config, ReconcileOptions, Settings};
 use zhifu_store::{EventQuery, SqlStore, Store, StoreOptions, WebhookState};
 
@@ -33,6 +33,24 @@ pub struct DevArgs {
     /// Address to bind.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
+    /// Send the merchant webhooks (`order.paid`, …) to this URL, signed
+    /// with `ZHIFU_WEBHOOK_SECRET`, or with a secret generated and kept in
+    /// the data directory (printed at start, in both signature schemes).
+    #[arg(long)]
+    webhook_url: Option<String>,
+    /// The address buyers and Alipay's side use to reach this machine (the
+    /// cashier links, `notify_url`, `return_url`), e.g. `http://192.168.1.20:8080`
+    /// to pay from a phone on the LAN or a tunnel's https URL. Default: the
+    /// LAN address when `--host 0.0.0.0`, else the listening address.
+    #[arg(long)]
+    public_url: Option<String>,
+    /// Public-key-certificate mode (公钥证书模式): the sandbox issues the app
+    /// certificate and has its own root and Alipay certificate (written to
+    /// `DATA/certs/`), every call carries `app_cert_sn` and
+    /// `alipay_root_cert_sn`, and a rotated Alipay certificate
+    /// (`POST /sandbox/api/certs/rotate`) is downloaded and checked.
+    #[arg(long)]
+    cert_mode: bool,
 }
 
 impl Default for DevArgs {
@@ -41,8 +59,38 @@ impl Default for DevArgs {
             port: 8080,
             data: PathBuf::from(".zhifu"),
             host: "127.0.0.1".into(),
+            webhook_url: None,
+            public_url: None,
+            cert_mode: false,
         }
     }
+}
+
+/// The webhook settings of `zhifu dev --webhook-url`: the environment's
+/// `ZHIFU_WEBHOOK_*` as `zhifu serve` reads them, with the URL from the
+/// flag and, when none is set, a secret kept in the data directory.
+fn dev_webhooks(
+    url: Option<&str>,
+    data: &Path,
+) -> anyhow::Result<Option<(zhifu_server::WebhookConfig, bool)>> {
+    let Some(url) = url else {
+        return Ok(None);
+    };
+    let mut generated = false;
+    let mut env: std::collections::HashMap<String, String> = std::env::vars().collect();
+    env.insert("ZHIFU_WEBHOOK_URL".into(), url.to_owned());
+    let set = |k: &str| env.get(k).is_some_and(|v| !v.is_empty());
+    if !set("ZHIFU_WEBHOOK_SECRET") && !set("ZHIFU_WEBHOOK_SECRET_FILE") {
+        let secret = load_or_create(&data.join("webhook_secret"), || {
+            Ok(format!("zws_{}", ApiKey::generate().expose()))
+        })?;
+        env.insert("ZHIFU_WEBHOOK_SECRET".into(), secret);
+        generated = true;
+    }
+    let src = Source::from_map(env).context("environment")?;
+    Ok(zhifu_server::WebhookConfig::from_source(&src)
+        .context("--webhook-url")?
+        .map(|w| (w, generated)))
 }
 
 /// `zhifu serve` (all configuration from the environment, see the README).
@@ -132,13 +180,45 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn init_logs() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    // Function platforms collect stderr into their log service: no colour
-    // codes there, only on a terminal.
-    let _ = tracing_subscriber::fmt()
+    // Function platforms collect stderr into their log service (Aliyun SLS,
+    // Tencent CLS), which indexes JSON fields: JSON there, and no colour
+    // codes anywhere but a terminal.
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = if log_as_json(
+        std::env::var("ZHIFU_LOG_FORMAT").ok().as_deref(),
+        terminal,
+        |k| std::env::var_os(k).is_some(),
+    ) {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init()
+    } else {
+        builder.with_ansi(terminal).try_init()
+    };
+}
+
+/// Variables that only a function platform sets.
+const FUNCTION_PLATFORM_VARS: [&str; 4] = [
+    "FC_FUNCTION_NAME",
+    "FC_CUSTOM_LISTEN_PORT",
+    "SCF_FUNCTIONNAME",
+    "AWS_LAMBDA_FUNCTION_NAME",
+];
+
+/// `ZHIFU_LOG_FORMAT`: `json` or `text`; unset, JSON on a function
+/// platform when stderr is not a terminal, text otherwise.
+fn log_as_json(format: Option<&str>, terminal: bool, set: impl Fn(&str) -> bool) -> bool {
+    match format.map(str::trim) {
+        Some(f) if f.eq_ignore_ascii_case("json") => true,
+        Some(f) if f.eq_ignore_ascii_case("text") => false,
+        _ => !terminal && FUNCTION_PLATFORM_VARS.iter().any(|k| set(k)),
+    }
 }
 
 fn report(r: anyhow::Result<()>) -> ExitCode {
@@ -173,6 +253,15 @@ async fn shutdown_signal() {
 }
 
 /// Reads `path`, or writes what `make` returns there (owner-only) and uses it.
+/// This machine's address on its local network (the one its default route
+/// leaves by), if it has one. A UDP `connect` sends nothing.
+fn lan_address() -> Option<std::net::IpAddr> {
+    let s = std::net::UdpSocket::bind(("0.0.0.0", 0)).ok()?;
+    s.connect(("10.254.254.254", 9)).ok()?;
+    let ip = s.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
 fn load_or_create(
     path: &Path,
     make: impl FnOnce() -> anyhow::Result<String>,
@@ -207,6 +296,47 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `zhifu dev --cert-mode`: the sandbox issues the app certificate; the
+/// three files are written to `dir` (what a merchant would configure) and
+/// checked exactly as `zhifu serve` checks them.
+async fn dev_certificates(
+    sandbox: &Sandbox,
+    app_id: &str,
+    app_key: &AppPrivateKey,
+    dir: &Path,
+) -> anyhow::Result<SigningMode> {
+    let issued = sandbox
+        .issue_app_cert(
+            Some(app_id),
+            zhifu_sandbox::certs::AppCertRequest::RegisteredKey,
+        )
+        .await
+        .context("cannot issue the dev app certificate")?;
+    let files = sandbox.cert_files()?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for (name, pem) in [
+        (format!("appCertPublicKey_{app_id}.crt"), &issued.app_cert),
+        (
+            "alipayCertPublicKey_RSA2.crt".to_owned(),
+            &files.alipay_cert,
+        ),
+        ("alipayRootCert.crt".to_owned(), &files.root_cert),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let (_, certs) = CertificateSettings::from_pems(
+        app_key,
+        issued.app_cert,
+        files.alipay_cert,
+        files.root_cert,
+        // Locally a rotation may be tried again and again.
+        std::time::Duration::ZERO,
+    )
+    .context("the sandbox's certificates")?;
+    Ok(SigningMode::Certificates(Box::new(certs)))
+}
+
 /// `zhifu dev`.
 pub fn dev(a: DevArgs) -> ExitCode {
     init_logs();
@@ -231,6 +361,21 @@ async fn run_dev(a: DevArgs) -> anyhow::Result<()> {
         a.host.as_str()
     };
     let base = format!("http://{shown_host}:{}", addr.port());
+    // What the buyer's browser (and the sandbox's notifications) use; the
+    // backend still calls the in-process gateway at `base`.
+    let public = match &a.public_url {
+        Some(u) => {
+            let u = u.trim().trim_end_matches('/');
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err(anyhow!("--public-url must be an http(s) URL"));
+            }
+            u.to_owned()
+        }
+        None if a.host == "0.0.0.0" || a.host == "::" => lan_address()
+            .map(|ip| format!("http://{ip}:{}", addr.port()))
+            .unwrap_or_else(|| base.clone()),
+        None => base.clone(),
+    };
 
     let key_text = load_or_create(&a.data.join("app_private_key.pem"), || {
         Ok(AppPrivateKey::generate()?.to_pkcs8_pem()?)
@@ -255,8 +400,9 @@ async fn run_dev(a: DevArgs) -> anyhow::Result<()> {
     };
 
     let sandbox = Sandbox::start(SandboxConfig {
-        public_url: base.clone(),
+        public_url: public.clone(),
         state_dir: Some(a.data.join("sandbox")),
+        cert_mode: a.cert_mode,
         ..Default::default()
     })
     .await
@@ -271,13 +417,26 @@ async fn run_dev(a: DevArgs) -> anyhow::Result<()> {
     let store = SqlStore::connect_and_migrate(&db_url, &StoreOptions::default())
         .await
         .with_context(|| format!("cannot open the database {}", db_path.display()))?;
+    let signing = if a.cert_mode {
+        dev_certificates(&sandbox, &reg.app_id, &app_key, &a.data.join("certs")).await?
+    } else {
+        SigningMode::PublicKey
+    };
+    let signing_line = match &signing {
+        SigningMode::Certificates(c) => format!(
+            "  Signing        certificates (files in {}; app_cert_sn {})",
+            a.data.join("certs").display(),
+            c.app_cert_sn
+        ),
+        SigningMode::PublicKey => "  Signing        public key".to_owned(),
+    };
     let settings = Settings {
         app_id: reg.app_id.clone(),
         app_private_key: app_key,
         alipay_public_key: reg.alipay_public_key.clone(),
         seller_id: Some(reg.seller_id.clone()),
         gateway: format!("{base}/gateway.do"),
-        public_url: base.clone(),
+        public_url: public.clone(),
         api_key: api_key.clone(),
         default_expiry_minutes: 30,
         // The money knobs (`ZHIFU_PAID_AFTER_CLOSE`, …) mean the same here
@@ -287,7 +446,28 @@ async fn run_dev(a: DevArgs) -> anyhow::Result<()> {
             .context("environment")?,
     };
     let store: Arc<dyn Store> = Arc::new(store);
-    let state = AppState::new(settings, store);
+    let webhooks = dev_webhooks(a.webhook_url.as_deref(), &a.data)?;
+    // A secret this command generated is shown like the API key (both are
+    // local to this machine); one from the environment is not.
+    let webhook_line = webhooks.as_ref().map(|(w, generated)| {
+        let secret = if *generated {
+            format!(
+                "secret in {} — Standard Webhooks form {}",
+                a.data.join("webhook_secret").display(),
+                zhifu_server::webhook::standard_secret(w.secret.as_bytes())
+            )
+        } else {
+            "secret from ZHIFU_WEBHOOK_SECRET".to_owned()
+        };
+        format!("  Webhooks       {} ({secret})", w.url)
+    });
+    let state = AppState::build_signing(
+        settings,
+        signing,
+        store,
+        Arc::new(alipay::SystemClock),
+        webhooks.map(|(w, _)| w),
+    );
     // The local scheduler: refunds waiting for their spacing, closing
     // orders, lost notifications and webhook retries move by themselves.
     let _ticker = AbortOnDrop(zhifu_server::jobs::reconcile::spawn_ticker(
@@ -300,7 +480,7 @@ async fn run_dev(a: DevArgs) -> anyhow::Result<()> {
     ));
     // The checkout (storefront, result page, /admin, zhifu.js) orders through
     // the backend's merchant API in-process.
-    let checkout = zhifu_checkout::CheckoutConfig::development(&base, |k| std::env::var(k).ok())
+    let checkout = zhifu_checkout::CheckoutConfig::development(&public, |k| std::env::var(k).ok())
         .context("checkout configuration")?;
     let backend = zhifu_server::router(state);
     let app = zhifu_checkout::router_over_backend(checkout, backend.clone(), api_key.expose())
@@ -311,7 +491,12 @@ async fn run_dev(a: DevArgs) -> anyhow::Result<()> {
     let k = api_key.expose();
     println!("zhifu dev is running at {base} — everything is local, nothing leaves this machine.");
     println!();
-    println!("  Storefront     {base}/   (the demo shop: pay with the sandbox)");
+    if public != base {
+        println!(
+            "  Public URL     {public}   (what a phone on your network opens; notify and return URLs use it)"
+        );
+    }
+    println!("  Storefront     {public}/   (the demo shop: pay with the sandbox)");
     println!("  Orders view    {base}/admin");
     println!("  Merchant API   {base}/v1/orders   (Authorization: Bearer {k}; {key_source})");
     println!("  API document   {base}/openapi.json");
@@ -319,6 +504,10 @@ async fn run_dev(a: DevArgs) -> anyhow::Result<()> {
         "  Sandbox        {base}/sandbox/   (the local Alipay: cashier, trades, notifications)"
     );
     println!("  Data           {}", a.data.display());
+    println!("{signing_line}");
+    if let Some(line) = &webhook_line {
+        println!("{line}");
+    }
     println!();
     println!("Try it:");
     println!(
@@ -357,6 +546,51 @@ async fn open_state(config: Config, migrate: bool) -> anyhow::Result<AppState> {
         .context("cannot open the database at ZHIFU_DATABASE_URL")
 }
 
+/// What `zhifu serve` runs with, logged once at start-up: enough to see a
+/// wrong app id, gateway or database at a glance, never a secret (no key,
+/// no API key, no database credentials).
+fn log_start_up(config: &Config, checkout: Option<&zhifu_checkout::CheckoutConfig>) {
+    let s = &config.settings;
+    let gateway = crate::protocol_cmds::gateway_kind(&s.gateway);
+    let database = crate::protocol_cmds::database_kind(&config.database_url);
+    let signing = match &config.signing {
+        zhifu_server::config::SigningMode::PublicKey => "public key (ALIPAY_PUBLIC_KEY)".to_owned(),
+        // Serial numbers of public certificates: not secrets.
+        zhifu_server::config::SigningMode::Certificates(c) => format!(
+            "certificates (app_cert_sn {}, alipay_cert_sn {}, alipay_root_cert_sn {})",
+            c.app_cert_sn, c.alipay_cert_sn, c.alipay_root_cert_sn
+        ),
+    };
+    tracing::info!(
+        app_id = %s.app_id,
+        gateway = %s.gateway,
+        gateway_kind = gateway,
+        signing_mode = config.signing.name(),
+        signing = %signing,
+        app_key_bits = s.app_private_key.bits(),
+        alipay_key_fingerprint = %s.alipay_public_key.fingerprint(),
+        seller_id = s.seller_id.as_deref().unwrap_or("-"),
+        public_url = %s.public_url,
+        database = %database,
+        webhooks = config.webhook.is_some(),
+        checkout = checkout.is_some(),
+        "zhifu serve configuration"
+    );
+    println!("app id {} · gateway {} ({gateway})", s.app_id, s.gateway);
+    println!(
+        "signing mode: {signing}, Alipay key fingerprint {}",
+        s.alipay_public_key.fingerprint()
+    );
+    println!(
+        "public URL {} (notify_url {}) · database {database}",
+        s.public_url,
+        s.notify_url()
+    );
+    if let Some(c) = checkout {
+        println!("shop name {:?}", c.branding.display_name());
+    }
+}
+
 async fn run_serve(a: ServeArgs, config: Config) -> anyhow::Result<()> {
     let port = config.port;
     let migrate = config.auto_migrate;
@@ -367,6 +601,7 @@ async fn run_serve(a: ServeArgs, config: Config) -> anyhow::Result<()> {
         std::env::var(k).ok()
     })
     .context("checkout configuration (ZHIFU_CATALOG …)")?;
+    log_start_up(&config, checkout.as_ref());
     let api_key = config.settings.api_key.expose().to_owned();
     let limits = config.listener.clone();
     let ticker = config

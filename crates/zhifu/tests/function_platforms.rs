@@ -236,12 +236,34 @@ impl Client {
     }
 }
 
+/// On a function platform the logs are JSON, one object per line (what
+/// SLS/CLS index): a line as `k=v` words — its fields, its span's fields
+/// and its message — so that tests can look for `id=…` and `status=…`.
+fn words(line: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(line)
+        .unwrap_or_else(|e| panic!("a log line that is not JSON ({e}): {line}"));
+    let mut out = Vec::new();
+    for obj in [&v, &v["span"]] {
+        if let Some(m) = obj.as_object() {
+            for (k, x) in m {
+                match x {
+                    serde_json::Value::String(t) if k == "message" => out.push(t.clone()),
+                    serde_json::Value::String(t) => out.push(format!("{k}={t}")),
+                    serde_json::Value::Object(_) => {}
+                    other => out.push(format!("{k}={other}")),
+                }
+            }
+        }
+    }
+    out.join(" ")
+}
+
 /// The function writes the line before answering, but the pipe is read by
 /// another thread: allow it a bounded moment to arrive.
 fn assert_logged_with_id(run: &Running, id: &str, what: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let logs = run.logs();
+        let logs: Vec<String> = run.logs().iter().map(|l| words(l)).collect();
         if logs
             .iter()
             .any(|l| l.contains(&format!("id={id}")) && l.contains(what))

@@ -149,3 +149,43 @@ async fn oversized_bodies_are_refused_before_the_backend() {
     );
     assert_eq!(h.backend_calls(), 0);
 }
+
+#[tokio::test]
+async fn production_pages_carry_the_shops_branding_and_no_sandbox_wording() {
+    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    // zhifu serve with a catalog and the branding variables.
+    let env = |k: &str| match k {
+        "ZHIFU_SHOP_NAME" => Some("Tea & Co 茶馆".to_owned()),
+        "ZHIFU_SHOP_TAGLINE" => Some("好茶，好心情".to_owned()),
+        "ZHIFU_SHOP_LOGO_URL" => Some("https://cdn.example.com/logo.png".to_owned()),
+        _ => None,
+    };
+    let mut branded = CheckoutConfig::new("http://shop.test", Catalog::demo());
+    branded.branding.apply_env(&env).unwrap();
+    let h = harness(|c| c.branding = branded.branding.clone());
+    for uri in ["/", "/checkout/result", "/admin"] {
+        let (s, headers, body) = h.get(uri).await;
+        assert_eq!(s, StatusCode::OK);
+        let html = text(body);
+        assert!(html.contains("Tea &amp; Co 茶馆"), "{uri}: {html}");
+        assert!(!html.contains("演示") && !html.contains("沙箱"), "{uri}");
+        let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(csp.contains("img-src 'self' data: https://cdn.example.com;"));
+    }
+    let index = text(h.get("/").await.2);
+    assert!(index.contains("<title>Tea &amp; Co 茶馆</title>"));
+    assert!(index.contains("好茶，好心情"));
+    assert!(index.contains("src=\"https://cdn.example.com/logo.png\""));
+
+    // Without branding: a neutral name, still no sandbox wording.
+    let plain = harness(|_| {});
+    let index = text(plain.get("/").await.2);
+    assert!(!index.contains("演示") && !index.contains("沙箱"));
+    assert!(index.contains("data-i18n=\"shop.name\""));
+
+    // zhifu dev keeps its demo shop.
+    let dev = CheckoutConfig::development("http://127.0.0.1:8080", |_| None).unwrap();
+    let h = harness(|c| c.branding = dev.branding.clone());
+    let index = text(h.get("/").await.2);
+    assert!(index.contains("Zhifu 演示商店") && index.contains("本地沙箱"));
+}

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests state their expectations by panicking
 
 mod cancel_finish;
+mod cert_mode;
 mod control;
 mod gateway_errors;
 mod helpers;

@@ -304,7 +304,7 @@ async fn trigger_sends_signed_tampered_and_duplicate_notifications() {
     let rx = Receiver::success().await;
     let send = |kind| TriggerRequest {
         kind,
-        url: rx.url.clone(),
+        url: Some(rx.url.clone()),
         app_id: None,
         out_trade_no: Some("TRIG1".into()),
         total_amount: Some("10.00".into()),

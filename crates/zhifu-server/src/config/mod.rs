@@ -9,10 +9,13 @@ use std::time::{Duration, Instant};
 
 use alipay::{AlipayPublicKey, AppPrivateKey, PRODUCTION_GATEWAY, SANDBOX_GATEWAY};
 
+pub use self::signing::{CertificateSettings, SigningMode};
+
 pub use self::source::{ConfigError, Source, check_base_url};
 use self::source::{parse_bool, parse_num};
 pub use crate::domain::MAX_EXPIRY_MINUTES;
 
+mod signing;
 mod source;
 
 /// The merchant API key. Its `Debug` never shows it.
@@ -77,7 +80,8 @@ pub struct Settings {
     pub app_id: String,
     /// `ALIPAY_APP_PRIVATE_KEY` (or `_FILE`).
     pub app_private_key: AppPrivateKey,
-    /// `ALIPAY_PUBLIC_KEY` (or `_FILE`).
+    /// `ALIPAY_PUBLIC_KEY` (or `_FILE`); in certificate mode the key of
+    /// `ALIPAY_PUBLIC_CERT` (the serial numbers are in [`Config::signing`]).
     pub alipay_public_key: AlipayPublicKey,
     /// `ALIPAY_SELLER_ID`: checked on notifications when set.
     pub seller_id: Option<String>,
@@ -210,6 +214,9 @@ impl Settings {
 pub struct Config {
     /// The backend settings.
     pub settings: Settings,
+    /// Public-key or certificate mode (`ALIPAY_PUBLIC_KEY`, or
+    /// `ALIPAY_APP_CERT`, `ALIPAY_PUBLIC_CERT`, `ALIPAY_ROOT_CERT`).
+    pub signing: SigningMode,
     /// `ZHIFU_DATABASE_URL`: `sqlite:…` or `postgres://…`.
     pub database_url: String,
     /// The listen port: `FC_CUSTOM_LISTEN_PORT`, else `FC_SERVER_PORT`, else
@@ -236,6 +243,77 @@ pub struct Config {
     /// `ZHIFU_REQUEST_TIMEOUT_SECS`, `ZHIFU_IDLE_TIMEOUT_SECS`,
     /// `ZHIFU_MAX_CONNECTIONS`.
     pub listener: ListenerLimits,
+    /// Who may read `GET /metrics` (`ZHIFU_METRICS_TOKEN`,
+    /// `ZHIFU_METRICS_PUBLIC`).
+    pub metrics: MetricsAccess,
+}
+
+/// Who may read `GET /metrics`. Its counters are business figures (orders
+/// by status, payments per minute), so on a server reachable from the
+/// internet they are not public unless asked for.
+#[derive(Clone, PartialEq, Eq)]
+pub enum MetricsAccess {
+    /// Anyone (`zhifu dev`, or `ZHIFU_METRICS_PUBLIC=true`).
+    Public,
+    /// Only requests with `Authorization: Bearer <token>`
+    /// (`ZHIFU_METRICS_TOKEN`, ≥ 16 characters).
+    Token(String),
+    /// Nobody: `/metrics` answers 404 (the default of `zhifu serve` and the
+    /// functions when no token is set).
+    Off,
+}
+
+impl std::fmt::Debug for MetricsAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MetricsAccess::Public => "Public",
+            MetricsAccess::Token(_) => "Token(<redacted>)",
+            MetricsAccess::Off => "Off",
+        })
+    }
+}
+
+impl MetricsAccess {
+    /// Whether a request with this `Authorization` header may read.
+    pub fn allows(&self, authorization: Option<&str>) -> bool {
+        match self {
+            MetricsAccess::Public => true,
+            MetricsAccess::Off => false,
+            MetricsAccess::Token(t) => authorization
+                .and_then(|h| h.strip_prefix("Bearer "))
+                .is_some_and(|given| {
+                    aws_lc_rs::constant_time::verify_slices_are_equal(
+                        given.as_bytes(),
+                        t.as_bytes(),
+                    )
+                    .is_ok()
+                }),
+        }
+    }
+
+    /// Reads `ZHIFU_METRICS_TOKEN` (or `_FILE`) and `ZHIFU_METRICS_PUBLIC`.
+    ///
+    /// # Errors
+    /// A token shorter than 16 characters; both set; a bad boolean.
+    pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
+        let public = match src.get("ZHIFU_METRICS_PUBLIC") {
+            Some(v) => parse_bool("ZHIFU_METRICS_PUBLIC", &v)?,
+            None => false,
+        };
+        match (src.secret("ZHIFU_METRICS_TOKEN")?, public) {
+            (Some(_), true) => Err(ConfigError::new(
+                "ZHIFU_METRICS_PUBLIC",
+                "cannot be true while ZHIFU_METRICS_TOKEN is set",
+            )),
+            (Some(t), false) if t.chars().count() < MIN_SECRET_LEN => Err(ConfigError::new(
+                "ZHIFU_METRICS_TOKEN",
+                format!("must be at least {MIN_SECRET_LEN} characters"),
+            )),
+            (Some(t), false) => Ok(MetricsAccess::Token(t)),
+            (None, true) => Ok(MetricsAccess::Public),
+            (None, false) => Ok(MetricsAccess::Off),
+        }
+    }
 }
 
 /// How long one webhook delivery may take before it counts as failed.
@@ -377,11 +455,24 @@ pub fn resolve_gateway(v: Option<&str>) -> Result<String, ConfigError> {
 }
 
 impl Settings {
-    /// Reads the backend settings.
+    /// Reads the backend settings. In certificate mode this keeps only the
+    /// key of Alipay's certificate: [`Settings::from_source_with_signing`]
+    /// (what [`Config::from_source`] uses) also returns the serial numbers.
     ///
     /// # Errors
     /// The first [`ConfigError`], naming its variable.
     pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
+        Self::from_source_with_signing(src).map(|(s, _)| s)
+    }
+
+    /// Reads the backend settings and the signing mode (public key, or
+    /// `ALIPAY_APP_CERT`, `ALIPAY_PUBLIC_CERT` and `ALIPAY_ROOT_CERT`).
+    ///
+    /// # Errors
+    /// The first [`ConfigError`], naming its variable: also a bad
+    /// combination (a certificate without the others, a public key and a
+    /// certificate, an app certificate for another key).
+    pub fn from_source_with_signing(src: &Source) -> Result<(Self, SigningMode), ConfigError> {
         let app_id = src.required("ALIPAY_APP_ID")?;
         if app_id.len() > 32 || !app_id.bytes().all(|b| b.is_ascii_digit()) {
             return Err(ConfigError::new(
@@ -398,20 +489,7 @@ impl Settings {
         // The alipay crate's errors describe the key's shape, never its content.
         let app_private_key = AppPrivateKey::parse(&key_text)
             .map_err(|e| ConfigError::new("ALIPAY_APP_PRIVATE_KEY", e.to_string()))?;
-        let pub_text = src.secret("ALIPAY_PUBLIC_KEY")?.ok_or_else(|| {
-            ConfigError::new(
-                "ALIPAY_PUBLIC_KEY",
-                "must be set (or ALIPAY_PUBLIC_KEY_FILE)",
-            )
-        })?;
-        let alipay_public_key = AlipayPublicKey::parse(&pub_text)
-            .map_err(|e| ConfigError::new("ALIPAY_PUBLIC_KEY", e.to_string()))?;
-        if alipay_public_key.spki_der() == app_private_key.public_key().spki_der() {
-            return Err(ConfigError::new(
-                "ALIPAY_PUBLIC_KEY",
-                "is the app's own public key; Alipay's public key (from the console) is needed",
-            ));
-        }
+        let (alipay_public_key, signing) = signing::read(src, &app_private_key)?;
         let seller_id = src.get("ALIPAY_SELLER_ID");
         if let Some(s) = &seller_id
             && !(s.len() == 16 && s.starts_with("2088") && s.bytes().all(|b| b.is_ascii_digit()))
@@ -428,7 +506,7 @@ impl Settings {
             Some(v) => parse_num("ZHIFU_ORDER_EXPIRY_MINUTES", &v, (1, MAX_EXPIRY_MINUTES))?,
             None => 30,
         };
-        Ok(Settings {
+        let settings = Settings {
             app_id,
             app_private_key,
             alipay_public_key,
@@ -438,7 +516,8 @@ impl Settings {
             api_key,
             default_expiry_minutes,
             money: MoneyPolicy::from_source(src)?,
-        })
+        };
+        Ok((settings, signing))
     }
 }
 
@@ -448,7 +527,7 @@ impl Config {
     /// # Errors
     /// The first [`ConfigError`], naming its variable.
     pub fn from_source(src: &Source) -> Result<Self, ConfigError> {
-        let settings = Settings::from_source(src)?;
+        let (settings, signing) = Settings::from_source_with_signing(src)?;
         let database_url = database_url(src)?;
         let port = listen_port(src)?;
         let db_max_connections = match src.get("ZHIFU_DB_MAX_CONNECTIONS") {
@@ -467,6 +546,7 @@ impl Config {
         };
         Ok(Config {
             settings,
+            signing,
             database_url,
             port,
             db_max_connections,
@@ -482,6 +562,7 @@ impl Config {
                 None => Some(Duration::from_secs(60)),
             },
             listener: listener_limits(src)?,
+            metrics: MetricsAccess::from_source(src)?,
         })
     }
 

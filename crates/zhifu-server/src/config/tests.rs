@@ -267,3 +267,42 @@ fn tempfile_dir() -> std::path::PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+#[test]
+fn metrics_access_is_off_by_default_and_the_token_is_checked_and_hidden() {
+    use crate::config::MetricsAccess;
+    let src = |pairs: &[(&str, &str)]| {
+        Source::from_map(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        MetricsAccess::from_source(&src(&[])).unwrap(),
+        MetricsAccess::Off
+    );
+    assert_eq!(
+        MetricsAccess::from_source(&src(&[("ZHIFU_METRICS_PUBLIC", "true")])).unwrap(),
+        MetricsAccess::Public
+    );
+    let e = MetricsAccess::from_source(&src(&[("ZHIFU_METRICS_TOKEN", "short")])).unwrap_err();
+    assert!(e.to_string().contains("ZHIFU_METRICS_TOKEN"), "{e}");
+    assert!(!e.to_string().contains("short"), "{e}");
+    let both = src(&[
+        ("ZHIFU_METRICS_TOKEN", "metrics-token-0123456789"),
+        ("ZHIFU_METRICS_PUBLIC", "true"),
+    ]);
+    assert!(MetricsAccess::from_source(&both).is_err());
+    let t =
+        MetricsAccess::from_source(&src(&[("ZHIFU_METRICS_TOKEN", "metrics-token-0123456789")]))
+            .unwrap();
+    assert!(!format!("{t:?}").contains("metrics-token"));
+    assert!(t.allows(Some("Bearer metrics-token-0123456789")));
+    assert!(!t.allows(Some("Bearer metrics-token-012345678")));
+    assert!(!t.allows(None));
+    assert!(MetricsAccess::Public.allows(None));
+    assert!(!MetricsAccess::Off.allows(Some("Bearer metrics-token-0123456789")));
+}

@@ -10,11 +10,13 @@
 //! | [`alipay`] | `POST /alipay/notify`, `GET /alipay/return` |
 //! | [`ops`] | `/healthz`, `/metrics`, `/v1/reconcile`, the FC timer router, fallbacks |
 //! | [`body`] | strict JSON bodies, `Idempotency-Key` |
+//! | [`context`] | every request's id, log span and metrics |
 //! | [`error`] | [`ErrorCode`] and [`ApiError`]: one status per code |
 //! | [`openapi`] | `/openapi.json` |
 
 pub mod alipay;
 pub mod body;
+pub mod context;
 pub mod error;
 pub mod listener;
 pub mod openapi;
@@ -33,7 +35,6 @@ use axum::routing::{get, post};
 pub use self::error::{ApiError, ErrorCode};
 pub use self::listener::{ListenerLimits, serve_with_limits};
 pub use self::ops::reconcile_event_router;
-use crate::platform;
 use crate::state::AppState;
 
 /// Refuses requests without `Authorization: Bearer <ZHIFU_API_KEY>`.
@@ -74,6 +75,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/orders/{id}/notifications",
             get(orders::order_notifications),
         )
+        .route("/v1/events", get(orders::list_events))
         .route("/v1/reconcile", post(ops::reconcile_now))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -89,7 +91,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(platform::request_span))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            context::request_context,
+        ))
         .with_state(state)
 }
 

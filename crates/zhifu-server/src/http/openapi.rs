@@ -138,6 +138,9 @@ pub fn spec() -> Value {
                 "responses": {"200": ok("The events", "EventList"), "404": err("No such order")}}},
             "/v1/orders/{id}/notifications": {"get": {"summary": "Every report recorded for the order (notifications, query and refund answers) with its outcome: applied, duplicate, or anomaly with the reason", "parameters": [id_param()],
                 "responses": {"200": {"description": "{\"data\": [{id, received_at, source, notify_id, trade_status, outcome, reason}]}"}, "404": err("No such order")}}},
+            "/v1/events": {"get": {"summary": "The newest order events of all orders, newest first, each as its webhook payload (what `zhifu listen` forwards)",
+                "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}}],
+                "responses": {"200": {"description": "{\"data\": [webhook payload, …]}"}, "400": err("Bad query"), "401": err("Bad API key")}}},
             "/v1/reconcile": {"post": {"summary": "Run one reconcile pass now (for HTTP-only schedulers)",
                 "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": false, "properties": {
                     "min_age_seconds": {"type": "integer", "minimum": 0, "maximum": 86400, "default": 120},
@@ -151,7 +154,7 @@ pub fn spec() -> Value {
             "/alipay/return": {"get": {"summary": "Buyer's landing page after page/wap pay; shows the stored status only when its parameters carry Alipay's signature (otherwise nothing about any order), never changes state", "security": [],
                 "responses": {"200": {"description": "HTML"}}}},
             "/healthz": {"get": {"summary": "Database check", "security": [], "responses": {"200": {"description": "{\"status\":\"ok\"}"}, "503": err("Database unavailable")}}},
-            "/metrics": {"get": {"summary": "Prometheus metrics", "security": [], "responses": {"200": {"description": "text/plain exposition"}}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics (public under `zhifu dev`; with `ZHIFU_METRICS_TOKEN`, a bearer token; otherwise 404)", "security": [], "responses": {"200": {"description": "text/plain exposition"}, "404": err("Metrics are not exposed to this caller")}}},
             "/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3.1"}}}}
         }
     })

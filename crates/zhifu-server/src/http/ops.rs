@@ -53,6 +53,7 @@ pub async fn reconcile_now(
 /// separate function that has no HTTP trigger.
 pub fn reconcile_event_router(state: AppState, opts: ReconcileOptions) -> axum::Router {
     use axum::routing::post;
+    let layer_state = state.clone();
     let run = move || {
         let state = state.clone();
         let opts = opts.clone();
@@ -61,7 +62,10 @@ pub fn reconcile_event_router(state: AppState, opts: ReconcileOptions) -> axum::
     axum::Router::new()
         .route("/invoke", post(run.clone()))
         .route("/", post(run))
-        .layer(axum::middleware::from_fn(crate::platform::request_span))
+        .layer(axum::middleware::from_fn_with_state(
+            layer_state,
+            super::context::request_context,
+        ))
 }
 
 /// `GET /healthz`: 200 when the database answers.
@@ -71,7 +75,18 @@ pub async fn healthz(State(st): State<AppState>) -> Result<Json<Value>, ApiError
 }
 
 /// `GET /metrics`.
-pub async fn metrics(State(st): State<AppState>) -> Result<Response, ApiError> {
+pub async fn metrics(
+    State(st): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if !st.metrics_access().allows(authorization) {
+        // Off, or a wrong token: the same answer as any unknown path, so
+        // the endpoint's existence tells a stranger nothing.
+        return Ok(not_found().await.into_response());
+    }
     let counts = st.store().count_orders_by_status().await?;
     let events = st.store().count_events_by_state().await?;
     let text = st.metrics().render_with(&counts, &events);

@@ -268,6 +268,54 @@ pub async fn order_events(
     Ok(Json(view::list(data)))
 }
 
+/// `GET /v1/events?limit=N` (1–100, default 20): the newest order events
+/// of all orders, newest first, each as the exact payload its webhook
+/// carries (what `zhifu listen` forwards).
+pub async fn list_events(
+    State(st): State<AppState>,
+    params: RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let Query(params) = params
+        .map_err(|_| ApiError::new(ErrorCode::InvalidQuery, "the query string is malformed"))?;
+    let mut limit = 20i64;
+    for (k, v) in &params {
+        match k.as_str() {
+            "limit" => {
+                limit = v
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| (1..=100).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::new(ErrorCode::InvalidQuery, "limit must be 1 to 100")
+                    })?;
+            }
+            other => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidQuery,
+                    format!(
+                        "unknown query parameter `{}`",
+                        other.chars().take(32).collect::<String>()
+                    ),
+                ));
+            }
+        }
+    }
+    let events = st
+        .store()
+        .query_events(&zhifu_store::EventQuery {
+            webhook_state: None,
+            order_id: None,
+            limit,
+        })
+        .await?;
+    let mut data = Vec::with_capacity(events.len());
+    for e in &events {
+        let current = st.store().get_order(&e.order_id).await?;
+        data.push(view::webhook_payload(e, current.as_ref()));
+    }
+    Ok(Json(view::list(data)))
+}
+
 /// `GET /v1/orders/{id}/refunds`: the order's refunds, oldest first.
 pub async fn order_refunds(
     State(st): State<AppState>,

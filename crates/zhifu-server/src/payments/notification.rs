@@ -99,6 +99,27 @@ pub async fn handle_notification(st: &AppState, raw: &[u8]) -> Result<NotifyAnsw
         )
     };
     let verified = match st.verifier().verify(params) {
+        Ok(v) => Ok(v),
+        // Certificate mode: Alipay may have rotated its certificate; learn
+        // it through a (rate-limited) query of the claimed order, then try
+        // once more.
+        Err(e)
+            if !matches!(
+                e,
+                alipay::Error::MalformedForm(_) | alipay::Error::UnsupportedCharset(_)
+            ) =>
+        {
+            let (claimed_no, _, _) = claims(FormParams::parse(raw).ok().as_ref());
+            match claimed_no {
+                Some(no) if st.probe_alipay_cert(&no).await => {
+                    FormParams::parse(raw).and_then(|p| st.verifier().verify(p))
+                }
+                _ => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    };
+    let verified = match verified {
         Ok(v) => v,
         Err(e) => {
             let (claimed_no, claimed_notify_id, claimed_status) =

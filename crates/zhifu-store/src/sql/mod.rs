@@ -15,6 +15,7 @@
 //! Dependencies point one way: the children use this file, never the
 //! reverse.
 
+pub(crate) mod alipay_certs;
 mod apply;
 mod group;
 

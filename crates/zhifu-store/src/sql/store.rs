@@ -4,9 +4,9 @@
 
 use async_trait::async_trait;
 
-use super::{SqlStore, apply, leases, notifications, orders, outbox, refunds};
+use super::{SqlStore, alipay_certs, apply, leases, notifications, orders, outbox, refunds};
 use crate::model::*;
-use crate::{Result, Store};
+use crate::{AlipayCertRecord, Result, Store};
 
 #[async_trait]
 impl Store for SqlStore {
@@ -156,5 +156,17 @@ impl Store for SqlStore {
 
     async fn list_delivery_attempts(&self, event_id: &str) -> Result<Vec<DeliveryAttempt>> {
         outbox::list_delivery_attempts(self, event_id).await
+    }
+
+    async fn record_alipay_cert(&self, rec: &AlipayCertRecord) -> Result<()> {
+        alipay_certs::record(self, rec).await
+    }
+
+    async fn get_alipay_cert(&self, sn: &str) -> Result<Option<AlipayCertRecord>> {
+        alipay_certs::get(self, sn).await
+    }
+
+    async fn accepted_alipay_certs(&self) -> Result<Vec<AlipayCertRecord>> {
+        alipay_certs::accepted(self).await
     }
 }

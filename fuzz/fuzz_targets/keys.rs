@@ -1,0 +1,4 @@
+#![no_main]
+//! See `zhifu_fuzz::alipay_checks::keys` for what this target asserts.
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| zhifu_fuzz::alipay_checks::keys(data));

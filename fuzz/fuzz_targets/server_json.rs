@@ -1,0 +1,4 @@
+#![no_main]
+//! See `zhifu_fuzz::server_checks::server_json` for what this target asserts.
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| zhifu_fuzz::server_checks::server_json(data));
