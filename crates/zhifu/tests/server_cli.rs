@@ -60,6 +60,26 @@ fn start_with_stderr(mut cmd: Command, marker: &str, stderr: Stdio) -> (Running,
     }
 }
 
+/// `zhifu serve` on a SQLite file with the app key in `key_file` and
+/// `alipay`'s public key as Alipay's, a gateway nobody answers, port 0.
+fn serve_cmd(
+    db: &std::path::Path,
+    key_file: &std::path::Path,
+    alipay: &alipay::AppPrivateKey,
+) -> Command {
+    let mut cmd = zhifu();
+    cmd.args(["serve", "--host", "127.0.0.1"])
+        .env("ZHIFU_DATABASE_URL", format!("sqlite://{}", db.display()))
+        .env("ALIPAY_APP_ID", "2021000122671080")
+        .env("ALIPAY_APP_PRIVATE_KEY_FILE", key_file)
+        .env("ALIPAY_PUBLIC_KEY", alipay.public_key().to_base64())
+        .env("ALIPAY_GATEWAY", "http://127.0.0.1:9/gateway.do")
+        .env("ZHIFU_PUBLIC_URL", "https://shop.example.com")
+        .env("ZHIFU_API_KEY", KEY)
+        .env("PORT", "0");
+    cmd
+}
+
 async fn call(
     http: &reqwest::Client,
     method: &str,
@@ -187,19 +207,7 @@ async fn serve_runs_from_the_environment() {
     let ali = alipay::AppPrivateKey::generate().unwrap();
     let key_file = dir.path().join("app.pem");
     std::fs::write(&key_file, app.to_pkcs8_pem().unwrap()).unwrap();
-    let mut cmd = zhifu();
-    cmd.args(["serve", "--host", "127.0.0.1"])
-        .env(
-            "ZHIFU_DATABASE_URL",
-            format!("sqlite://{}", dir.path().join("s.db").display()),
-        )
-        .env("ALIPAY_APP_ID", "2021000122671080")
-        .env("ALIPAY_APP_PRIVATE_KEY_FILE", &key_file)
-        .env("ALIPAY_PUBLIC_KEY", ali.public_key().to_base64())
-        .env("ALIPAY_GATEWAY", "http://127.0.0.1:9/gateway.do")
-        .env("ZHIFU_PUBLIC_URL", "https://shop.example.com")
-        .env("ZHIFU_API_KEY", KEY)
-        .env("PORT", "0");
+    let cmd = serve_cmd(&dir.path().join("s.db"), &key_file, &ali);
     let (_child, base) = start(cmd, "listening on");
     let http = reqwest::Client::new();
     let (status, _) = call(&http, "GET", &format!("{base}/healthz"), None).await;
@@ -285,19 +293,7 @@ async fn serve_guards_metrics_and_tags_every_answer_with_a_request_id() {
     let key_file = dir.path().join("app.pem");
     std::fs::write(&key_file, app.to_pkcs8_pem().unwrap()).unwrap();
     let serve = |token: Option<&str>| {
-        let mut cmd = zhifu();
-        cmd.args(["serve", "--host", "127.0.0.1"])
-            .env(
-                "ZHIFU_DATABASE_URL",
-                format!("sqlite://{}", dir.path().join("m.db").display()),
-            )
-            .env("ALIPAY_APP_ID", "2021000122671080")
-            .env("ALIPAY_APP_PRIVATE_KEY_FILE", &key_file)
-            .env("ALIPAY_PUBLIC_KEY", ali.public_key().to_base64())
-            .env("ALIPAY_GATEWAY", "http://127.0.0.1:9/gateway.do")
-            .env("ZHIFU_PUBLIC_URL", "https://shop.example.com")
-            .env("ZHIFU_API_KEY", KEY)
-            .env("PORT", "0");
+        let mut cmd = serve_cmd(&dir.path().join("m.db"), &key_file, &ali);
         if let Some(t) = token {
             cmd.env("ZHIFU_METRICS_TOKEN", t);
         }
