@@ -9,7 +9,7 @@
 use std::sync::OnceLock;
 
 use alipay::amount::Amount;
-use alipay::cert::{AlipayCertStore, cert_public_key, cert_sn, root_cert_sn};
+use alipay::cert::{AlipayCertStore, cert_public_key, cert_sn, root_cert_sn, verify_chain};
 use alipay::keys::describe_key_text;
 use alipay::notify::{FormParams, NotifyVerifier, ReturnParams, TradeNotification};
 use alipay::response::{ResponseCheck, extract_signed_node, response_node_name, verify_response};
@@ -495,8 +495,26 @@ pub fn keys(data: &[u8]) {
 
 /// `cert`: certificate SNs are 32 lower-case hex digits and the same for
 /// the PEM and the DER form of a certificate; the public key inside a
-/// certificate round-trips; a store built from it answers its SN.
+/// certificate round-trips; a store built from it answers its SN. The
+/// chain check (what a downloaded rotation certificate must pass) never
+/// panics, only narrows when a validity instant is added, and passes only
+/// for input that has an SN, against the input itself as the bundle or
+/// against Alipay's real root bundle.
 pub fn cert(data: &[u8]) {
+    const ALIPAY_ROOTS: &[u8] = include_bytes!("../seeds/cert/nodejs-sdk_alipayRootCert.crt");
+    for bundle in [data, ALIPAY_ROOTS] {
+        let at_zero = verify_chain(data, bundle, Some(0));
+        let timeless = verify_chain(data, bundle, None);
+        if at_zero.is_ok() {
+            assert!(
+                timeless.is_ok(),
+                "a validity instant only narrows the check"
+            );
+        }
+        if timeless.is_ok() {
+            assert!(cert_sn(data).is_ok(), "a certificate that chains has an SN");
+        }
+    }
     let sn = cert_sn(data);
     if let Ok(sn) = &sn {
         assert_eq!(sn.len(), 32);
