@@ -6,183 +6,19 @@
 // check (no serious or critical violations). Pages are checked with their
 // real Content-Security-Policy: a blocked script or style fails the test.
 
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import {
+  ALIPAY_APP, API_KEY, BASE, DESKTOP, JSQR, MERCHANT_PORT, PHONE, SHOTS,
+  axe, buyToCashier, checkoutFromNode, finish, fitsWidth, open, orderByOutTradeNo,
+  sandboxPay, text, waitForOrderStatus,
+} from './lib.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const require = createRequire(import.meta.url);
-const AXE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
-const JSQR = readFileSync(require.resolve('jsqr/dist/jsQR.js'), 'utf8');
-const BASE = (process.env.ZHIFU_URL || '').replace(/\/$/, '');
-const API_KEY = process.env.ZHIFU_API_KEY || '';
-const SHOTS = join(here, 'screenshots');
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-// A free port for the merchant's page, whose origin the server allows (CORS).
-const MERCHANT_PORT = process.env.ZHIFU_MERCHANT_PORT || '';
-
-assert.ok(BASE, 'ZHIFU_URL must name the running `zhifu dev` (run.sh sets it)');
-assert.ok(API_KEY, 'ZHIFU_API_KEY must be the key `zhifu dev` uses (run.sh sets it)');
-assert.ok(MERCHANT_PORT, 'ZHIFU_MERCHANT_PORT must be a free port listed in ZHIFU_CHECKOUT_CORS_ORIGINS (run.sh sets both)');
-mkdirSync(SHOTS, { recursive: true });
-
-const DESKTOP = { viewport: { width: 1280, height: 860 }, locale: 'en-US' };
-const PHONE_UA =
-  'Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Mobile Safari/537.36';
-const PHONE = {
-  viewport: { width: 360, height: 740 },
-  deviceScaleFactor: 2,
-  isMobile: true,
-  hasTouch: true,
-  userAgent: PHONE_UA,
-  locale: 'zh-CN',
-};
-// The Alipay app's in-app browser announces itself like this.
-const ALIPAY_APP = { ...PHONE, userAgent: PHONE_UA + ' AlipayClient/10.6.8.6000 Language/zh-Hans' };
-
-let browser;
-
-before(async () => {
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--no-sandbox',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--disable-gpu',
-      '--no-first-run',
-    ],
-  });
-});
-
-after(async () => {
-  if (browser) await browser.close();
-});
-
-/** A fresh context and page; console errors (CSP violations included) are collected. */
-async function open(options) {
-  const context = await browser.newContext(options);
-  context.setDefaultTimeout(15000);
-  const page = await context.newPage();
-  const problems = [];
-  page.on('console', (m) => {
-    // HTTP errors of fetch() calls are expected in some journeys (a wrong
-    // API key); a broken page shows up below as a failed document, script,
-    // style or image instead. CSP violations ("Refused to …") stay errors.
-    if (m.type() === 'error' && !/^Failed to load resource/.test(m.text())) problems.push(m.text());
-  });
-  page.on('response', (r) => {
-    const type = r.request().resourceType();
-    if (r.status() >= 400 && ['document', 'script', 'stylesheet', 'image', 'font'].includes(type) && !/\/favicon\.ico$/.test(r.url())) {
-      problems.push(`${r.status()} ${type} ${r.url()}`);
-    }
-  });
-  page.on('pageerror', (e) => problems.push('page error: ' + e.message));
-  return { context, page, problems };
-}
-
-async function finish(t, { context, page, problems }, name) {
-  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
-  await context.close();
-  assert.deepEqual(problems, [], `${t.name}: the page logged errors`);
-}
-
-/** axe-core on the current page: no serious or critical violations. */
-async function axe(page, what) {
-  // evaluate() is not subject to the page's CSP, which forbids inline scripts.
-  await page.evaluate(AXE);
-  const result = await page.evaluate(() =>
-    window.axe.run(document, { resultTypes: ['violations'] }),
-  );
-  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  assert.deepEqual(
-    bad.map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`),
-    [],
-    `accessibility of ${what}`,
-  );
-}
-
-/** No horizontal scrolling: the page fits the viewport. */
-async function fitsWidth(page, what) {
-  const { scroll, width } = await page.evaluate(() => ({
-    scroll: document.documentElement.scrollWidth,
-    width: window.innerWidth,
-  }));
-  assert.ok(scroll <= width, `${what} is ${scroll}px wide in a ${width}px viewport`);
-}
-
-async function api(method, path, body) {
-  const r = await fetch(BASE + path, {
-    method,
-    headers: {
-      Authorization: `Bearer ${API_KEY}`,
-      ...(body ? { 'Content-Type': 'application/json' } : {}),
-    },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const json = await r.json();
-  assert.ok(r.ok, `${method} ${path}: ${r.status} ${JSON.stringify(json)}`);
-  return json;
-}
-
-/** The merchant API's view of an order, found by its merchant order number. */
-async function orderByOutTradeNo(outTradeNo) {
-  const page = await api('GET', '/v1/orders?limit=100');
-  const o = page.data.find((x) => x.out_trade_no === outTradeNo);
-  assert.ok(o, `order ${outTradeNo} is listed by the merchant API`);
-  return o;
-}
-
-async function sandboxPay(outTradeNo) {
-  const r = await fetch(BASE + '/sandbox/api/trades/pay', {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ out_trade_no: outTradeNo }),
-  });
-  assert.equal(r.status, 200, `sandbox pays ${outTradeNo}: ${await r.text()}`);
-}
-
-async function waitForOrderStatus(outTradeNo, status) {
-  for (let i = 0; i < 100; i++) {
-    const o = await orderByOutTradeNo(outTradeNo);
-    if (o.status === status) return o;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  assert.fail(`order ${outTradeNo} never became ${status}`);
-}
-
-/** A checkout made the way a browser makes one (no page), for journeys that start later. */
-async function checkoutFromNode(body) {
-  const r = await fetch(BASE + '/checkout', {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  assert.equal(r.status, 201);
-  return r.json();
-}
-
-async function text(page, selector) {
-  return (await page.locator(selector).textContent()).trim();
-}
-
-/** Buy from the storefront, then check the sandbox cashier shows our subject and amount. */
-async function buyToCashier(page, { sku, quantity, channel, subject, amount }) {
-  await page.goto(BASE + '/');
-  const product = page.locator(`li[data-sku="${sku}"]`);
-  await product.locator('input.qty').fill(String(quantity));
-  await product.locator(`button[data-channel="${channel}"]`).click();
-  await page.waitForURL(/\/sandbox\/cashier\//);
-  assert.equal(await text(page, '#subject'), subject);
-  assert.equal(await text(page, '#amount'), amount);
-  return text(page, '#out_trade_no');
-}
 
 describe('checkout journeys', () => {
   test('PC page pay: Buy → cashier → Pay → result page says Paid', async (t) => {
@@ -386,17 +222,30 @@ describe('checkout journeys', () => {
     await row.locator('button').click();
     await page.locator('#detail-view:not([hidden])').waitFor();
     assert.equal(await page.locator('#detail-status .badge').getAttribute('data-status'), 'paid');
-    assert.equal(await page.inputValue('#refund-amount'), '73.00');
+    // The amount starts empty (a refund is typed, never prefilled); the help says what is left.
+    assert.equal(await page.inputValue('#refund-amount'), '');
+    assert.match(await text(page, '#refund-left'), /73\.00/);
     await axe(page, 'the admin order detail');
-    // A partial refund keeps it paid …
-    await page.fill('#refund-amount', '10.00');
+    // A partial refund keeps it paid; it needs a confirmation naming amount and order …
+    await page.fill('#refund-amount', '10');
     await page.fill('#refund-reason', 'browser test: partial');
     await page.click('#refund-submit');
+    await page.locator('#refund-confirm-box:not([hidden])').waitFor();
+    const ask = await text(page, '#refund-confirm-text');
+    assert.match(ask, /¥10\.00/);
+    assert.ok(ask.includes(c.out_trade_no), ask);
+    await axe(page, 'the refund confirmation');
+    // … and nothing was sent before it.
+    assert.ok(['0.00', null, undefined].includes((await orderByOutTradeNo(c.out_trade_no)).refunded_amount));
+    await page.click('#refund-confirm');
     await page.locator('#detail-refunded:has-text("¥10.00")').waitFor();
     assert.equal(await page.locator('#detail-status .badge').getAttribute('data-status'), 'paid');
-    // … the rest refunds it in full.
-    assert.equal(await page.inputValue('#refund-amount'), '63.00');
+    // … the rest refunds it in full (typed again: the field is empty after a refund).
+    assert.equal(await page.inputValue('#refund-amount'), '');
+    assert.match(await text(page, '#refund-left'), /63\.00/);
+    await page.fill('#refund-amount', '63.00');
     await page.click('#refund-submit');
+    await page.click('#refund-confirm');
     await page.locator('#detail-status .badge[data-status="refunded"]').waitFor();
     assert.equal(await text(page, '#detail-refunded'), '¥73.00');
     assert.ok(await page.locator('#refund-box').isHidden(), 'nothing left to refund');

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Browser journeys of the checkout (issue 6): headless Chromium (Debian
+# Browser journeys of the checkout (issue 6) and of the sandbox console and
+# admin at 390/1280 px (issue 15, sandbox.test.js): headless Chromium (Debian
 # `chromium`, driven by npm playwright-core) against `zhifu dev` on a free
 # port with a throwaway data directory. Builds nothing: it uses the zhifu
 # binary that `cargo test --workspace` / `cargo build` already produced
@@ -62,7 +63,7 @@ if [ -z "$ready" ]; then
 fi
 
 status=0
-CHROMIUM_PATH="$chromium" node --test --test-concurrency=1 types.test.js journeys.test.js || status=$?
+CHROMIUM_PATH="$chromium" node --test --test-concurrency=1 types.test.js journeys.test.js sandbox.test.js || status=$?
 if [ "$status" -ne 0 ]; then
   echo "--- zhifu dev log (last 80 lines)" >&2
   tail -n 80 "$log" >&2

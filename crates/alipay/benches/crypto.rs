@@ -37,11 +37,9 @@ fn benches(c: &mut Criterion) {
         Amount::parse("88.88").expect("amt"),
         "Bench order 测试",
     );
-    let opts = RequestOptions {
-        notify_url: Some("https://shop.example.com/alipay/notify".into()),
-        return_url: Some("https://shop.example.com/alipay/return".into()),
-        ..Default::default()
-    };
+    let opts = RequestOptions::new()
+        .notify_url("https://shop.example.com/alipay/notify")
+        .return_url("https://shop.example.com/alipay/return");
     let now = time::OffsetDateTime::now_utc();
     c.bench_function("sign_page_pay_request", |b| {
         b.iter(|| {

@@ -19,11 +19,9 @@ fn main() -> Result<(), alipay::Error> {
         Amount::parse("88.88")?,
         "A mug",
     );
-    let opts = RequestOptions {
-        notify_url: Some("https://shop.example.com/alipay/notify".into()),
-        return_url: Some("https://shop.example.com/alipay/return".into()),
-        ..Default::default()
-    };
+    let opts = RequestOptions::new()
+        .notify_url("https://shop.example.com/alipay/notify")
+        .return_url("https://shop.example.com/alipay/return");
     let signed = alipay.sign_request(&order, &opts, time::OffsetDateTime::now_utc())?;
     println!(
         "redirect the buyer to:\n{}",

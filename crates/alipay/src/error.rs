@@ -338,7 +338,8 @@ impl fmt::Display for GatewayError {
     }
 }
 
-/// One way a verified notification differs from the merchant's order (docs/protocol.md §6.4 step 4).
+/// One way a verified notification differs from the merchant's order (docs/protocol.md §6.4 step 4)
+/// or agreement (docs/agreements.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Mismatch {
@@ -370,6 +371,20 @@ pub enum Mismatch {
         /// The notification's (empty when absent).
         got: String,
     },
+    /// `external_agreement_no` is not the agreement the merchant asked for.
+    ExternalAgreementNo {
+        /// The merchant's.
+        expected: String,
+        /// The notification's (empty when absent).
+        got: String,
+    },
+    /// `personal_product_code` is not the product the merchant signs.
+    PersonalProductCode {
+        /// The merchant's.
+        expected: String,
+        /// The notification's (empty when absent).
+        got: String,
+    },
 }
 
 impl fmt::Display for Mismatch {
@@ -390,6 +405,12 @@ impl fmt::Display for Mismatch {
             }
             Mismatch::SellerId { expected, got } => {
                 write!(f, "seller_id is {got:?}, expected {expected:?}")
+            }
+            Mismatch::ExternalAgreementNo { expected, got } => {
+                write!(f, "external_agreement_no is {got:?}, expected {expected:?}")
+            }
+            Mismatch::PersonalProductCode { expected, got } => {
+                write!(f, "personal_product_code is {got:?}, expected {expected:?}")
             }
         }
     }

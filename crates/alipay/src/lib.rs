@@ -15,6 +15,8 @@
 //! | an order to pay | [`Alipay::sign_request`] → [`SignedRequest::to_get_url`] / [`to_post_form`](SignedRequest::to_post_form) / [`to_order_string`](SignedRequest::to_order_string) |
 //! | a server-to-server call | [`AlipayClient::execute`] or [`Alipay::decode_response`] on bytes you fetched |
 //! | a notification body | [`NotifyVerifier::verify_body`] → [`TradeNotification::from_verified`] → [`TradeNotification::check_against`] |
+//! | a subscription to sign and charge | [`UserAgreementPageSign`] / [`AgreementSignParams`] → [`AgreementNotification`] → [`TradeAgreementPay`] ([`agreement`]) |
+//! | an in-app buyer to identify | [`AuthorizeUrl`] → [`SystemOauthToken`] → [`TradeCreate::buyer`] ([`oauth`]) |
 //!
 //! ## Five minutes to a page-pay URL
 //!
@@ -29,11 +31,9 @@
 //!     .build();
 //!
 //! let order = TradePagePay::new(OutTradeNo::new("ORDER_0001")?, Amount::parse("88.88")?, "A mug");
-//! let opts = RequestOptions {
-//!     notify_url: Some("https://shop.example.com/alipay/notify".into()),
-//!     return_url: Some("https://shop.example.com/alipay/return".into()),
-//!     ..Default::default()
-//! };
+//! let opts = RequestOptions::new()
+//!     .notify_url("https://shop.example.com/alipay/notify")
+//!     .return_url("https://shop.example.com/alipay/return");
 //! let signed = alipay.sign_request(&order, &opts, time::OffsetDateTime::now_utc())?;
 //! println!("redirect the buyer to {}", signed.to_get_url(alipay.gateway()));
 //! // or serve `signed.to_post_form(alipay.gateway())` as an auto-submitting page.
@@ -85,6 +85,7 @@
 #![warn(clippy::unwrap_used)]
 
 pub mod aes;
+pub mod agreement;
 pub mod amount;
 pub mod cert;
 pub mod charset;
@@ -95,6 +96,7 @@ pub mod keys;
 mod legacy_sha1;
 pub mod models;
 pub mod notify;
+pub mod oauth;
 pub mod protocol;
 pub mod response;
 pub mod sign;
@@ -105,6 +107,12 @@ pub mod v3;
 pub mod verify;
 
 pub use crate::aes::AesKey;
+pub use crate::agreement::{
+    AccessChannel, AgreementExecutionPlanModify, AgreementNotification, AgreementNotifyType,
+    AgreementQueryResponse, AgreementRef, AgreementSignParams, AgreementStatus,
+    AgreementUnsignResponse, ExecutionPlanModifyResponse, ExpectedAgreement, PeriodRule,
+    PeriodType, TradeAgreementPay, UserAgreementPageSign, UserAgreementQuery, UserAgreementUnsign,
+};
 pub use crate::amount::Amount;
 pub use crate::cert::AlipayCertStore;
 pub use crate::charset::Charset;
@@ -117,6 +125,7 @@ pub use crate::notify::{
     ExpectedOrder, FormParams, FundBill, NotifyVerifier, ReturnParams, TradeNotification,
     TradeStatus, Verified,
 };
+pub use crate::oauth::{AuthorizeUrl, BuyerId, OauthTokenResponse, SystemOauthToken};
 pub use crate::protocol::{
     Alipay, AlipayBuilder, CertSns, PRODUCTION_GATEWAY, RequestOptions, SANDBOX_GATEWAY,
     SignedRequest,

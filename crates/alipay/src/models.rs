@@ -7,6 +7,7 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::agreement::AgreementSignParams;
 use crate::amount::Amount;
 use crate::error::{Error, Result};
 use crate::notify::{FundBill, TradeStatus};
@@ -22,6 +23,16 @@ pub trait BizContent: Serialize {
     /// [`Error::Field`] or [`Error::Amount`].
     fn validate(&self) -> Result<()> {
         Ok(())
+    }
+    /// Top-level request parameters besides the system ones (for APIs that
+    /// take their arguments outside `biz_content`, like
+    /// `alipay.system.oauth.token`'s `grant_type` and `code`).
+    fn text_params(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+    /// Whether the request carries `biz_content` at all.
+    fn has_biz_content(&self) -> bool {
+        true
     }
 }
 
@@ -74,7 +85,7 @@ impl<'de> Deserialize<'de> for OutTradeNo {
     }
 }
 
-fn check_id(field: &'static str, s: &str, max: usize) -> Result<()> {
+pub(crate) fn check_id(field: &'static str, s: &str, max: usize) -> Result<()> {
     if s.is_empty() {
         return Err(Error::field(field, "must not be empty"));
     }
@@ -93,7 +104,7 @@ fn check_id(field: &'static str, s: &str, max: usize) -> Result<()> {
     Ok(())
 }
 
-fn check_subject(s: &str) -> Result<()> {
+pub(crate) fn check_subject(s: &str) -> Result<()> {
     if s.trim().is_empty() {
         return Err(Error::field("subject", "must not be empty"));
     }
@@ -106,7 +117,7 @@ fn check_subject(s: &str) -> Result<()> {
     Ok(())
 }
 
-fn check_len(field: &'static str, s: Option<&str>, max: usize) -> Result<()> {
+pub(crate) fn check_len(field: &'static str, s: Option<&str>, max: usize) -> Result<()> {
     if let Some(s) = s
         && s.chars().count() > max
     {
@@ -116,7 +127,7 @@ fn check_len(field: &'static str, s: Option<&str>, max: usize) -> Result<()> {
 }
 
 /// `timeout_express`: `Nm`, `Nh`, `Nd` (integers, 1m–15d) or `1c`.
-fn check_timeout_express(field: &'static str, s: Option<&str>) -> Result<()> {
+pub(crate) fn check_timeout_express(field: &'static str, s: Option<&str>) -> Result<()> {
     let Some(s) = s else { return Ok(()) };
     if s == "1c" {
         return Ok(());
@@ -139,7 +150,7 @@ fn check_timeout_express(field: &'static str, s: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-fn check_time_expire(s: Option<&str>) -> Result<()> {
+pub(crate) fn check_time_expire(s: Option<&str>) -> Result<()> {
     match s {
         Some(t) if parse_beijing(t).is_none() => Err(Error::field(
             "time_expire",
@@ -188,6 +199,7 @@ macro_rules! order_fields_validate {
 
 /// `alipay.trade.page.pay`: PC website payment (client-side, docs/protocol.md §2.4).
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct TradePagePay {
     /// Merchant order number.
     pub out_trade_no: OutTradeNo,
@@ -212,6 +224,9 @@ pub struct TradePagePay {
     /// Echoed back in the notification; URL-encode it yourself.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub passback_params: Option<String>,
+    /// Pay and sign: the agreement signed with this payment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agreement_sign_params: Option<AgreementSignParams>,
     /// Anything else.
     #[serde(flatten)]
     pub extra: ExtraFields,
@@ -230,6 +245,7 @@ impl TradePagePay {
             time_expire: None,
             qr_pay_mode: None,
             passback_params: None,
+            agreement_sign_params: None,
             extra: ExtraFields::new(),
         }
     }
@@ -241,12 +257,16 @@ impl BizContent for TradePagePay {
     }
     fn validate(&self) -> Result<()> {
         order_fields_validate!(self);
+        if let Some(sign) = &self.agreement_sign_params {
+            sign.validate()?;
+        }
         Ok(())
     }
 }
 
 /// `alipay.trade.wap.pay`: mobile website payment (client-side, docs/protocol.md §2.4).
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct TradeWapPay {
     /// Merchant order number.
     pub out_trade_no: OutTradeNo,
@@ -271,6 +291,9 @@ pub struct TradeWapPay {
     /// Echoed back in the notification.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub passback_params: Option<String>,
+    /// Pay and sign: the agreement signed with this payment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agreement_sign_params: Option<AgreementSignParams>,
     /// Anything else.
     #[serde(flatten)]
     pub extra: ExtraFields,
@@ -289,6 +312,7 @@ impl TradeWapPay {
             time_expire: None,
             quit_url: None,
             passback_params: None,
+            agreement_sign_params: None,
             extra: ExtraFields::new(),
         }
     }
@@ -300,12 +324,16 @@ impl BizContent for TradeWapPay {
     }
     fn validate(&self) -> Result<()> {
         order_fields_validate!(self);
+        if let Some(sign) = &self.agreement_sign_params {
+            sign.validate()?;
+        }
         Ok(())
     }
 }
 
 /// `alipay.trade.app.pay`: the order string for the Alipay client SDK.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct TradeAppPay {
     /// Merchant order number.
     pub out_trade_no: OutTradeNo,
@@ -327,6 +355,9 @@ pub struct TradeAppPay {
     /// Echoed back in the notification.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub passback_params: Option<String>,
+    /// Pay and sign: the agreement signed with this payment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agreement_sign_params: Option<AgreementSignParams>,
     /// Anything else.
     #[serde(flatten)]
     pub extra: ExtraFields,
@@ -344,6 +375,7 @@ impl TradeAppPay {
             timeout_express: None,
             time_expire: None,
             passback_params: None,
+            agreement_sign_params: None,
             extra: ExtraFields::new(),
         }
     }
@@ -355,12 +387,16 @@ impl BizContent for TradeAppPay {
     }
     fn validate(&self) -> Result<()> {
         order_fields_validate!(self);
+        if let Some(sign) = &self.agreement_sign_params {
+            sign.validate()?;
+        }
         Ok(())
     }
 }
 
 /// `alipay.trade.precreate`: a QR code the buyer scans.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct TradePrecreate {
     /// Merchant order number.
     pub out_trade_no: OutTradeNo,
@@ -417,6 +453,7 @@ impl ApiRequest for TradePrecreate {
 
 /// Answer of `alipay.trade.precreate`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct PrecreateResponse {
     /// Merchant order number.
     pub out_trade_no: String,
@@ -426,6 +463,7 @@ pub struct PrecreateResponse {
 
 /// `alipay.trade.create`: a trade for a known buyer (JSAPI / mini-program).
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct TradeCreate {
     /// Merchant order number.
     pub out_trade_no: OutTradeNo,
@@ -451,7 +489,11 @@ pub struct TradeCreate {
     /// Absolute deadline.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub time_expire: Option<String>,
-    /// Anything else (`op_app_id`, …).
+    /// The mini-program or in-app page's app id when it differs from the
+    /// paying app (`op_app_id`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub op_app_id: Option<String>,
+    /// Anything else.
     #[serde(flatten)]
     pub extra: ExtraFields,
 }
@@ -469,6 +511,7 @@ impl TradeCreate {
             buyer_open_id: None,
             timeout_express: None,
             time_expire: None,
+            op_app_id: None,
             extra: ExtraFields::new(),
         }
     }
@@ -496,6 +539,7 @@ impl ApiRequest for TradeCreate {
 
 /// Answer of `alipay.trade.create`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct CreateResponse {
     /// Merchant order number.
     pub out_trade_no: String,
@@ -505,6 +549,7 @@ pub struct CreateResponse {
 
 /// `alipay.trade.pay`: barcode payment (merchant scans the buyer).
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct TradePay {
     /// Merchant order number.
     pub out_trade_no: OutTradeNo,
@@ -572,6 +617,7 @@ impl ApiRequest for TradePay {
 /// Answer of `alipay.trade.pay` (code `10000`; `10003` arrives as
 /// [`Error::Gateway`] with [`crate::Outcome::WaitingForBuyer`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct PayResponse {
     /// Alipay's trade number.
     pub trade_no: String,
@@ -596,6 +642,7 @@ pub struct PayResponse {
 
 /// `alipay.trade.query`.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct TradeQuery {
     /// The trade.
     #[serde(flatten)]
@@ -640,6 +687,7 @@ impl ApiRequest for TradeQuery {
 
 /// Answer of `alipay.trade.query`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct QueryResponse {
     /// Alipay's trade number.
     pub trade_no: String,
@@ -672,6 +720,7 @@ pub struct QueryResponse {
 
 /// `alipay.trade.refund`.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct TradeRefund {
     /// The trade.
     #[serde(flatten)]
@@ -727,6 +776,7 @@ impl ApiRequest for TradeRefund {
 /// Answer of `alipay.trade.refund`. `code=10000` means accepted; money moved
 /// only when `fund_change == "Y"` (a repeated `out_request_no` answers `N`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RefundResponse {
     /// Alipay's trade number.
     pub trade_no: String,
@@ -753,6 +803,7 @@ impl RefundResponse {
 
 /// `alipay.trade.fastpay.refund.query`.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct TradeRefundQuery {
     /// The trade.
     #[serde(flatten)]
@@ -783,6 +834,7 @@ impl ApiRequest for TradeRefundQuery {
 
 /// Answer of `alipay.trade.fastpay.refund.query`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RefundQueryResponse {
     /// Alipay's trade number.
     pub trade_no: Option<String>,
@@ -811,6 +863,7 @@ impl RefundQueryResponse {
 
 /// `alipay.trade.close`: close an unpaid trade.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct TradeClose {
     /// The trade.
     #[serde(flatten)]
@@ -835,6 +888,7 @@ impl ApiRequest for TradeClose {
 
 /// Answer of `alipay.trade.close`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct CloseResponse {
     /// Alipay's trade number.
     pub trade_no: Option<String>,
@@ -844,6 +898,7 @@ pub struct CloseResponse {
 
 /// `alipay.trade.cancel`: close an unpaid face-to-face trade, or refund a paid one.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct TradeCancel {
     /// The trade.
     #[serde(flatten)]
@@ -869,6 +924,7 @@ impl ApiRequest for TradeCancel {
 
 /// Answer of `alipay.trade.cancel`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct CancelResponse {
     /// Alipay's trade number.
     pub trade_no: Option<String>,
@@ -882,6 +938,7 @@ pub struct CancelResponse {
 
 /// `alipay.data.dataservice.bill.downloadurl.query`.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct BillDownloadUrlQuery {
     /// `trade` or `signcustomer`.
     pub bill_type: String,
@@ -925,6 +982,7 @@ impl ApiRequest for BillDownloadUrlQuery {
 
 /// Answer of the bill URL query.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct BillDownloadUrlResponse {
     /// Valid for a short time only.
     pub bill_download_url: String,
@@ -932,6 +990,7 @@ pub struct BillDownloadUrlResponse {
 
 /// Any other API method: untyped `biz_content` and response.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct GenericRequest {
     /// The method name.
     pub method: String,
@@ -972,6 +1031,238 @@ impl ApiRequest for GenericRequest {
     type Response = serde_json::Value;
     fn retry_safe(&self) -> bool {
         self.retry_safe
+    }
+}
+
+/// Chainable setters for optional text fields: `Some(value)` replaces what
+/// was there, so a setter called twice keeps the last value.
+macro_rules! text_setters {
+    ($ty:ident { $($field:ident),* $(,)? }) => {
+        impl $ty {
+            $(
+                #[doc = concat!("Sets `", stringify!($field), "`.")]
+                #[must_use]
+                pub fn $field(mut self, value: impl Into<String>) -> Self {
+                    self.$field = Some(value.into());
+                    self
+                }
+            )*
+        }
+    };
+}
+
+/// `extra_field` for request types that carry [`ExtraFields`].
+macro_rules! extra_setter {
+    ($($ty:ident),* $(,)?) => {
+        $(
+            impl $ty {
+                /// Adds a business field this type does not model; it is
+                /// merged into `biz_content` next to the typed fields.
+                #[must_use]
+                pub fn extra_field(mut self, key: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
+                    self.extra.insert(key.into(), value.into());
+                    self
+                }
+            }
+        )*
+    };
+}
+
+text_setters!(TradePagePay {
+    body,
+    timeout_express,
+    time_expire,
+    qr_pay_mode,
+    passback_params
+});
+text_setters!(TradeWapPay {
+    body,
+    timeout_express,
+    time_expire,
+    quit_url,
+    passback_params
+});
+text_setters!(TradeAppPay {
+    body,
+    timeout_express,
+    time_expire,
+    passback_params
+});
+text_setters!(TradePrecreate {
+    body,
+    timeout_express,
+    time_expire,
+    store_id
+});
+text_setters!(TradeCreate {
+    product_code,
+    body,
+    buyer_id,
+    buyer_open_id,
+    op_app_id,
+    timeout_express,
+    time_expire,
+});
+text_setters!(TradePay {
+    body,
+    timeout_express,
+    time_expire
+});
+text_setters!(TradeClose { operator_id });
+extra_setter!(
+    TradePagePay,
+    TradeWapPay,
+    TradeAppPay,
+    TradePrecreate,
+    TradeCreate,
+    TradePay,
+    TradeRefund,
+);
+
+impl TradePagePay {
+    /// Pay and sign: the buyer pays this order and signs a withholding
+    /// agreement on the same page (`agreement_sign_params`).
+    #[must_use]
+    pub fn agreement_sign_params(mut self, params: AgreementSignParams) -> Self {
+        self.agreement_sign_params = Some(params);
+        self
+    }
+}
+
+impl TradeWapPay {
+    /// Pay and sign (`agreement_sign_params`), as on [`TradePagePay`].
+    #[must_use]
+    pub fn agreement_sign_params(mut self, params: AgreementSignParams) -> Self {
+        self.agreement_sign_params = Some(params);
+        self
+    }
+}
+
+impl TradeAppPay {
+    /// Pay and sign (`agreement_sign_params`), as on [`TradePagePay`].
+    #[must_use]
+    pub fn agreement_sign_params(mut self, params: AgreementSignParams) -> Self {
+        self.agreement_sign_params = Some(params);
+        self
+    }
+}
+
+impl TradePay {
+    /// `scene`: `bar_code` (the default) or `security_code`.
+    #[must_use]
+    pub fn scene(mut self, scene: impl Into<String>) -> Self {
+        self.scene = scene.into();
+        self
+    }
+}
+
+impl TradeQuery {
+    /// `query_options`, e.g. `["fund_bill_list"]`.
+    #[must_use]
+    pub fn query_options<I, S>(mut self, options: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.query_options = Some(options.into_iter().map(Into::into).collect());
+        self
+    }
+}
+
+impl TradeRefund {
+    /// The reason shown to the buyer (`refund_reason`).
+    #[must_use]
+    pub fn reason(mut self, reason: impl Into<String>) -> Self {
+        self.refund_reason = Some(reason.into());
+        self
+    }
+}
+
+impl TradeRefundQuery {
+    /// Queries the refund `out_request_no` of `trade`.
+    pub fn new(trade: TradeRef, out_request_no: impl Into<String>) -> Self {
+        TradeRefundQuery {
+            trade,
+            out_request_no: out_request_no.into(),
+            query_options: None,
+        }
+    }
+    /// `query_options`, e.g. `["gmt_refund_pay"]`.
+    #[must_use]
+    pub fn query_options<I, S>(mut self, options: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.query_options = Some(options.into_iter().map(Into::into).collect());
+        self
+    }
+}
+
+impl TradeClose {
+    /// Closes `trade`.
+    pub fn new(trade: TradeRef) -> Self {
+        TradeClose {
+            trade,
+            operator_id: None,
+        }
+    }
+    /// Closes the trade of a merchant order number.
+    pub fn by_out_trade_no(s: impl Into<String>) -> Self {
+        TradeClose::new(TradeRef::OutTradeNo(s.into()))
+    }
+    /// Closes the trade of an Alipay trade number.
+    pub fn by_trade_no(s: impl Into<String>) -> Self {
+        TradeClose::new(TradeRef::TradeNo(s.into()))
+    }
+}
+
+impl TradeCancel {
+    /// Cancels `trade`.
+    pub fn new(trade: TradeRef) -> Self {
+        TradeCancel { trade }
+    }
+    /// Cancels the trade of a merchant order number.
+    pub fn by_out_trade_no(s: impl Into<String>) -> Self {
+        TradeCancel::new(TradeRef::OutTradeNo(s.into()))
+    }
+    /// Cancels the trade of an Alipay trade number.
+    pub fn by_trade_no(s: impl Into<String>) -> Self {
+        TradeCancel::new(TradeRef::TradeNo(s.into()))
+    }
+}
+
+impl BillDownloadUrlQuery {
+    /// The bill of `bill_type` (`trade` or `signcustomer`) for `bill_date`
+    /// (`yyyy-MM-dd` or `yyyy-MM`); checked when signed.
+    pub fn new(bill_type: impl Into<String>, bill_date: impl Into<String>) -> Self {
+        BillDownloadUrlQuery {
+            bill_type: bill_type.into(),
+            bill_date: bill_date.into(),
+        }
+    }
+    /// The `trade` bill for `bill_date`.
+    pub fn trade(bill_date: impl Into<String>) -> Self {
+        BillDownloadUrlQuery::new("trade", bill_date)
+    }
+}
+
+impl GenericRequest {
+    /// A call of `method` with `biz_content`; not retried unless
+    /// [`mark_retry_safe`](GenericRequest::mark_retry_safe) says so.
+    pub fn new(method: impl Into<String>, biz_content: serde_json::Value) -> Self {
+        GenericRequest {
+            method: method.into(),
+            biz_content,
+            retry_safe: false,
+        }
+    }
+    /// Declares that repeating this call can never act twice (a query), so
+    /// the client may retry it when the outcome is unknown.
+    #[must_use]
+    pub fn mark_retry_safe(mut self) -> Self {
+        self.retry_safe = true;
+        self
     }
 }
 
@@ -1034,5 +1325,101 @@ mod tests {
             serde_json::to_string(&r).unwrap(),
             r#"{"trade_no":"2024","refund_amount":"1.00","out_request_no":"R1"}"#
         );
+    }
+    /// The builders produce exactly the `biz_content` of the struct
+    /// literals they replace.
+    #[test]
+    fn builders_match_struct_literals() {
+        let no = OutTradeNo::new("ZF_1").unwrap();
+        let amt = Amount::parse("12.30").unwrap();
+
+        let mut literal = TradeWapPay::new(no.clone(), amt, "s");
+        literal.body = Some("b".into());
+        literal.quit_url = Some("https://q".into());
+        literal.time_expire = Some("2024-01-02 03:04:05".into());
+        literal.extra.insert("goods_type".into(), "1".into());
+        let built = TradeWapPay::new(no.clone(), amt, "s")
+            .body("b")
+            .quit_url("https://q")
+            .time_expire("2024-01-02 03:04:05")
+            .extra_field("goods_type", "1");
+        assert_eq!(json(&literal), json(&built));
+        assert_eq!(
+            json(&built),
+            r#"{"out_trade_no":"ZF_1","total_amount":"12.30","subject":"s","product_code":"QUICK_WAP_WAY","body":"b","time_expire":"2024-01-02 03:04:05","quit_url":"https://q","goods_type":"1"}"#
+        );
+
+        let literal = TradeRefundQuery {
+            trade: TradeRef::OutTradeNo("ZF_1".into()),
+            out_request_no: "R1".into(),
+            query_options: Some(vec!["gmt_refund_pay".into()]),
+        };
+        let built = TradeRefundQuery::new(TradeRef::OutTradeNo("ZF_1".into()), "R1")
+            .query_options(["gmt_refund_pay"]);
+        assert_eq!(json(&literal), json(&built));
+
+        let literal = TradeClose {
+            trade: TradeRef::TradeNo("2024".into()),
+            operator_id: Some("op".into()),
+        };
+        assert_eq!(
+            json(&literal),
+            json(&TradeClose::by_trade_no("2024").operator_id("op"))
+        );
+        let literal = TradeCancel {
+            trade: TradeRef::OutTradeNo("ZF_1".into()),
+        };
+        assert_eq!(json(&literal), json(&TradeCancel::by_out_trade_no("ZF_1")));
+
+        let mut literal = TradeRefund::new(TradeRef::OutTradeNo("ZF_1".into()), amt, "R1");
+        literal.refund_reason = Some("why".into());
+        let built = TradeRefund::new(TradeRef::OutTradeNo("ZF_1".into()), amt, "R1").reason("why");
+        assert_eq!(json(&literal), json(&built));
+
+        let mut literal = TradeCreate::new(no.clone(), amt, "s");
+        literal.product_code = Some("JSAPI_PAY".into());
+        literal.buyer_open_id = Some("074a".into());
+        literal.extra.insert("op_app_id".into(), "2021".into());
+        let built = TradeCreate::new(no.clone(), amt, "s")
+            .product_code("JSAPI_PAY")
+            .buyer_open_id("074a")
+            .op_app_id("2021");
+        assert_eq!(
+            json(&literal),
+            json(&built),
+            "op_app_id moved from extra to a field, same bytes"
+        );
+
+        let literal = BillDownloadUrlQuery {
+            bill_type: "trade".into(),
+            bill_date: "2024-01-02".into(),
+        };
+        assert_eq!(
+            json(&literal),
+            json(&BillDownloadUrlQuery::trade("2024-01-02"))
+        );
+
+        let literal = GenericRequest {
+            method: "alipay.trade.query".into(),
+            biz_content: serde_json::json!({"out_trade_no": "ZF_1"}),
+            retry_safe: true,
+        };
+        let built = GenericRequest::new(
+            "alipay.trade.query",
+            serde_json::json!({"out_trade_no": "ZF_1"}),
+        )
+        .mark_retry_safe();
+        assert_eq!(json(&literal), json(&built));
+        assert_eq!(literal.retry_safe, built.retry_safe);
+
+        let q = TradeQuery::by_out_trade_no("ZF_1").query_options(["fund_bill_list"]);
+        assert_eq!(
+            json(&q),
+            r#"{"out_trade_no":"ZF_1","query_options":["fund_bill_list"]}"#
+        );
+    }
+
+    fn json<T: Serialize>(v: &T) -> String {
+        serde_json::to_string(v).unwrap()
     }
 }

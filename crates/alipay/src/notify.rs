@@ -288,6 +288,7 @@ impl TradeStatus {
 
 /// One entry of `fund_bill_list`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub struct FundBill {
     /// Amount paid through this channel.
     pub amount: Amount,

@@ -128,6 +128,7 @@ impl AlipayBuilder {
 
 /// Per-request system parameters beyond the common ones.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct RequestOptions {
     /// `notify_url`: where this order's asynchronous notifications go.
     pub notify_url: Option<String>,
@@ -139,6 +140,43 @@ pub struct RequestOptions {
     pub encrypt: bool,
     /// Any other top-level parameters (`prod_code`, `terminal_type`, …).
     pub extra: Vec<(String, String)>,
+}
+
+impl RequestOptions {
+    /// No per-request parameters.
+    pub fn new() -> Self {
+        RequestOptions::default()
+    }
+    /// Sets `notify_url`.
+    #[must_use]
+    pub fn notify_url(mut self, url: impl Into<String>) -> Self {
+        self.notify_url = Some(url.into());
+        self
+    }
+    /// Sets `return_url`.
+    #[must_use]
+    pub fn return_url(mut self, url: impl Into<String>) -> Self {
+        self.return_url = Some(url.into());
+        self
+    }
+    /// Sets `app_auth_token` (acting for a merchant as an ISV).
+    #[must_use]
+    pub fn app_auth_token(mut self, token: impl Into<String>) -> Self {
+        self.app_auth_token = Some(token.into());
+        self
+    }
+    /// Encrypts `biz_content` with the configured AES key.
+    #[must_use]
+    pub fn encrypt(mut self) -> Self {
+        self.encrypt = true;
+        self
+    }
+    /// Adds another top-level parameter (`prod_code`, `terminal_type`, …).
+    #[must_use]
+    pub fn extra_param(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.extra.push((key.into(), value.into()));
+        self
+    }
 }
 
 impl Alipay {
@@ -237,7 +275,8 @@ impl Alipay {
             push("app_cert_sn", &sns.app_cert_sn);
             push("alipay_root_cert_sn", &sns.alipay_root_cert_sn);
         }
-        if opts.encrypt {
+        // Only `biz_content` is ever encrypted; a call without it has nothing to hide.
+        if opts.encrypt && req.has_biz_content() {
             let key = i.aes.as_ref().ok_or(crate::Error::Aes(
                 "encryption requested but no AES key is configured",
             ))?;
@@ -247,7 +286,12 @@ impl Alipay {
         for (k, v) in &opts.extra {
             push(k, v);
         }
-        push("biz_content", &biz);
+        for (k, v) in req.text_params() {
+            push(k, &v);
+        }
+        if req.has_biz_content() {
+            push("biz_content", &biz);
+        }
         SignedRequest::sign(params, &i.private_key, i.sign_type)
     }
 
@@ -374,17 +418,23 @@ impl SignedRequest {
         (q.finish(), b.finish())
     }
 
-    /// `GET` form of page/wap pay: the gateway URL with every parameter in
-    /// the query (charset included).
-    pub fn to_get_url(&self, gateway: &str) -> String {
+    /// Every parameter, `sign` last, form-URL-encoded: the query of
+    /// [`to_get_url`](SignedRequest::to_get_url) without the gateway.
+    pub fn to_query_string(&self) -> String {
         let mut q = form_urlencoded::Serializer::new(String::new());
         for (k, v) in &self.params {
             q.append_pair(k, v);
         }
+        q.finish()
+    }
+
+    /// `GET` form of page/wap pay: the gateway URL with every parameter in
+    /// the query (charset included).
+    pub fn to_get_url(&self, gateway: &str) -> String {
         format!(
             "{gateway}{}{}",
             if gateway.contains('?') { '&' } else { '?' },
-            q.finish()
+            self.to_query_string()
         )
     }
 

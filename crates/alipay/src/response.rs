@@ -152,7 +152,7 @@ fn scan_string(b: &[u8], start: usize) -> Option<usize> {
 
 #[derive(Deserialize)]
 struct Status {
-    code: String,
+    code: Option<String>,
     #[serde(default)]
     msg: String,
     sub_code: Option<String>,
@@ -226,9 +226,17 @@ pub fn verify_response<T: DeserializeOwned>(
         context: "response node",
         source,
     })?;
-    if status.code != "10000" {
+    // `alipay.system.oauth.token` answers success without `code` (the Java
+    // SDK's success test is "no sub_code"); a node named after the method
+    // with neither `code` nor `sub_code` is that success. Everything else
+    // still needs `10000`.
+    let success = match status.code.as_deref() {
+        Some(code) => code == "10000",
+        None => node.name != "error_response" && status.sub_code.is_none(),
+    };
+    if !success {
         return Err(Error::Gateway(Box::new(GatewayError {
-            code: status.code,
+            code: status.code.unwrap_or_default(),
             msg: status.msg,
             sub_code: status.sub_code,
             sub_msg: status.sub_msg,
@@ -297,6 +305,56 @@ mod tests {
             r#"{"code":"40002","msg":"Invalid Arguments","sub_msg":"a } \" { b"}"#
         );
         assert_eq!(n.sign.as_deref(), Some(""));
+    }
+
+    /// A node without `code` (how `alipay.system.oauth.token` answers) is a
+    /// success only when signed, named after the method and free of `sub_code`.
+    #[test]
+    fn success_without_code_needs_the_method_node_and_no_sub_code() {
+        let key = crate::keys::AppPrivateKey::generate().unwrap();
+        let keys = AlipayKeys::from(key.public_key());
+        let check = ResponseCheck {
+            method: "alipay.system.oauth.token",
+            keys: &keys,
+            sign_type: SignType::Rsa2,
+            charset: Charset::Utf8,
+            aes: None,
+        };
+        let answer = |node: &str, text: &str, signed: bool| {
+            let sign = if signed {
+                key.sign(SignType::Rsa2, text.as_bytes()).unwrap()
+            } else {
+                String::new()
+            };
+            let raw = format!(r#"{{"{node}":{text},"sign":"{sign}"}}"#);
+            verify_response::<serde_json::Value>(raw.as_bytes(), &check)
+        };
+        let ok = answer(
+            "alipay_system_oauth_token_response",
+            r#"{"user_id":"2088"}"#,
+            true,
+        );
+        assert_eq!(ok.unwrap().body["user_id"], "2088");
+        assert!(matches!(
+            answer(
+                "alipay_system_oauth_token_response",
+                r#"{"user_id":"2088"}"#,
+                false
+            ),
+            Err(Error::MissingSignature)
+        ));
+        assert!(matches!(
+            answer("alipay_system_oauth_token_response", r#"{"sub_code":"isv.code-invalid"}"#, true),
+            Err(Error::Gateway(g)) if g.verified
+        ));
+        assert!(matches!(
+            answer("error_response", r#"{"user_id":"2088"}"#, true),
+            Err(Error::Gateway(_))
+        ));
+        assert!(matches!(
+            answer("alipay_system_oauth_token_response", r#"{"code":"40004","user_id":"2088"}"#, true),
+            Err(Error::Gateway(g)) if g.code == "40004"
+        ));
     }
 
     #[test]

@@ -164,10 +164,7 @@ async fn only_retry_safe_requests_are_retried() {
         "a query is retried up to max_attempts"
     );
     let before = hits.load(Ordering::SeqCst);
-    let close = TradeClose {
-        trade: TradeRef::OutTradeNo("A1".into()),
-        operator_id: None,
-    };
+    let close = TradeClose::new(TradeRef::OutTradeNo("A1".into()));
     assert!(
         client
             .execute(&close, &RequestOptions::default())

@@ -68,11 +68,14 @@ fn input(case: &Path, v: &Value) {
 }
 
 fn opts(v: &Value) -> RequestOptions {
-    RequestOptions {
-        notify_url: v["notify_url"].as_str().map(str::to_owned),
-        return_url: v["return_url"].as_str().map(str::to_owned),
-        ..Default::default()
+    let mut opts = RequestOptions::new();
+    if let Some(url) = v["notify_url"].as_str() {
+        opts = opts.notify_url(url);
     }
+    if let Some(url) = v["return_url"].as_str() {
+        opts = opts.return_url(url);
+    }
+    opts
 }
 
 const NOW: time::OffsetDateTime = datetime!(2024-01-01 19:04:05 UTC);
@@ -115,12 +118,12 @@ fn wap_pay_get() {
     let case = case_dir("wap_pay");
     let v = serde_json::json!({"now_utc": "2024-01-01 19:04:05", "out_trade_no": "ZF_WAP_1", "total_amount": "0.01", "subject": "手机网站支付", "return_url": "https://shop.example.com/r"});
     input(&case, &v);
-    let mut req = TradeWapPay::new(
+    let req = TradeWapPay::new(
         OutTradeNo::new("ZF_WAP_1").unwrap(),
         Amount::parse("0.01").unwrap(),
         "手机网站支付",
-    );
-    req.quit_url = Some("https://shop.example.com/cart".into());
+    )
+    .quit_url("https://shop.example.com/cart");
     let a = alipay(SignType::Rsa2);
     let signed = a.sign_request(&req, &opts(&v), NOW).unwrap();
     stage(&case, "sign_content.txt", &signed.sign_content());
@@ -151,12 +154,12 @@ fn precreate_query_and_body() {
     let case = case_dir("precreate");
     let v = serde_json::json!({"now_utc": "2024-01-01 19:04:05", "out_trade_no": "ZF_QR_1", "total_amount": "12.30", "subject": "QR", "notify_url": "https://shop.example.com/alipay/notify"});
     input(&case, &v);
-    let mut req = TradePrecreate::new(
+    let req = TradePrecreate::new(
         OutTradeNo::new("ZF_QR_1").unwrap(),
         Amount::parse("12.3").unwrap(),
         "QR",
-    );
-    req.timeout_express = Some("15m".into());
+    )
+    .timeout_express("15m");
     let signed = alipay(SignType::Rsa2)
         .sign_request(&req, &opts(&v), NOW)
         .unwrap();

@@ -9,6 +9,8 @@
   var cursor = null;
   var current = null;
   var refundKey = null;
+  // The refund the merchant typed, waiting for the confirmation click.
+  var pendingRefund = null;
   var closeArmed = null;
 
   // Fallback when sessionStorage is unavailable (some private modes).
@@ -109,12 +111,16 @@
     }).catch(fail);
   }
 
+  var COLUMNS = ['admin.created', 'admin.outTradeNo', 'admin.subject', 'admin.amount', 'admin.status'];
+
   function row(o) {
     var tr = document.createElement('tr');
     tr.setAttribute('data-order-id', o.id);
     var cells = [when(o.created_at), null, o.subject, '¥' + o.total_amount, null];
     cells.forEach(function (c, i) {
       var td = document.createElement(i === 1 ? 'th' : 'td');
+      // The label a phone shows in front of the value (the rows stack there).
+      td.setAttribute('data-label', I.t(COLUMNS[i]));
       if (i === 1) {
         td.scope = 'row';
         var b = document.createElement('button');
@@ -175,7 +181,9 @@
     fact(dl, 'admin.metadata', o.metadata ? JSON.stringify(o.metadata) : null);
     var left = (fen(o.total_amount) || 0) - (fen(o.refunded_amount) || 0);
     $('refund-box').hidden = !(o.status === 'paid' && left > 0);
-    if (!$('refund-box').hidden && !$('refund-amount').value) $('refund-amount').value = yuan(left);
+    // The amount is typed, never prefilled: a refund is a decision.
+    $('refund-left').textContent = I.t('admin.refundLeft', { amount: yuan(left) });
+    hideRefundConfirm();
     $('close-box').hidden = o.status !== 'pending';
     disarmClose();
   }
@@ -267,6 +275,7 @@
     wrap.setAttribute('role', 'region');
     wrap.setAttribute('aria-label', label);
     var t = document.createElement('table');
+    t.className = 'stack';
     var head = t.createTHead().insertRow();
     cols.forEach(function (c) {
       var th = document.createElement('th');
@@ -279,7 +288,9 @@
       var tr = body.insertRow();
       cols.forEach(function (c) {
         var v = r[c];
-        tr.insertCell().textContent = v == null ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v);
+        var td = tr.insertCell();
+        td.setAttribute('data-label', c);
+        td.textContent = v == null ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v);
       });
     });
     wrap.appendChild(t);
@@ -313,33 +324,77 @@
     return 'admin-refund-' + Array.prototype.map.call(b, function (x) { return ('0' + x.toString(16)).slice(-2); }).join('');
   }
 
+  function hideRefundConfirm() {
+    pendingRefund = null;
+    $('refund-confirm-box').hidden = true;
+    $('refund-confirm-text').textContent = '';
+  }
+
+  function refundLeftFen() {
+    return current ? (fen(current.total_amount) || 0) - (fen(current.refunded_amount) || 0) : 0;
+  }
+
+  // Step 1: check the amount and ask; nothing is sent yet.
   $('refund-form').addEventListener('submit', function (ev) {
     ev.preventDefault();
     var input = $('refund-amount');
     var amount = input.value.trim();
     var f = fen(amount);
-    if (f == null || f <= 0) {
+    var left = refundLeftFen();
+    if (f == null || f <= 0 || f > left) {
       input.setAttribute('aria-invalid', 'true');
-      say(I.t('admin.error', { message: I.t('admin.refundAmount') }), true);
+      say(f != null && f > left
+        ? I.t('admin.refundTooMuch', { amount: yuan(left) })
+        : I.t('admin.error', { message: I.t('admin.refundAmount') }), true);
+      hideRefundConfirm();
       input.focus();
       return;
     }
     input.removeAttribute('aria-invalid');
-    // One key per intended refund: a retried click cannot refund twice.
-    if (!refundKey || refundKey.amount !== amount) refundKey = { amount: amount, key: randomKey() };
-    var body = { amount: amount };
+    say('');
     var reason = $('refund-reason').value.trim();
-    if (reason) body.reason = reason;
+    pendingRefund = { amount: yuan(f), reason: reason, order: current.id };
+    $('refund-confirm-text').textContent = I.t('admin.refundAsk', {
+      amount: pendingRefund.amount,
+      order: current.out_trade_no,
+      subject: current.subject
+    });
+    $('refund-confirm-box').hidden = false;
+    $('refund-confirm').focus();
+  });
+
+  // A changed amount or reason needs a new confirmation.
+  $('refund-amount').addEventListener('input', hideRefundConfirm);
+  $('refund-reason').addEventListener('input', hideRefundConfirm);
+  $('refund-cancel').addEventListener('click', function () {
+    hideRefundConfirm();
+    $('refund-amount').focus();
+  });
+
+  // Step 2: the confirmed refund is sent.
+  $('refund-confirm').addEventListener('click', function () {
+    var p = pendingRefund;
+    if (!p || !current || p.order !== current.id) { hideRefundConfirm(); return; }
+    // One key per intended refund: a retried click cannot refund twice.
+    if (!refundKey || refundKey.amount !== p.amount) refundKey = { amount: p.amount, key: randomKey() };
+    var body = { amount: p.amount };
+    if (p.reason) body.reason = p.reason;
+    $('refund-confirm').disabled = true;
     $('refund-submit').disabled = true;
     api('POST', '/v1/orders/' + encodeURIComponent(current.id) + '/refunds', body, { 'Idempotency-Key': refundKey.key })
       .then(function (r) {
         refundKey = null;
-        input.value = '';
+        $('refund-amount').value = '';
+        $('refund-reason').value = '';
+        hideRefundConfirm();
         say(I.t('admin.refundDone', { amount: r.amount, status: r.status }));
         return reloadDetail();
       })
       .catch(fail)
-      .then(function () { $('refund-submit').disabled = false; });
+      .then(function () {
+        $('refund-confirm').disabled = false;
+        $('refund-submit').disabled = false;
+      });
   });
 
   function disarmClose() {

@@ -19,6 +19,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use url::Url;
 
+use self::schema::{
+    CatalogAnswer, CheckoutCreated, CheckoutErrorBody, CheckoutStatus, CreateCheckout,
+};
 use crate::backend::{Channel, OrderInfo, OrderRequest, OrderStatus, PayRequest};
 use crate::catalog::CURRENCY;
 use crate::error::CheckoutError;
@@ -156,6 +159,14 @@ fn limit(
 }
 
 /// `GET /checkout/catalog`.
+#[utoipa::path(
+    get,
+    path = "/checkout/catalog",
+    operation_id = "checkoutCatalog",
+    tag = "checkout",
+    summary = "The products and the channels offered",
+    responses((status = 200, description = "The catalog", body = CatalogAnswer)),
+)]
 pub(crate) async fn catalog(State(st): State<CheckoutState>) -> Response {
     let c = st.config();
     let products: Vec<Value> = c
@@ -232,6 +243,23 @@ pub fn parse_create_body(body: &[u8]) -> Result<Value, serde_json::Error> {
 }
 
 /// `POST /checkout`.
+#[utoipa::path(
+    post,
+    path = "/checkout",
+    operation_id = "createCheckout",
+    tag = "checkout",
+    summary = "Create a checkout: an order priced from the catalog and its payment parameters",
+    request_body = CreateCheckout,
+    responses(
+        (status = 201, description = "What the browser needs; the fields present depend on the channel", body = CheckoutCreated),
+        (status = 400, description = "`invalid_request`, `unknown_sku`, `invalid_quantity`, `invalid_channel`, `channel_disabled`, `invalid_return_url` or `buyer_required`", body = CheckoutErrorBody),
+        (status = 409, description = "`order_not_payable`", body = CheckoutErrorBody),
+        (status = 429, description = "`rate_limited`; wait `Retry-After` seconds", body = CheckoutErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 502, description = "`payment_unavailable`: the backend refused", body = CheckoutErrorBody),
+        (status = 503, description = "`payment_unavailable`: the backend did not answer", body = CheckoutErrorBody),
+    ),
+)]
 pub(crate) async fn create(
     State(st): State<CheckoutState>,
     peer: Peer,
@@ -467,6 +495,25 @@ pub(crate) struct StatusQuery {
 }
 
 /// `GET /checkout/{id}`: the status, and only what the buyer already saw.
+#[utoipa::path(
+    get,
+    path = "/checkout/{id}",
+    operation_id = "getCheckout",
+    tag = "checkout",
+    summary = "A checkout's status, and only what the buyer already saw",
+    params(
+        ("id" = String, Path, description = "The checkout id from `POST /checkout`"),
+        ("refresh" = Option<bool>, Query, description = "Ask Alipay (a verified query) before answering"),
+    ),
+    responses(
+        (status = 200, description = "The status", body = CheckoutStatus),
+        (status = 404, description = "`checkout_not_found`", body = CheckoutErrorBody),
+        (status = 429, description = "`rate_limited`; wait `Retry-After` seconds", body = CheckoutErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 502, description = "`payment_unavailable`", body = CheckoutErrorBody),
+        (status = 503, description = "`payment_unavailable`", body = CheckoutErrorBody),
+    ),
+)]
 pub(crate) async fn status(
     State(st): State<CheckoutState>,
     peer: Peer,
@@ -497,4 +544,148 @@ pub(crate) fn status_json(checkout_id: &str, o: &OrderInfo, now: i64) -> Value {
         "paid_at": o.paid_at_ms,
         "now": now,
     })
+}
+
+/// The checkout API's routes, declared once for the router
+/// ([`crate::router`]) and for the document ([`openapi`]).
+pub(crate) fn routes() -> utoipa_axum::router::OpenApiRouter<CheckoutState> {
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(catalog))
+        .routes(routes!(status))
+}
+
+/// The checkout API as OpenAPI paths and schemas, for the document the
+/// backend serves at `/openapi.json` when both run in one process
+/// (`zhifu_server::http::router_with_api_docs`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
+}
+
+/// The JSON shapes of the checkout API, for the document only: the
+/// handlers build their answers with `json!`, and the OpenAPI test in
+/// `zhifu-server` checks real answers against these.
+#[allow(dead_code, missing_docs)]
+mod schema {
+    use serde::Deserialize;
+    use utoipa::ToSchema;
+
+    /// Yuan as a decimal string.
+    #[derive(Debug, ToSchema, Deserialize)]
+    #[schema(value_type = String, pattern = r"^[0-9]{1,9}(\.[0-9]{1,2})?$", example = "88.88")]
+    pub struct Money(String);
+
+    /// A checkout error: `{"error":{"code","message"}}`.
+    #[derive(Debug, ToSchema)]
+    #[schema(as = CheckoutError)]
+    pub struct CheckoutErrorBody {
+        error: CheckoutErrorDetail,
+    }
+
+    /// The code to branch on and a message for people.
+    #[derive(Debug, ToSchema)]
+    pub struct CheckoutErrorDetail {
+        #[schema(example = "unknown_sku")]
+        code: String,
+        message: String,
+    }
+
+    /// A text in both languages the pages speak.
+    #[derive(Debug, ToSchema)]
+    pub struct LocalizedText {
+        zh: String,
+        en: String,
+    }
+
+    /// A product.
+    #[derive(Debug, ToSchema)]
+    pub struct CatalogProduct {
+        sku: String,
+        name: LocalizedText,
+        description: Option<LocalizedText>,
+        price: Money,
+        max_quantity: u32,
+    }
+
+    /// `GET /checkout/catalog`.
+    #[derive(Debug, ToSchema)]
+    pub struct CatalogAnswer {
+        #[schema(example = "CNY")]
+        currency: String,
+        products: Vec<CatalogProduct>,
+        /// `page`, `wap`, `qr`, `app`, `jsapi`.
+        channels: Vec<String>,
+        /// Without a configured buyer id a jsapi checkout cannot be made.
+        jsapi_needs_buyer_id: bool,
+    }
+
+    /// `POST /checkout`: no price, which comes from the catalog only.
+    #[derive(Debug, ToSchema, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct CreateCheckout {
+        sku: String,
+        #[schema(minimum = 1)]
+        quantity: u32,
+        /// `page`, `wap`, `qr`, `app` or `jsapi`.
+        channel: String,
+        /// page/wap: where the buyer lands (absolute http(s)); the checkout
+        /// id is appended.
+        return_url: Option<String>,
+        /// jsapi: the buyer's Alipay user id.
+        buyer_id: Option<String>,
+        /// jsapi: the buyer's Alipay open id.
+        buyer_open_id: Option<String>,
+    }
+
+    /// The answer to `POST /checkout`.
+    #[derive(Debug, ToSchema)]
+    pub struct CheckoutCreated {
+        /// Opaque and unforgeable; the only handle the browser holds.
+        checkout_id: String,
+        channel: String,
+        status: String,
+        out_trade_no: String,
+        sku: String,
+        quantity: u32,
+        subject: String,
+        total_amount: Money,
+        currency: String,
+        /// Unix milliseconds.
+        expires_at: Option<i64>,
+        /// The server's clock, Unix milliseconds (for the countdown).
+        now: i64,
+        status_url: String,
+        result_url: String,
+        /// page/wap.
+        url: Option<String>,
+        /// page/wap.
+        form_html: Option<String>,
+        /// qr.
+        qr_code: Option<String>,
+        /// qr: the code as an SVG image.
+        qr_svg: Option<String>,
+        /// app.
+        order_string: Option<String>,
+        /// jsapi.
+        trade_no: Option<String>,
+    }
+
+    /// The answer to `GET /checkout/{id}`.
+    #[derive(Debug, ToSchema)]
+    pub struct CheckoutStatus {
+        checkout_id: String,
+        /// `pending`, `paid`, `closed` or `refunded`.
+        status: String,
+        paid: bool,
+        expired: bool,
+        subject: String,
+        total_amount: Money,
+        currency: String,
+        /// Unix milliseconds.
+        expires_at: Option<i64>,
+        /// Unix milliseconds.
+        paid_at: Option<i64>,
+        now: i64,
+    }
 }

@@ -138,11 +138,8 @@ impl CheckoutState {
 /// `into_make_service_with_connect_info::<SocketAddr>()`; without it (and
 /// without a trusted `X-Forwarded-For`) all clients share one bucket.
 pub fn router(state: CheckoutState) -> Router {
-    let api = Router::new()
-        .route("/checkout", axum::routing::post(api::create))
-        .route("/checkout/catalog", get(api::catalog))
-        .route("/checkout/{id}", get(api::status))
-        .layer(DefaultBodyLimit::max(MAX_BODY));
+    // Declared with their OpenAPI operations (`api::openapi`).
+    let api = Router::from(api::routes()).layer(DefaultBodyLimit::max(MAX_BODY));
     let api = match cors(state.config()) {
         Some(layer) => api.layer(layer),
         None => api,

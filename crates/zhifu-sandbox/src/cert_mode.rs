@@ -1,7 +1,8 @@
 //! Certificate mode of a running sandbox (docs/protocol.md §7 and the
 //! sandbox section): issuing app certificates, rotating the Alipay
 //! certificate, `alipay.open.app.alipaycert.download`, and their control
-//! routes. The authority and the book of certificates are in `certs`.
+//! routes; keeping the book in the state directory. The authority and the
+//! book of certificates are in `certs`.
 
 use std::sync::Arc;
 
@@ -16,12 +17,65 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::certs::{AppCertRequest, CertBook, CertFiles, IssuedAppCert, untrusted_cert};
+use crate::certs::{
+    AppCertRequest, CertBook, CertBookRecord, CertFiles, IssuedAppCert, untrusted_cert,
+};
 use crate::error::SandboxError;
 use crate::sandbox::{Sandbox, Signing};
+use crate::store::Store;
 use crate::wire::{BizError, Reply};
 
+/// The meta key under which a state directory keeps the certificate book.
+const CERT_BOOK_META: &str = "cert_book";
+
+async fn save_book(store: &Store, book: &CertBook) -> Result<(), SandboxError> {
+    let json =
+        serde_json::to_string(&book.to_record()).map_err(|source| SandboxError::CorruptState {
+            what: "certificate book",
+            source,
+        })?;
+    store.put_meta(CERT_BOOK_META, &json).await
+}
+
+/// Certificate mode at start: the book the state directory kept (same
+/// root, Alipay certificates and app certificates as before the restart),
+/// else a new authority. Returns the key to sign as "Alipay" with: the
+/// current Alipay certificate's. A key given in the configuration
+/// (`key_given`) that differs from it gets a new Alipay certificate from
+/// the same root.
+pub(crate) async fn open_book(
+    store: &Store,
+    key: AppPrivateKey,
+    key_given: bool,
+) -> Result<(CertBook, AppPrivateKey), SandboxError> {
+    let Some(json) = store.get_meta(CERT_BOOK_META).await? else {
+        let book = CertBook::new(&key)?;
+        save_book(store, &book).await?;
+        return Ok((book, key));
+    };
+    let record: CertBookRecord =
+        serde_json::from_str(&json).map_err(|source| SandboxError::CorruptState {
+            what: "certificate book",
+            source,
+        })?;
+    let (book, current) = CertBook::from_record(record)?;
+    if !key_given || current.public_key() == key.public_key() {
+        return Ok((book, current));
+    }
+    let pem = book.ca().issue_alipay_cert(&key)?;
+    let sn = alipay::cert::cert_sn(pem.as_bytes())?;
+    book.add_alipay_cert(sn, pem, &key)?;
+    save_book(store, &book).await?;
+    Ok((book, key))
+}
+
 impl Sandbox {
+    /// Writes the certificate book to the state directory (a no-op in
+    /// memory).
+    async fn save_cert_book(&self) -> Result<(), SandboxError> {
+        save_book(&self.inner.store, self.cert_book()?).await
+    }
+
     fn cert_book(&self) -> Result<&CertBook, SandboxError> {
         self.inner.certs.as_ref().ok_or_else(|| {
             SandboxError::InvalidInput("the sandbox is not in certificate mode (cert_mode)".into())
@@ -70,6 +124,7 @@ impl Sandbox {
         let sn = alipay::cert::cert_sn(pem.as_bytes())?;
         let key = alipay::cert::cert_public_key(pem.as_bytes())?;
         book.add_app_cert(sn.clone(), app_id.clone(), key);
+        self.save_cert_book().await?;
         Ok(IssuedAppCert {
             app_id,
             app_cert_sn: sn,
@@ -83,9 +138,29 @@ impl Sandbox {
     /// certificate is issued by a throwaway authority outside the root
     /// bundle (to test that clients refuse it).
     ///
+    /// With a state directory the rotation is written there in the
+    /// background; `POST /sandbox/api/certs/rotate` answers only once it
+    /// is written.
+    ///
     /// # Errors
     /// Not in certificate mode; key or certificate generation failed.
     pub fn rotate_alipay_cert(&self, untrusted: bool) -> Result<CertFiles, SandboxError> {
+        let files = self.rotate_in_memory(untrusted)?;
+        // Kept synchronous for callers without a runtime at hand; the
+        // book written is the one current when the write runs, so
+        // overlapping writes still leave the latest.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let sb = self.clone();
+            rt.spawn(async move {
+                if let Err(e) = sb.save_cert_book().await {
+                    tracing::error!(error = %e, "cannot store the rotated Alipay certificate");
+                }
+            });
+        }
+        Ok(files)
+    }
+
+    fn rotate_in_memory(&self, untrusted: bool) -> Result<CertFiles, SandboxError> {
         let book = self.cert_book()?;
         let key = AppPrivateKey::generate()?;
         let pem = if untrusted {
@@ -94,7 +169,7 @@ impl Sandbox {
             book.ca().issue_alipay_cert(&key)?
         };
         let sn = alipay::cert::cert_sn(pem.as_bytes())?;
-        book.add_alipay_cert(sn.clone(), pem);
+        book.add_alipay_cert(sn.clone(), pem, &key)?;
         let signing = Signing {
             signer: Arc::new(AlipaySigner::new(key)),
             cert_sn: Some(sn.clone()),
@@ -224,8 +299,12 @@ struct RotateBody {
 
 async fn post_rotate(State(sb): State<Sandbox>, body: Option<Json<RotateBody>>) -> Response {
     let untrusted = body.map(|Json(b)| b.untrusted).unwrap_or_default();
-    match sb.rotate_alipay_cert(untrusted) {
-        Ok(f) => Json(f).into_response(),
+    let rotated = match sb.rotate_in_memory(untrusted) {
+        Ok(f) => f,
+        Err(e) => return error(&e),
+    };
+    match sb.save_cert_book().await {
+        Ok(()) => Json(rotated).into_response(),
         Err(e) => error(&e),
     }
 }

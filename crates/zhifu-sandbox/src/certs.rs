@@ -10,7 +10,10 @@
 //! non-RSA roots that `alipay_root_cert_sn` skips), and leaf certificates
 //! with random serial numbers, so every issued certificate has its own SN.
 //! Certificates are issued with aws-lc-rs through `rcgen`; nothing here
-//! reads the process environment or the disk.
+//! reads the process environment or the disk: a state directory keeps the
+//! whole book as one `CertBookRecord` (written and read by `cert_mode`),
+//! so a restarted sandbox has the same root, Alipay certificate and app
+//! certificates, and the files a merchant configured keep working.
 //!
 //! With [`crate::SandboxConfig::cert_mode`] the running sandbox keeps a
 //! `CertBook`: the gateway (`intake`) requires every request's
@@ -28,7 +31,7 @@ use rcgen::{
     DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, PKCS_RSA_SHA256,
     SerialNumber, SubjectPublicKeyInfo,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
 use crate::error::SandboxError;
@@ -122,7 +125,10 @@ impl CertAuthority {
     /// # Errors
     /// [`SandboxError::Certificate`] if a key or certificate cannot be made.
     pub fn generate() -> Result<Self, SandboxError> {
-        let now = OffsetDateTime::now_utc();
+        Self::generate_at(OffsetDateTime::now_utc())
+    }
+
+    fn generate_at(now: OffsetDateTime) -> Result<Self, SandboxError> {
         let root_key = rsa_key_pair(&AppPrivateKey::generate()?)?;
         let root_params = ca_params("Zhifu Sandbox Root CA R1", now);
         let root = root_params
@@ -138,6 +144,24 @@ impl CertAuthority {
             bundle_pem: format!("{}{}", ec_root.pem(), root_pem),
             root_pem,
             issuer: Issuer::new(root_params, root_key),
+        })
+    }
+
+    /// The authority a state directory kept: the RSA root's key (PKCS#8
+    /// PEM) and certificate, and the bundle.
+    fn from_parts(
+        root_key_pem: &str,
+        root_pem: &str,
+        bundle_pem: &str,
+    ) -> Result<Self, SandboxError> {
+        let key = KeyPair::from_pem_and_sign_algo(root_key_pem, &PKCS_RSA_SHA256)
+            .map_err(|e| cert_err("stored root key", e))?;
+        let issuer = Issuer::from_ca_cert_pem(root_pem, key)
+            .map_err(|e| cert_err("stored root certificate", e))?;
+        Ok(CertAuthority {
+            issuer,
+            bundle_pem: bundle_pem.to_owned(),
+            root_pem: root_pem.to_owned(),
         })
     }
 
@@ -255,12 +279,30 @@ pub enum AppCertRequest {
     Csr(String),
 }
 
-#[derive(Default)]
 struct Book {
     /// Every Alipay certificate issued, by SN, the current one last.
     alipay: Vec<(String, String)>,
+    /// The key of the current Alipay certificate (PKCS#8, base64): what a
+    /// restarted sandbox signs with.
+    alipay_key: String,
     /// App certificates: SN → (app id, the certified key).
     apps: HashMap<String, (String, AlipayPublicKey)>,
+}
+
+/// Certificate mode as a state directory keeps it (JSON). Holds private
+/// keys: the sandbox's own, never a merchant's.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct CertBookRecord {
+    /// The RSA root's key, PKCS#8 PEM.
+    root_key: String,
+    root_cert: String,
+    bundle: String,
+    /// (SN, PEM) of every Alipay certificate, the current one last.
+    alipay: Vec<(String, String)>,
+    /// The current Alipay certificate's key, PKCS#8 base64.
+    alipay_key: String,
+    /// (SN, app id, certified key as base64 SubjectPublicKeyInfo).
+    apps: Vec<(String, String, String)>,
 }
 
 /// The certificate-mode state of a running sandbox: the authority, the
@@ -284,9 +326,61 @@ impl CertBook {
             root_sn,
             book: Mutex::new(Book {
                 alipay: vec![(sn, pem)],
+                alipay_key: alipay_key.to_pkcs8_base64()?,
                 apps: HashMap::new(),
             }),
         })
+    }
+
+    /// The book as a state directory keeps it.
+    pub(crate) fn to_record(&self) -> CertBookRecord {
+        let book = self.book();
+        CertBookRecord {
+            root_key: self.ca.issuer.key().serialize_pem(),
+            root_cert: self.ca.root_pem.clone(),
+            bundle: self.ca.bundle_pem.clone(),
+            alipay: book.alipay.clone(),
+            alipay_key: book.alipay_key.clone(),
+            apps: book
+                .apps
+                .iter()
+                .map(|(sn, (app, key))| (sn.clone(), app.clone(), key.to_base64()))
+                .collect(),
+        }
+    }
+
+    /// The book a state directory kept, and the key of its current Alipay
+    /// certificate.
+    ///
+    /// # Errors
+    /// [`SandboxError::Certificate`] or [`SandboxError::Alipay`] for a
+    /// record whose keys or certificates do not parse.
+    pub(crate) fn from_record(r: CertBookRecord) -> Result<(Self, AppPrivateKey), SandboxError> {
+        let ca = CertAuthority::from_parts(&r.root_key, &r.root_cert, &r.bundle)?;
+        let root_sn = alipay::cert::root_cert_sn(r.bundle.as_bytes())?;
+        let key = AppPrivateKey::parse(&r.alipay_key)?;
+        if r.alipay.is_empty() {
+            return Err(SandboxError::Certificate(
+                "the stored certificate book has no Alipay certificate".into(),
+            ));
+        }
+        let mut apps = HashMap::new();
+        for (sn, app_id, spki) in r.apps {
+            apps.insert(sn, (app_id, AlipayPublicKey::parse(&spki)?));
+        }
+        let book = Book {
+            alipay: r.alipay,
+            alipay_key: r.alipay_key,
+            apps,
+        };
+        Ok((
+            CertBook {
+                ca,
+                root_sn,
+                book: Mutex::new(book),
+            },
+            key,
+        ))
     }
 
     fn book(&self) -> MutexGuard<'_, Book> {
@@ -335,9 +429,21 @@ impl CertBook {
         self.book().apps.insert(sn, (app_id, key));
     }
 
-    /// Records a new current Alipay certificate.
-    pub(crate) fn add_alipay_cert(&self, sn: String, pem: String) {
-        self.book().alipay.push((sn, pem));
+    /// Records a new current Alipay certificate and its key.
+    ///
+    /// # Errors
+    /// [`SandboxError::Alipay`] if the key cannot be encoded.
+    pub(crate) fn add_alipay_cert(
+        &self,
+        sn: String,
+        pem: String,
+        key: &AppPrivateKey,
+    ) -> Result<(), SandboxError> {
+        let key = key.to_pkcs8_base64()?;
+        let mut book = self.book();
+        book.alipay.push((sn, pem));
+        book.alipay_key = key;
+        Ok(())
     }
 
     /// The files a merchant configures, with the current Alipay certificate.
@@ -397,6 +503,48 @@ mod tests {
             .is_err()
         );
         assert!(ca.issue_for_public_key(b"not a key", "x").is_err());
+    }
+
+    #[test]
+    fn a_stored_book_keeps_its_root_and_certificates() {
+        let alipay_key = AppPrivateKey::generate().unwrap();
+        let book = CertBook::new(&alipay_key).unwrap();
+        let app = AppPrivateKey::generate().unwrap();
+        let app_pem = book
+            .ca()
+            .issue_for_public_key(app.public_key().spki_der(), "2021000000000001")
+            .unwrap();
+        let app_sn = alipay::cert::cert_sn(app_pem.as_bytes()).unwrap();
+        book.add_app_cert(app_sn.clone(), "2021000000000001".into(), app.public_key());
+        let rotated = AppPrivateKey::generate().unwrap();
+        let pem = book.ca().issue_alipay_cert(&rotated).unwrap();
+        let sn = alipay::cert::cert_sn(pem.as_bytes()).unwrap();
+        book.add_alipay_cert(sn.clone(), pem, &rotated).unwrap();
+
+        let json = serde_json::to_string(&book.to_record()).unwrap();
+        let (again, key) = CertBook::from_record(serde_json::from_str(&json).unwrap()).unwrap();
+        assert_eq!(again.root_sn(), book.root_sn());
+        assert_eq!(again.current_sn(), sn);
+        assert_eq!(again.files().root_cert, book.files().root_cert);
+        assert_eq!(
+            key.public_key(),
+            rotated.public_key(),
+            "the rotated key signs"
+        );
+        assert_eq!(
+            again.app_key("2021000000000001", &app_sn),
+            Some(app.public_key())
+        );
+        // The reloaded authority issues certificates that chain to the
+        // bundle merchants already hold.
+        let later = again.ca().issue_alipay_cert(&key).unwrap();
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        alipay::cert::verify_chain(
+            later.as_bytes(),
+            book.ca().root_bundle_pem().as_bytes(),
+            Some(now),
+        )
+        .unwrap();
     }
 
     #[test]

@@ -226,8 +226,10 @@ pub struct SandboxConfig {
     /// sandbox's `certs` module): the sandbox has its own root CA and an
     /// Alipay certificate for its key, issues app certificates, requires
     /// `app_cert_sn` and `alipay_root_cert_sn` on every gateway request and
-    /// answers with `alipay_cert_sn`. The authority is made at each start
-    /// (not persisted in the state directory).
+    /// answers with `alipay_cert_sn`. With [`SandboxConfig::state_dir`]
+    /// the authority and every certificate it issued are kept there, so a
+    /// restart keeps the root, the Alipay certificate and the app
+    /// certificates; in memory a new authority is made at each start.
     pub cert_mode: bool,
 }
 

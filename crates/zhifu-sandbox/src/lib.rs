@@ -42,19 +42,23 @@
 // import cycle): records and vocabulary (error, config, model, ids, store,
 // wire, requests); the state and its rules (state, notify, schedule, trade, api); the
 // handle (sandbox, views); what drives it (worker, lifecycle, operations,
-// trigger); HTTP (intake, html, gateway, pages, control, routes); clients
+// trigger); HTTP (lang, intake, html, gateway, pages, console,
+// console_actions, control, routes); clients
 // (remote, testing). `impl State` and `impl Sandbox` blocks live with the
 // behaviour they add, and call only into earlier layers.
 mod api;
 mod cert_mode;
 pub mod certs;
 mod config;
+mod console;
+mod console_actions;
 mod control;
 mod error;
 mod gateway;
 mod html;
 mod ids;
 mod intake;
+mod lang;
 mod lifecycle;
 mod model;
 mod notify;

@@ -28,6 +28,7 @@ impl Sandbox {
     pub async fn start(mut config: SandboxConfig) -> Result<Sandbox, SandboxError> {
         config.validate()?;
         let store = Store::open(config.state_dir.as_deref()).await?;
+        let key_given = config.alipay_private_key.is_some();
         let key = match config.alipay_private_key.take() {
             Some(k) => k,
             None => match store.get_meta("alipay_private_key").await? {
@@ -41,10 +42,11 @@ impl Sandbox {
                 }
             },
         };
-        let certs = if config.cert_mode {
-            Some(crate::certs::CertBook::new(&key)?)
+        let (certs, key) = if config.cert_mode {
+            let (book, key) = crate::cert_mode::open_book(&store, key, key_given).await?;
+            (Some(book), key)
         } else {
-            None
+            (None, key)
         };
         let signing = crate::sandbox::Signing {
             cert_sn: certs.as_ref().map(crate::certs::CertBook::current_sn),

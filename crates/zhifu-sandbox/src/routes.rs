@@ -1,9 +1,12 @@
-//! The HTTP surface: [`Sandbox::router`] (the gateway, the buyer's pages
-//! and the control API) and [`Sandbox::serve`].
+//! The HTTP surface: [`Sandbox::router`] (the gateway, the buyer's pages,
+//! the console with its action forms, and the control API) and
+//! [`Sandbox::serve`].
 
 use axum::Router;
 use axum::routing::{get, post};
 
+use crate::console;
+use crate::console_actions;
 use crate::control;
 use crate::gateway;
 use crate::pages;
@@ -32,8 +35,22 @@ impl Sandbox {
     pub fn router(&self) -> Router {
         Router::new()
             .route("/gateway.do", get(gateway::gateway).post(gateway::gateway))
-            .route("/sandbox", get(pages::index))
-            .route("/sandbox/", get(pages::index))
+            .route("/sandbox", get(console::index))
+            .route("/sandbox/", get(console::index))
+            .route(
+                "/sandbox/trades/{app_id}/{out_trade_no}",
+                get(console::trade),
+            )
+            .route(
+                "/sandbox/trades/{app_id}/{out_trade_no}/{action}",
+                post(console_actions::trade_action),
+            )
+            .route("/sandbox/notifications", get(console::notifications))
+            .route(
+                "/sandbox/notifications/{id}/resend",
+                post(console_actions::resend),
+            )
+            .route("/sandbox/clock/advance", post(console_actions::advance))
             .route("/sandbox/cashier/{token}", get(pages::cashier))
             .route("/sandbox/cashier/{token}/pay", post(pages::cashier_pay))
             .route(

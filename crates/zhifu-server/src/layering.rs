@@ -150,6 +150,7 @@ fn http_only_reads_the_store() {
         "list_delivery_attempts",
         "list_refunds",
         "list_notifications",
+        "list_orphan_notifications",
         "count_orders_by_status",
         "count_events_by_state",
         "ping",

@@ -9,6 +9,13 @@ use std::time::Duration;
 
 use zhifu_store::{OrderStatus, WebhookState};
 
+/// The `tracing` target of the one-line-per-thing activity log: each
+/// Alipay gateway call, each notification received, each webhook attempt
+/// and each answered request (`zhifu dev --log-requests` prints these; a
+/// log pipeline can keep them with `RUST_LOG=zhifu::activity=info`). Kept
+/// stable because it is a filter users write.
+pub const ACTIVITY_TARGET: &str = "zhifu::activity";
+
 /// Upper bounds (seconds) of the Alipay latency histogram.
 const BUCKETS: [f64; 10] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 

@@ -32,7 +32,7 @@ use zhifu_store::{
 use crate::config::WebhookConfig;
 use crate::domain::epoch_ms;
 use crate::error::chain;
-use crate::metrics::Metrics;
+use crate::metrics::{ACTIVITY_TARGET, Metrics};
 use crate::{view, webhook};
 
 /// Lease of one delivery attempt: longer than the delivery timeout plus the
@@ -153,14 +153,29 @@ impl Outbox {
         let done = self.store.finish_delivery(&e.id, &attempt, next).await?;
         self.metrics.webhook_attempt(done.webhook_state.as_str());
         match &error {
-            None => {
-                tracing::info!(event = %e.id, kind = e.event_type.as_str(), "webhook delivered")
-            }
-            Some(why) => tracing::warn!(
-                event = %e.id,
+            None => tracing::info!(
+                target: ACTIVITY_TARGET,
+                kind = "webhook",
+                event_id = %e.id,
+                event_type = e.event_type.as_str(),
+                url = %loggable_url(&self.config.url),
+                http_status,
+                ms = duration_ms,
                 attempt = done.attempts,
-                error = %why,
                 state = done.webhook_state.as_str(),
+                "webhook delivered"
+            ),
+            Some(why) => tracing::warn!(
+                target: ACTIVITY_TARGET,
+                kind = "webhook",
+                event_id = %e.id,
+                event_type = e.event_type.as_str(),
+                url = %loggable_url(&self.config.url),
+                http_status,
+                ms = duration_ms,
+                attempt = done.attempts,
+                state = done.webhook_state.as_str(),
+                error = %why,
                 "webhook not delivered"
             ),
         }
@@ -170,6 +185,11 @@ impl Outbox {
             http_status,
             error,
         })
+    }
+
+    /// Where deliveries go, as it may be shown ([`loggable_url`]).
+    pub fn loggable_url(&self) -> String {
+        loggable_url(&self.config.url)
     }
 
     /// When the first attempt is made.
@@ -243,5 +263,38 @@ impl Outbox {
             Some(e) => self.deliver_claimed(&e).await.map(Some),
             None => Ok(None),
         }
+    }
+}
+
+/// The webhook URL as logs and the activity feed show it: scheme, host,
+/// port and path only. A merchant may put a token in the query string or
+/// the user part, and those are secrets.
+pub fn loggable_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => {
+            let host = u.host_str().unwrap_or("");
+            match u.port() {
+                Some(port) => format!("{}://{host}:{port}{}", u.scheme(), u.path()),
+                None => format!("{}://{host}{}", u.scheme(), u.path()),
+            }
+        }
+        Err(_) => "(unparseable URL)".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loggable_url;
+
+    #[test]
+    fn loggable_url_drops_credentials_and_query() {
+        assert_eq!(
+            loggable_url("https://user:pw@example.com:8443/hooks/zhifu?token=s3cret#x"),
+            "https://example.com:8443/hooks/zhifu"
+        );
+        assert_eq!(
+            loggable_url("http://127.0.0.1:3000/"),
+            "http://127.0.0.1:3000/"
+        );
     }
 }

@@ -200,11 +200,8 @@ fn refused(sn: &str, reason: String, at: i64) -> (AlipayCertRecord, Learnt) {
 /// it is signed with the certificate being asked for, so the client's own
 /// verification cannot be used; [`accept_download`] checks it instead.
 async fn download(core: &Alipay, sn: &str) -> Result<String, String> {
-    let req = GenericRequest {
-        method: DOWNLOAD_METHOD.into(),
-        biz_content: serde_json::json!({ "alipay_cert_sn": sn }),
-        retry_safe: true,
-    };
+    let req = GenericRequest::new(DOWNLOAD_METHOD, serde_json::json!({ "alipay_cert_sn": sn }))
+        .mark_retry_safe();
     let signed = core
         .sign_request(&req, &RequestOptions::default(), OffsetDateTime::now_utc())
         .map_err(|e| e.to_string())?;

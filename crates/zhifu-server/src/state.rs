@@ -16,7 +16,7 @@ use crate::config::{
 };
 use crate::domain::epoch_ms;
 use crate::error::chain;
-use crate::metrics::Metrics;
+use crate::metrics::{ACTIVITY_TARGET, Metrics};
 use crate::outbox::Outbox;
 use crate::payments::settled::SettledNotifications;
 use crate::rotation::{CertRotation, Learnt};
@@ -373,12 +373,54 @@ impl AppState {
             Err(alipay::Error::Gateway(_)) => "refused",
             Err(_) => "error",
         };
-        if let Err(e) = &result {
+        let elapsed = started.elapsed();
+        if tracing::enabled!(target: ACTIVITY_TARGET, tracing::Level::INFO) {
+            // The request's own `out_trade_no` names the order; reading it
+            // back from the serialised request costs nothing when the
+            // activity log is off.
+            let out_trade_no = serde_json::to_value(req)
+                .ok()
+                .and_then(|v| v.get("out_trade_no")?.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let ms = crate::domain::duration_ms(elapsed);
+            match &result {
+                Ok(_) => tracing::info!(
+                    target: ACTIVITY_TARGET,
+                    kind = "gateway",
+                    method = req.method(),
+                    out_trade_no,
+                    code = "10000",
+                    outcome,
+                    ms,
+                    "Alipay call"
+                ),
+                Err(e) => {
+                    let (code, sub_code) = match e {
+                        alipay::Error::Gateway(g) => {
+                            (g.code.as_str(), g.sub_code.as_deref().unwrap_or(""))
+                        }
+                        _ => ("", ""),
+                    };
+                    tracing::warn!(
+                        target: ACTIVITY_TARGET,
+                        kind = "gateway",
+                        method = req.method(),
+                        out_trade_no,
+                        code,
+                        sub_code,
+                        outcome,
+                        ms,
+                        error = %chain(e),
+                        "Alipay call failed"
+                    );
+                }
+            }
+        } else if let Err(e) = &result {
             tracing::warn!(method = req.method(), outcome, error = %chain(e), "Alipay call failed");
         }
         self.inner
             .metrics
-            .alipay_call(req.method(), outcome, started.elapsed());
+            .alipay_call(req.method(), outcome, elapsed);
         result
     }
 }

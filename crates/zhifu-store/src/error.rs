@@ -14,6 +14,10 @@ pub enum StoreError {
     /// The database URL names no backend this crate supports.
     #[error("unsupported database URL (expected sqlite:… or postgres://…)")]
     UnsupportedUrl,
+    /// The pooler setting (`pooler=` in the URL, `ZHIFU_DB_POOLER`) is not
+    /// `none` or `transaction`, or asks for a pooler in front of SQLite.
+    #[error("unsupported pooler setting (expected `none` or `transaction`, and PostgreSQL)")]
+    PoolerSetting,
     /// The database holds a value this crate does not understand.
     #[error("unexpected value in column `{column}`")]
     Corrupt {

@@ -53,7 +53,7 @@ use async_trait::async_trait;
 pub use crate::error::StoreError;
 pub use crate::model::*;
 pub use crate::sql::alipay_certs::AlipayCertRecord;
-pub use crate::sql::{Backend, GroupStats, SqlStore, StoreOptions, new_id};
+pub use crate::sql::{Backend, GroupStats, Pooler, SqlStore, StoreOptions, StorePool, new_id};
 pub use crate::transition::is_redelivery;
 
 /// Shorthand for results of this crate.

@@ -60,13 +60,18 @@ pub async fn fresh_database(backend: Backend) -> Option<TestDatabase> {
     }
 }
 
+/// Connects the way the store would (so through a transaction pooler too,
+/// with `?pooler=transaction`) and creates the database with one
+/// simple-protocol statement, which names nothing on the server.
 async fn create_pg_database(base: &str, name: &str) {
     use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(base)
+    let (options, _) = crate::sql::pg_connect_options(base, crate::Pooler::None)
+        .unwrap_or_else(|e| panic!("{PG_URL_VAR} is not usable: {e}"));
+    let mut conn = sqlx::PgConnection::connect_with(&options)
         .await
         .unwrap_or_else(|e| panic!("cannot connect to {PG_URL_VAR}: {e}"));
     // `name` is generated above from hex digits only.
-    sqlx::query(sqlx::AssertSqlSafe(format!(
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "CREATE DATABASE \"{name}\" TEMPLATE template0"
     )))
     .execute(&mut conn)

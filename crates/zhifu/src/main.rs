@@ -2,10 +2,10 @@
 //!
 //! `main.rs` parses arguments and dispatches; the work is in the library
 //! crates. Protocol tools (`keygen`, `sign`, `verify-notify`,
-//! `verify-response`, `doctor`) live in [`protocol_cmds`]; the backend
-//! commands (`dev`, `serve`, `migrate`, `reconcile`, `webhooks`) in
-//! [`server_cmds`]; the sandbox (`sandbox`, `trigger`, `resend`) in
-//! [`sandbox_cmd`]. With no subcommand, `zhifu` runs `zhifu dev`: backend,
+//! `verify-response`) live in [`protocol_cmds`], `doctor` in [`doctor`]; `dev` in
+//! [`dev_cmd`]; the other backend commands (`serve`, `migrate`,
+//! `reconcile`, `webhooks`) in [`server_cmds`]; the sandbox (`sandbox`,
+//! `trigger`, `resend`) in [`sandbox_cmd`]. With no subcommand, `zhifu` runs `zhifu dev`: backend,
 //! sandbox and checkout on one port, on SQLite.
 
 use std::process::ExitCode;
@@ -20,7 +20,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{Parser, Subcommand};
 
+mod cert_check;
+mod dev_cmd;
+mod doctor;
 mod listen_cmd;
+mod logs_cmd;
 mod protocol_cmds;
 mod sandbox_cmd;
 mod server_cmds;
@@ -36,7 +40,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Write a new RSA-2048 app key pair (PEM and the console's bare base64);
-    /// never over existing key files without `--force`.
+    /// never over existing key files without `--force`; `--csr` also writes
+    /// a certificate signing request for certificate mode.
     Keygen(protocol_cmds::KeygenArgs),
     /// Sign request parameters read from stdin (form-encoded).
     Sign(protocol_cmds::SignArgs),
@@ -46,11 +51,11 @@ enum Command {
     VerifyResponse(protocol_cmds::VerifyResponseArgs),
     /// Check an Alipay configuration (key files, or `zhifu serve`'s with
     /// `--env`) and explain what is wrong; `--online` asks the gateway once.
-    Doctor(protocol_cmds::DoctorArgs),
+    Doctor(doctor::DoctorArgs),
     /// Run the local Alipay gateway emulator, or trigger/resend notifications.
     Sandbox(sandbox_cmd::SandboxArgs),
     /// Run the payment backend with the sandbox on one port, on SQLite (the default command).
-    Dev(server_cmds::DevArgs),
+    Dev(dev_cmd::DevArgs),
     /// Run the payment backend in production mode (configuration from the environment).
     Serve(server_cmds::ServeArgs),
     /// Apply the database migrations and exit.
@@ -62,6 +67,9 @@ enum Command {
     /// Forward the webhooks of a running Zhifu to a local endpoint, signed,
     /// one line per event (`--forward-to URL`).
     Listen(listen_cmd::ListenArgs),
+    /// Follow what a running Zhifu does (`logs tail`): gateway answers,
+    /// notifications, webhook attempts, new orders, one line each.
+    Logs(logs_cmd::LogsArgs),
 }
 
 fn main() -> ExitCode {
@@ -71,14 +79,15 @@ fn main() -> ExitCode {
         Some(Command::Sign(a)) => protocol_cmds::sign(a),
         Some(Command::VerifyNotify(a)) => protocol_cmds::verify_notify(a),
         Some(Command::VerifyResponse(a)) => protocol_cmds::verify_response(a),
-        Some(Command::Doctor(a)) => protocol_cmds::doctor(a),
+        Some(Command::Doctor(a)) => doctor::doctor(a),
         Some(Command::Sandbox(a)) => sandbox_cmd::run(a),
-        Some(Command::Dev(a)) => server_cmds::dev(a),
+        Some(Command::Dev(a)) => dev_cmd::dev(a),
         Some(Command::Serve(a)) => server_cmds::serve(a),
         Some(Command::Migrate(a)) => server_cmds::migrate(a),
         Some(Command::Reconcile(a)) => server_cmds::reconcile(a),
         Some(Command::Webhooks(a)) => server_cmds::webhooks(a),
         Some(Command::Listen(a)) => listen_cmd::listen(a),
-        None => server_cmds::dev(server_cmds::DevArgs::default()),
+        Some(Command::Logs(a)) => logs_cmd::logs(a),
+        None => dev_cmd::dev(dev_cmd::DevArgs::default()),
     }
 }

@@ -61,8 +61,9 @@ struct ServeArgs {
     /// root CA and Alipay certificate, issues app certificates
     /// (`POST /sandbox/api/certs/app`), requires `app_cert_sn` and
     /// `alipay_root_cert_sn` on every request, and can rotate its Alipay
-    /// certificate (`POST /sandbox/api/certs/rotate`). A new authority is
-    /// made at every start.
+    /// certificate (`POST /sandbox/api/certs/rotate`). With `--state` the
+    /// authority and its certificates are kept there across restarts;
+    /// otherwise a new one is made at every start.
     #[arg(long)]
     cert_mode: bool,
     /// With `--cert-mode`: write `alipayRootCert.crt`,

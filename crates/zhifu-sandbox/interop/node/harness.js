@@ -11,8 +11,12 @@ const REPO = path.resolve(__dirname, '../../../..');
 const ZHIFU = process.env.ZHIFU_BIN
   || path.join(process.env.CARGO_TARGET_DIR || path.join(REPO, 'target'), 'debug/zhifu');
 
-/** Starts `zhifu sandbox --port 0 …` and resolves once it printed its URLs. */
-function startSandbox(extraArgs = []) {
+/**
+ * Starts `zhifu sandbox --port 0 …` and resolves once it printed its URLs
+ * (and, when given, a line matching `until`: in certificate mode the
+ * certificate files are written after the URLs are printed).
+ */
+function startSandbox(extraArgs = [], { until } = {}) {
   return new Promise((resolve, reject) => {
     const child = spawn(ZHIFU, ['sandbox', '--port', '0', '--time-scale', '0.001', ...extraArgs], {
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -25,10 +29,11 @@ function startSandbox(extraArgs = []) {
       out += d;
       const gw = out.match(/Gateway:\s+(\S+)/);
       const key = out.match(/Alipay public key:\s+(\S+)/);
-      if (gw && key) {
+      if (gw && key && (!until || until.test(out))) {
         child.removeAllListeners('exit');
         resolve({
           child,
+          out,
           gateway: gw[1],
           base: gw[1].replace(/\/gateway\.do$/, ''),
           alipayPublicKey: key[1],

@@ -13,9 +13,7 @@ use zhifu_sandbox::SandboxConfig;
 use crate::helpers::*;
 
 fn cancel(out: &str) -> TradeCancel {
-    TradeCancel {
-        trade: TradeRef::OutTradeNo(out.to_owned()),
-    }
+    TradeCancel::new(TradeRef::OutTradeNo(out.to_owned()))
 }
 
 async fn status(t: &TestSandbox, out: &str) -> alipay::TradeStatus {
@@ -124,10 +122,7 @@ async fn cancel_refuses_refunded_and_too_old_trades_and_closes_unpaid_ones() {
     );
     t.client
         .execute(
-            &TradeClose {
-                trade: TradeRef::OutTradeNo(old_unpaid.clone()),
-                operator_id: None,
-            },
+            &TradeClose::new(TradeRef::OutTradeNo(old_unpaid.clone())),
             &Default::default(),
         )
         .await

@@ -37,11 +37,11 @@ fn client(t: &TestSandbox, sns: CertSns, alipay_cert: &str) -> AlipayClient {
 }
 
 fn query() -> GenericRequest {
-    GenericRequest {
-        method: "alipay.trade.query".into(),
-        biz_content: json!({"out_trade_no": "no-such-order"}),
-        retry_safe: true,
-    }
+    GenericRequest::new(
+        "alipay.trade.query",
+        json!({"out_trade_no": "no-such-order"}),
+    )
+    .mark_retry_safe()
 }
 
 /// The `sub_code` of a refused call (verified when the answer was signed).
@@ -200,11 +200,8 @@ async fn rotation_changes_the_sn_and_the_old_certificates_stay_downloadable() {
         let signed = old
             .core()
             .sign_request(
-                &GenericRequest {
-                    method: DOWNLOAD_METHOD.into(),
-                    biz_content: json!({"alipay_cert_sn": sn}),
-                    retry_safe: true,
-                },
+                &GenericRequest::new(DOWNLOAD_METHOD, json!({"alipay_cert_sn": sn}))
+                    .mark_retry_safe(),
                 &RequestOptions::default(),
                 time::OffsetDateTime::now_utc(),
             )
@@ -247,11 +244,8 @@ async fn rotation_changes_the_sn_and_the_old_certificates_stay_downloadable() {
         let signed = old
             .core()
             .sign_request(
-                &GenericRequest {
-                    method: DOWNLOAD_METHOD.into(),
-                    biz_content: json!({"alipay_cert_sn": new_sn}),
-                    retry_safe: true,
-                },
+                &GenericRequest::new(DOWNLOAD_METHOD, json!({"alipay_cert_sn": new_sn}))
+                    .mark_retry_safe(),
                 &RequestOptions::default(),
                 time::OffsetDateTime::now_utc(),
             )

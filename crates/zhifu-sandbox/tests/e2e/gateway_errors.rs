@@ -203,11 +203,7 @@ async fn legacy_rsa_sha1_and_unknown_methods() {
     let e = gw(app
         .client
         .execute(
-            &GenericRequest {
-                method: "alipay.trade.nonexistent".into(),
-                biz_content: serde_json::json!({}),
-                retry_safe: false,
-            },
+            &GenericRequest::new("alipay.trade.nonexistent", serde_json::json!({})),
             &Default::default(),
         )
         .await
@@ -342,10 +338,7 @@ async fn gbk_requests_are_decoded_and_verified_in_gbk() {
 async fn aes_content_encryption_round_trips() {
     let app = spawn_auto().await;
     let out = unique("AES");
-    let opts = alipay::RequestOptions {
-        encrypt: true,
-        ..Default::default()
-    };
+    let opts = alipay::RequestOptions::new().encrypt();
     let key_b64 = "aYA0GP8JEW+D7/UFaskCWA==";
     let with_key = |k: &str| {
         alipay::AlipayClient::new(

@@ -90,10 +90,7 @@ impl Receiver {
 }
 
 pub fn opts(notify_url: &str) -> alipay::RequestOptions {
-    alipay::RequestOptions {
-        notify_url: Some(notify_url.to_owned()),
-        ..Default::default()
-    }
+    alipay::RequestOptions::new().notify_url(notify_url)
 }
 
 pub fn no(s: &str) -> alipay::OutTradeNo {

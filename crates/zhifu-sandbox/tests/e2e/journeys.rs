@@ -113,14 +113,7 @@ async fn precreate_pay_query_refunds_until_closed() {
 
     let rq = app
         .client
-        .execute(
-            &TradeRefundQuery {
-                trade: by(),
-                out_request_no: "R1".into(),
-                query_options: None,
-            },
-            &Default::default(),
-        )
+        .execute(&TradeRefundQuery::new(by(), "R1"), &Default::default())
         .await
         .unwrap();
     assert!(rq.succeeded());
@@ -128,14 +121,7 @@ async fn precreate_pay_query_refunds_until_closed() {
     assert_eq!(rq.total_amount, Some(amt("88.88")));
     let unknown = app
         .client
-        .execute(
-            &TradeRefundQuery {
-                trade: by(),
-                out_request_no: "NOPE".into(),
-                query_options: None,
-            },
-            &Default::default(),
-        )
+        .execute(&TradeRefundQuery::new(by(), "NOPE"), &Default::default())
         .await
         .unwrap();
     assert!(!unknown.succeeded());
@@ -210,10 +196,7 @@ async fn create_close_cancel_and_out_trade_no_reuse() {
     let closed = app
         .client
         .execute(
-            &TradeClose {
-                trade: TradeRef::OutTradeNo(out.clone()),
-                operator_id: None,
-            },
+            &TradeClose::new(TradeRef::OutTradeNo(out.clone())),
             &Default::default(),
         )
         .await
@@ -228,10 +211,7 @@ async fn create_close_cancel_and_out_trade_no_reuse() {
     let e = gw(app
         .client
         .execute(
-            &TradeClose {
-                trade: TradeRef::OutTradeNo(out.clone()),
-                operator_id: None,
-            },
+            &TradeClose::new(TradeRef::OutTradeNo(out.clone())),
             &Default::default(),
         )
         .await
@@ -246,10 +226,7 @@ async fn create_close_cancel_and_out_trade_no_reuse() {
     let e = gw(app
         .client
         .execute(
-            &TradeClose {
-                trade: TradeRef::OutTradeNo("NEVER_MADE".into()),
-                operator_id: None,
-            },
+            &TradeClose::new(TradeRef::OutTradeNo("NEVER_MADE".into())),
             &Default::default(),
         )
         .await
@@ -268,9 +245,7 @@ async fn create_close_cancel_and_out_trade_no_reuse() {
     let c = app
         .client
         .execute(
-            &TradeCancel {
-                trade: TradeRef::OutTradeNo(out2.clone()),
-            },
+            &TradeCancel::new(TradeRef::OutTradeNo(out2.clone())),
             &Default::default(),
         )
         .await
@@ -297,9 +272,7 @@ async fn create_close_cancel_and_out_trade_no_reuse() {
     let c = app
         .client
         .execute(
-            &TradeCancel {
-                trade: TradeRef::OutTradeNo(out3.clone()),
-            },
+            &TradeCancel::new(TradeRef::OutTradeNo(out3.clone())),
             &Default::default(),
         )
         .await

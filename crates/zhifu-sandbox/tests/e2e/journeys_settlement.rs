@@ -36,11 +36,7 @@ async fn refund_rules_and_biz_validation() {
     app.sandbox.pay(None, &out).await.unwrap();
 
     // Without out_request_no only a full refund is allowed (docs/protocol.md §5.2).
-    let generic = |biz: serde_json::Value| GenericRequest {
-        method: "alipay.trade.refund".into(),
-        biz_content: biz,
-        retry_safe: false,
-    };
+    let generic = |biz: serde_json::Value| GenericRequest::new("alipay.trade.refund", biz);
     let e = gw(app
         .client
         .execute(
@@ -89,11 +85,7 @@ async fn refund_rules_and_biz_validation() {
     let rq = app
         .client
         .execute(
-            &TradeRefundQuery {
-                trade: by(),
-                out_request_no: out.clone(),
-                query_options: Some(vec!["gmt_refund_pay".into()]),
-            },
+            &TradeRefundQuery::new(by(), out.clone()).query_options(["gmt_refund_pay"]),
             &Default::default(),
         )
         .await
@@ -115,11 +107,10 @@ async fn refund_rules_and_biz_validation() {
     let e = gw(app
         .client
         .execute(
-            &GenericRequest {
-                method: "alipay.trade.create".into(),
-                biz_content: json!({"out_trade_no": unique("F"), "total_amount": 0.1 + 0.2, "subject": "x"}),
-                retry_safe: false,
-            },
+            &GenericRequest::new(
+                "alipay.trade.create",
+                json!({"out_trade_no": unique("F"), "total_amount": 0.1 + 0.2, "subject": "x"}),
+            ),
             &Default::default(),
         )
         .await
@@ -128,11 +119,7 @@ async fn refund_rules_and_biz_validation() {
     let e = gw(app
         .client
         .execute(
-            &GenericRequest {
-                method: "alipay.trade.precreate".into(),
-                biz_content: json!({"out_trade_no": unique("F"), "total_amount": "100000000.01", "subject": "x"}),
-                retry_safe: false,
-            },
+            &GenericRequest::new("alipay.trade.precreate", json!({"out_trade_no": unique("F"), "total_amount": "100000000.01", "subject": "x"})),
             &Default::default(),
         )
         .await
@@ -141,11 +128,10 @@ async fn refund_rules_and_biz_validation() {
     let e = gw(app
         .client
         .execute(
-            &GenericRequest {
-                method: "alipay.trade.create".into(),
-                biz_content: json!({"out_trade_no": unique("F"), "total_amount": "1.00", "subject": "a/b"}),
-                retry_safe: false,
-            },
+            &GenericRequest::new(
+                "alipay.trade.create",
+                json!({"out_trade_no": unique("F"), "total_amount": "1.00", "subject": "a/b"}),
+            ),
             &Default::default(),
         )
         .await
@@ -259,10 +245,7 @@ async fn bill_download_lists_yesterdays_trades() {
         .await
         .unwrap();
     let day = alipay::time::format_beijing(app.sandbox.now())[..10].to_owned();
-    let q = |d: &str| alipay::BillDownloadUrlQuery {
-        bill_type: "trade".into(),
-        bill_date: d.into(),
-    };
+    let q = |d: &str| alipay::BillDownloadUrlQuery::trade(d);
     let e = gw(app
         .client
         .execute(&q(&day), &Default::default())

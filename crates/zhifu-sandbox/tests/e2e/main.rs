@@ -5,6 +5,7 @@
 
 mod cancel_finish;
 mod cert_mode;
+mod console;
 mod control;
 mod gateway_errors;
 mod helpers;

@@ -22,11 +22,9 @@ async fn page_pay_get_cashier_pay_and_signed_return() {
     let rx = Receiver::success().await;
     let out = unique("PAGE");
     let order = TradePagePay::new(no(&out), amt("66.60"), "Mug 马克杯");
-    let opts = alipay::RequestOptions {
-        notify_url: Some(rx.url.clone()),
-        return_url: Some("https://shop.example/return?from=alipay".into()),
-        ..Default::default()
-    };
+    let opts = alipay::RequestOptions::new()
+        .notify_url(rx.url.clone())
+        .return_url("https://shop.example/return?from=alipay");
     let signed = app
         .alipay
         .sign_request(&order, &opts, app.sandbox.now())

@@ -78,11 +78,8 @@ async fn every_answered_call_is_logged_with_its_code_and_filters_match_exactly()
     // A valid signature on a method the gateway does not know.
     gw(t.client
         .execute(
-            &GenericRequest {
-                method: "alipay.trade.nope".into(),
-                biz_content: json!({"out_trade_no": out}),
-                retry_safe: true,
-            },
+            &GenericRequest::new("alipay.trade.nope", json!({"out_trade_no": out}))
+                .mark_retry_safe(),
             &Default::default(),
         )
         .await

@@ -224,6 +224,11 @@ pub struct Config {
     pub port: u16,
     /// `ZHIFU_DB_MAX_CONNECTIONS` (default 4).
     pub db_max_connections: u32,
+    /// `ZHIFU_DB_POOLER` (`none` or `transaction`, default `none`): what
+    /// sits in front of PostgreSQL; `transaction` for PgBouncer in
+    /// transaction mode and other transaction poolers (docs/storage.md).
+    /// `?pooler=…` in the URL does the same and wins.
+    pub db_pooler: zhifu_store::Pooler,
     /// `ZHIFU_DB_ACQUIRE_TIMEOUT_SECS` (default 5): how long a request waits
     /// for a database connection before answering 503.
     pub db_acquire_timeout: Duration,
@@ -534,6 +539,27 @@ impl Config {
             Some(v) => parse_num("ZHIFU_DB_MAX_CONNECTIONS", &v, (1u32, 1000))?,
             None => 4,
         };
+        let db_pooler = match src.get("ZHIFU_DB_POOLER") {
+            Some(v) => match zhifu_store::Pooler::parse(&v) {
+                Some(zhifu_store::Pooler::Transaction)
+                    if zhifu_store::Backend::from_url(&database_url).ok()
+                        != Some(zhifu_store::Backend::Postgres) =>
+                {
+                    return Err(ConfigError::new(
+                        "ZHIFU_DB_POOLER",
+                        "`transaction` is for PostgreSQL only",
+                    ));
+                }
+                Some(p) => p,
+                None => {
+                    return Err(ConfigError::new(
+                        "ZHIFU_DB_POOLER",
+                        "expected `none` or `transaction`",
+                    ));
+                }
+            },
+            None => zhifu_store::Pooler::None,
+        };
         let db_acquire_timeout = match src.get("ZHIFU_DB_ACQUIRE_TIMEOUT_SECS") {
             Some(v) => {
                 Duration::from_secs(parse_num("ZHIFU_DB_ACQUIRE_TIMEOUT_SECS", &v, (1u64, 300))?)
@@ -550,6 +576,7 @@ impl Config {
             database_url,
             port,
             db_max_connections,
+            db_pooler,
             db_acquire_timeout,
             auto_migrate,
             webhook: WebhookConfig::from_source(src)?,
@@ -571,6 +598,7 @@ impl Config {
         zhifu_store::StoreOptions {
             max_connections: self.db_max_connections,
             acquire_timeout: self.db_acquire_timeout,
+            pooler: self.db_pooler,
             ..Default::default()
         }
     }

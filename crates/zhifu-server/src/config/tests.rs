@@ -99,6 +99,7 @@ fn each_bad_value_names_its_variable_and_hides_secrets() {
         ("FC_CUSTOM_LISTEN_PORT", "x"),
         ("FC_SERVER_PORT", "-1"),
         ("ZHIFU_DB_ACQUIRE_TIMEOUT_SECS", "0"),
+        ("ZHIFU_DB_POOLER", "session"),
         ("ZHIFU_WEBHOOK_URL", "ftp://x"),
         ("ZHIFU_RECONCILE_LIMIT", "0"),
         ("ZHIFU_RECONCILE_MIN_AGE_SECS", "many"),
@@ -305,4 +306,21 @@ fn metrics_access_is_off_by_default_and_the_token_is_checked_and_hidden() {
     assert!(!t.allows(None));
     assert!(MetricsAccess::Public.allows(None));
     assert!(!MetricsAccess::Off.allows(Some("Bearer metrics-token-0123456789")));
+}
+
+#[test]
+fn the_pooler_setting_reaches_the_store_and_is_postgres_only() {
+    assert_eq!(
+        with(&[]).unwrap().store_options().pooler,
+        zhifu_store::Pooler::None
+    );
+    let pg = with(&[
+        ("ZHIFU_DATABASE_URL", "postgres://u@127.0.0.1:6432/zhifu"),
+        ("ZHIFU_DB_POOLER", "transaction"),
+    ])
+    .unwrap();
+    assert_eq!(pg.store_options().pooler, zhifu_store::Pooler::Transaction);
+    // The default database of these tests is SQLite: no pooler there.
+    let err = with(&[("ZHIFU_DB_POOLER", "transaction")]).unwrap_err();
+    assert_eq!(err.var, "ZHIFU_DB_POOLER");
 }

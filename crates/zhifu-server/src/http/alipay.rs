@@ -23,6 +23,20 @@ use crate::state::AppState;
 /// `POST /alipay/notify`: answers exactly `success` once the change (or the
 /// fact that it was already made) is committed; `failure` otherwise, so
 /// that Alipay retries.
+#[utoipa::path(
+    post,
+    path = "/alipay/notify",
+    operation_id = "alipayNotify",
+    tag = "alipay",
+    summary = "Alipay's asynchronous notification (called by Alipay, not by merchants)",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded",
+        description = "Alipay's signed notification parameters"),
+    responses(
+        (status = 200, description = "`success`: committed (or already applied)", body = String, content_type = "text/plain"),
+        (status = 400, description = "`failure`: forged, malformed or mismatching; nothing changed", body = String, content_type = "text/plain"),
+        (status = 500, description = "`failure`: try again later", body = String, content_type = "text/plain"),
+    ),
+)]
 pub async fn notify_endpoint(State(st): State<AppState>, body: Bytes) -> Response {
     let text = |status: StatusCode, body: &'static str| {
         (
@@ -47,6 +61,15 @@ pub async fn notify_endpoint(State(st): State<AppState>, body: Bytes) -> Respons
 }
 
 /// `GET /alipay/return`.
+#[utoipa::path(
+    get,
+    path = "/alipay/return",
+    operation_id = "alipayReturn",
+    tag = "alipay",
+    summary = "The buyer's landing page after page/wap pay",
+    description = "Shows the stored status only when the parameters carry Alipay's signature (otherwise nothing about any order); never changes state.",
+    responses((status = 200, description = "An HTML page", body = String, content_type = "text/html")),
+)]
 pub async fn return_page(State(st): State<AppState>, RawQuery(q): RawQuery) -> Response {
     let raw = q.unwrap_or_default();
     let params = FormParams::parse(raw.as_bytes()).ok();

@@ -1,12 +1,14 @@
 //! What every request gets, whatever its route: an id (the platform's,
 //! [`crate::platform::request_id`], or a new one) echoed in `X-Request-Id`
 //! and carried by every log line it causes, its route, status and time in
-//! the metrics, and at INFO one line when it is answered.
+//! the metrics, and at INFO one line when it is answered (target
+//! [`ACTIVITY_TARGET`]).
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use crate::metrics::ACTIVITY_TARGET;
 use crate::platform;
 use crate::state::AppState;
 
@@ -27,17 +29,23 @@ pub async fn request_context(State(st): State<AppState>, req: Request, next: Nex
         .get::<axum::extract::MatchedPath>()
         .cloned();
     let method = req.method().clone();
+    // The path without the query string: a query may carry anything.
+    let path = req.uri().path().chars().take(200).collect::<String>();
     let span = tracing::error_span!("request", id = %id);
     let mut resp = next.run(req).instrument(span.clone()).await;
     let status = resp.status().as_u16();
     let route = route.as_ref().map_or("unmatched", |r| r.as_str());
     st.metrics().http_request(route, status, started.elapsed());
-    if tracing::enabled!(tracing::Level::INFO) {
+    if tracing::enabled!(target: ACTIVITY_TARGET, tracing::Level::INFO) {
         span.in_scope(|| {
             tracing::info!(
+                target: ACTIVITY_TARGET,
+                kind = "api",
                 %method,
                 route,
+                path,
                 status,
+                request_id = %id,
                 ms = started.elapsed().as_millis() as u64,
                 "answered"
             );

@@ -7,13 +7,16 @@
 //! | module | owns |
 //! |---|---|
 //! | [`orders`] | `/v1/orders…` |
+//! | [`activity`] | `GET /v1/activity`, the feed `zhifu logs tail` polls |
 //! | [`alipay`] | `POST /alipay/notify`, `GET /alipay/return` |
 //! | [`ops`] | `/healthz`, `/metrics`, `/v1/reconcile`, the FC timer router, fallbacks |
 //! | [`body`] | strict JSON bodies, `Idempotency-Key` |
 //! | [`context`] | every request's id, log span and metrics |
 //! | [`error`] | [`ErrorCode`] and [`ApiError`]: one status per code |
-//! | [`openapi`] | `/openapi.json` |
+//! | [`openapi`] | `/openapi.json`, generated from the routes below |
+//! | [`schema`] | the JSON shapes, for the document |
 
+pub mod activity;
 pub mod alipay;
 pub mod body;
 pub mod context;
@@ -22,15 +25,17 @@ pub mod listener;
 pub mod openapi;
 pub mod ops;
 pub mod orders;
+pub mod schema;
 
 use std::future::Future;
 
-use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::{Extension, Router};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use self::error::{ApiError, ErrorCode};
 pub use self::listener::{ListenerLimits, serve_with_limits};
@@ -55,41 +60,67 @@ pub async fn require_api_key(State(st): State<AppState>, req: Request, next: Nex
     next.run(req).await
 }
 
+/// The merchant API: every route here is behind [`require_api_key`], and
+/// the document marks it so. Routes are declared only through `routes!`,
+/// which registers the handler and its `#[utoipa::path]` together.
+fn merchant_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(orders::create_order, orders::list_orders))
+        .routes(routes!(orders::get_order))
+        .routes(routes!(orders::pay_order))
+        .routes(routes!(orders::close_order))
+        .routes(routes!(orders::order_events))
+        .routes(routes!(orders::order_refunds, orders::refund_order))
+        .routes(routes!(orders::order_notifications))
+        .routes(routes!(orders::list_events))
+        .routes(routes!(activity::list_activity))
+        .routes(routes!(ops::reconcile_now))
+}
+
+/// Routes without the API key: Alipay's calls, the buyer's return page,
+/// health, metrics (their own access rule) and the document.
+fn public_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(alipay::notify_endpoint))
+        .routes(routes!(alipay::return_page))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(ops::openapi))
+}
+
+/// The backend's OpenAPI document, as [`router`] serves it at
+/// `/openapi.json` (no state needed: for tools and tests).
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    openapi::assemble(
+        merchant_routes().into_openapi(),
+        public_routes().into_openapi(),
+        Vec::new(),
+    )
+}
+
 /// The whole HTTP surface: merchant API, notification endpoint, return page,
 /// health, metrics and the OpenAPI document.
 pub fn router(state: AppState) -> Router {
-    let merchant = Router::new()
-        .route(
-            "/v1/orders",
-            post(orders::create_order).get(orders::list_orders),
-        )
-        .route("/v1/orders/{id}", get(orders::get_order))
-        .route("/v1/orders/{id}/pay", post(orders::pay_order))
-        .route("/v1/orders/{id}/close", post(orders::close_order))
-        .route("/v1/orders/{id}/events", get(orders::order_events))
-        .route(
-            "/v1/orders/{id}/refunds",
-            get(orders::order_refunds).post(orders::refund_order),
-        )
-        .route(
-            "/v1/orders/{id}/notifications",
-            get(orders::order_notifications),
-        )
-        .route("/v1/events", get(orders::list_events))
-        .route("/v1/reconcile", post(ops::reconcile_now))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            require_api_key,
-        ));
+    router_with_api_docs(state, Vec::new())
+}
+
+/// [`router`], with `/openapi.json` also describing `parts`: APIs that the
+/// same process serves next to this router (the checkout's,
+/// `zhifu_checkout::api::openapi()`), so one document covers the port.
+pub fn router_with_api_docs(state: AppState, parts: Vec<utoipa::openapi::OpenApi>) -> Router {
+    let (merchant, merchant_doc) = merchant_routes().split_for_parts();
+    let (public, public_doc) = public_routes().split_for_parts();
+    let doc = openapi::ApiDocument::new(&openapi::assemble(merchant_doc, public_doc, parts));
+    let merchant = merchant.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        require_api_key,
+    ));
     Router::new()
         .merge(merchant)
-        .route("/alipay/notify", post(alipay::notify_endpoint))
-        .route("/alipay/return", get(alipay::return_page))
-        .route("/healthz", get(ops::healthz))
-        .route("/metrics", get(ops::metrics))
-        .route("/openapi.json", get(ops::openapi))
+        .merge(public)
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
+        .layer(Extension(doc))
         .layer(DefaultBodyLimit::max(body::MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -1,187 +1,435 @@
 //! `GET /openapi.json`: the HTTP contract as an OpenAPI 3.1 document,
-//! written by hand so that it says exactly what the handlers do. The error
-//! codes come from [`ErrorCode::ALL`], so the list cannot drift from the
-//! codes the handlers answer with.
+//! generated from the same `routes!` declarations that build the router
+//! ([`super::router`]), so a route cannot be served without being
+//! documented or documented without being served. Each handler's
+//! `#[utoipa::path]` gives its operation id, parameters and responses; the
+//! shapes are [`super::schema`]'s. What holds for a whole group is added
+//! here once, from the group the route is in rather than from each
+//! annotation: the API-key scheme and `401` on every merchant route, the
+//! body errors (`400`, `413`, `415`) on every route that reads a JSON body,
+//! `500`/`503` on every route that reads the store. The `webhooks` section
+//! describes what Zhifu sends to the merchant's endpoint.
 
-use serde_json::{Value, json};
+use std::sync::Arc;
 
-use super::error::ErrorCode;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn, PathItem};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::tag::TagBuilder;
+use utoipa::openapi::{
+    ComponentsBuilder, ContentBuilder, HttpMethod, InfoBuilder, OpenApi, PathsBuilder, Ref, RefOr,
+    Required, Response as ApiResponse, ResponseBuilder, ServerBuilder,
+};
+use utoipa::{PartialSchema, ToSchema};
+use zhifu_store::EventType;
 
-fn err(desc: &str) -> Value {
-    json!({"description": desc, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+use super::schema;
+use crate::webhook;
+
+/// The security scheme of the merchant API.
+pub const API_KEY_SCHEME: &str = "apiKey";
+/// The security scheme of `/metrics` when `ZHIFU_METRICS_TOKEN` is set.
+pub const METRICS_TOKEN_SCHEME: &str = "metricsToken";
+
+/// The serialised document, built once with the router and shared by every
+/// `GET /openapi.json`.
+#[derive(Debug, Clone)]
+pub struct ApiDocument(Arc<str>);
+
+impl ApiDocument {
+    /// Serialises `doc`.
+    pub fn new(doc: &OpenApi) -> Self {
+        // Serialising a value made only of strings, maps and numbers cannot
+        // fail; an empty object would still be valid JSON if it ever did.
+        let text = serde_json::to_string(doc).unwrap_or_else(|_| "{}".to_owned());
+        ApiDocument(Arc::from(text))
+    }
+
+    /// The `200 application/json` answer.
+    pub fn response(&self) -> Response {
+        (
+            [(header::CONTENT_TYPE, "application/json")],
+            self.0.to_string(),
+        )
+            .into_response()
+    }
 }
 
-fn ok(desc: &str, schema: &str) -> Value {
-    json!({"description": desc, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}})
-}
-
-fn body(schema: &str) -> Value {
-    json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}})
-}
-
-fn id_param() -> Value {
-    json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string"}, "description": "The order id (`ord_…`)."})
-}
-
-fn idem_param() -> Value {
-    json!({"name": "Idempotency-Key", "in": "header", "required": false, "schema": {"type": "string", "maxLength": 255},
-           "description": "Same key + same body returns the first result (header `Idempotent-Replayed: true`); same key + different body is 409 `idempotency_key_reused`."})
-}
-
-/// The document.
-pub fn spec() -> Value {
-    let money = json!({"type": "string", "pattern": "^[0-9]{1,9}(\\.[0-9]{1,2})?$", "examples": ["88.88"],
-                       "description": "Yuan as a decimal string; never a JSON number."});
-    let codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
-    let delivery = json!({"type": "object", "properties": {
-        "attempt": {"type": "integer"}, "at": {"type": "string", "format": "date-time"},
-        "http_status": {"type": ["integer", "null"]}, "error": {"type": ["string", "null"]},
-        "duration_ms": {"type": "integer"}}});
-    let webhook = json!({"type": "object", "properties": {
-        "state": {"type": "string", "enum": ["pending", "delivered", "failed"]},
-        "attempts": {"type": "integer"},
-        "next_attempt_at": {"type": ["string", "null"], "format": "date-time"},
-        "delivered_at": {"type": ["string", "null"], "format": "date-time"},
-        "last_error": {"type": ["string", "null"]},
-        "deliveries": {"type": "array", "items": delivery}}});
-    let event = json!({"type": "object", "properties": {
-        "id": {"type": "string", "description": "Event id (`evt_…`), the same in the webhook; receivers de-duplicate on it."},
-        "type": {"type": "string", "enum": ["order.paid", "order.partially_refunded", "order.refunded", "order.closed", "order.paid_after_close"]},
-        "previous_status": {"type": "string"}, "status": {"type": "string"},
-        "refunded_amount": {"$ref": "#/components/schemas/Money"},
-        "source": {"type": "string", "enum": ["notify", "query", "refund", "close"]},
-        "created_at": {"type": "string", "format": "date-time"},
-        "webhook": webhook}});
-    let event_list =
-        json!({"type": "object", "properties": {"data": {"type": "array", "items": event}}});
-    json!({
-        "openapi": "3.1.0",
-        "info": {"title": "Zhifu payment backend", "version": env!("CARGO_PKG_VERSION"),
-                 "description": "Orders, Alipay payment parameters, verified notifications, query, refunds and close. Money is a \"88.88\" string; errors are {\"error\":{\"code\",\"message\"}} with a stable code."},
-        "components": {
-            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer", "description": "ZHIFU_API_KEY"}},
-            "schemas": {
-                "Money": money,
-                "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"],
-                    "properties": {"code": {"type": "string", "enum": codes}, "message": {"type": "string"}}}}},
-                "Order": {"type": "object", "properties": {
-                    "id": {"type": "string"}, "out_trade_no": {"type": "string"}, "subject": {"type": "string"},
-                    "body": {"type": ["string", "null"]}, "total_amount": {"$ref": "#/components/schemas/Money"},
-                    "status": {"type": "string", "enum": ["pending", "closing", "paid", "closed", "refunded"],
-                        "description": "closing: closed by you while the buyer may still hold live payment parameters; becomes closed by itself, or paid (paid_after_close) if the buyer pays"},
-                    "refunded_amount": {"$ref": "#/components/schemas/Money"},
-                    "refund_pending_amount": {"$ref": "#/components/schemas/Money"},
-                    "paid_after_close": {"type": "boolean", "description": "The buyer paid after the order was closed; by default Zhifu refunds it"},
-                    "trade_no": {"type": ["string", "null"]}, "buyer_logon_id": {"type": ["string", "null"]},
-                    "channel": {"type": ["string", "null"]},
-                    "paid_at": {"type": ["string", "null"], "format": "date-time"},
-                    "closed_at": {"type": ["string", "null"], "format": "date-time"},
-                    "created_at": {"type": "string", "format": "date-time"},
-                    "expires_at": {"type": "string", "format": "date-time"},
-                    "metadata": {"type": ["object", "null"]}}},
-                "CreateOrder": {"type": "object", "additionalProperties": false, "required": ["subject", "total_amount"], "properties": {
-                    "subject": {"type": "string", "maxLength": 256, "description": "No `/`, `=` or `&` (Alipay's rule)."},
-                    "total_amount": {"$ref": "#/components/schemas/Money"},
-                    "body": {"type": "string", "maxLength": 128},
-                    "out_trade_no": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$", "description": "Generated when absent."},
-                    "expires_in_minutes": {"type": "integer", "minimum": 1, "maximum": 21600},
-                    "metadata": {"type": "object", "description": "At most 4096 bytes serialised."}}},
-                "Pay": {"type": "object", "additionalProperties": false, "required": ["channel"], "properties": {
-                    "channel": {"type": "string", "enum": ["page", "wap", "qr", "app", "jsapi"]},
-                    "return_url": {"type": "string", "format": "uri", "description": "page/wap only; default is this server's /alipay/return"},
-                    "buyer_id": {"type": "string", "description": "jsapi only"},
-                    "buyer_open_id": {"type": "string", "description": "jsapi only"}}},
-                "PayParams": {"type": "object", "required": ["channel"], "properties": {
-                    "channel": {"type": "string"}, "url": {"type": "string", "description": "page/wap: redirect the buyer here (GET)"},
-                    "form_html": {"type": "string", "description": "page/wap: auto-submitting POST form"},
-                    "qr_code": {"type": "string", "description": "qr: content to render as a QR code"},
-                    "order_string": {"type": "string", "description": "app: hand to the Alipay app SDK"},
-                    "trade_no": {"type": "string", "description": "jsapi: hand to tradePay"}}},
-                "CreateRefund": {"type": "object", "additionalProperties": false, "required": ["amount"], "properties": {
-                    "amount": {"$ref": "#/components/schemas/Money"}, "reason": {"type": "string", "maxLength": 256}}},
-                "Refund": {"type": "object", "properties": {
-                    "id": {"type": "string"}, "order_id": {"type": "string"}, "amount": {"$ref": "#/components/schemas/Money"},
-                    "status": {"type": "string", "enum": ["succeeded", "pending", "failed"]},
-                    "reason": {"type": ["string", "null"]}, "out_request_no": {"type": "string"},
-                    "failure_code": {"type": ["string", "null"]},
-                    "origin": {"type": "string", "enum": ["merchant", "paid_after_close"], "description": "paid_after_close: Zhifu's own refund of a payment made after the order was closed"},
-                    "created_at": {"type": "string", "format": "date-time"}}},
-                "EventList": event_list,
-                "OrderList": {"type": "object", "properties": {
-                    "data": {"type": "array", "items": {"$ref": "#/components/schemas/Order"}},
-                    "next_cursor": {"type": ["string", "null"]}}}
-            }
-        },
-        "security": [{"apiKey": []}],
-        "paths": {
-            "/v1/orders": {
-                "post": {"summary": "Create an order", "parameters": [idem_param()], "requestBody": body("CreateOrder"),
-                         "responses": {"201": ok("The order", "Order"), "400": err("Malformed body"), "401": err("Bad API key"), "409": err("Key reuse or out_trade_no taken")}},
-                "get": {"summary": "List orders, newest first", "parameters": [
-                            {"name": "status", "in": "query", "schema": {"type": "string", "enum": ["pending", "closing", "paid", "closed", "refunded"]}},
-                            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
-                            {"name": "cursor", "in": "query", "schema": {"type": "string"}, "description": "`next_cursor` of the previous page"}],
-                        "responses": {"200": ok("A page", "OrderList"), "400": err("Bad query"), "401": err("Bad API key")}}
-            },
-            "/v1/orders/{id}": {"get": {"summary": "Get an order", "parameters": [id_param(),
-                    {"name": "refresh", "in": "query", "schema": {"type": "boolean"}, "description": "On a pending order, ask Alipay (alipay.trade.query) and apply the verified answer; close it when expired."}],
-                "responses": {"200": ok("The order", "Order"), "404": err("No such order"), "502": err("Alipay failed")}}},
-            "/v1/orders/{id}/pay": {"post": {"summary": "Payment parameters for a channel", "parameters": [id_param()], "requestBody": body("Pay"),
-                "responses": {"200": ok("What the buyer's device needs", "PayParams"), "409": err("Not payable or expired"), "502": err("Alipay failed")}}},
-            "/v1/orders/{id}/refunds": {"post": {"summary": "Refund (partially or fully)", "parameters": [id_param(), idem_param()], "requestBody": body("CreateRefund"),
-                "responses": {"201": ok("The refund; `pending` when Alipay's answer was not definite", "Refund"), "409": err("Not paid, too much, or key reuse")}},
-                "get": {"summary": "The order's refunds, oldest first", "parameters": [id_param()],
-                "responses": {"200": {"description": "{\"data\": [Refund]}"}, "404": err("No such order")}}},
-            "/v1/orders/{id}/close": {"post": {"summary": "Close a pending order at Alipay and locally", "parameters": [id_param()],
-                "responses": {"200": ok("The order, closed (final) or closing (the buyer may still hold live payment parameters)", "Order"), "409": err("Paid or refunded"), "502": err("Alipay failed")}}},
-            "/v1/orders/{id}/events": {"get": {"summary": "The order's state changes (oldest first) with their webhook deliveries", "parameters": [id_param()],
-                "responses": {"200": ok("The events", "EventList"), "404": err("No such order")}}},
-            "/v1/orders/{id}/notifications": {"get": {"summary": "Every report recorded for the order (notifications, query and refund answers) with its outcome: applied, duplicate, or anomaly with the reason", "parameters": [id_param()],
-                "responses": {"200": {"description": "{\"data\": [{id, received_at, source, notify_id, trade_status, outcome, reason}]}"}, "404": err("No such order")}}},
-            "/v1/events": {"get": {"summary": "The newest order events of all orders, newest first, each as its webhook payload (what `zhifu listen` forwards)",
-                "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}}],
-                "responses": {"200": {"description": "{\"data\": [webhook payload, …]}"}, "400": err("Bad query"), "401": err("Bad API key")}}},
-            "/v1/reconcile": {"post": {"summary": "Run one reconcile pass now (for HTTP-only schedulers)",
-                "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": false, "properties": {
-                    "min_age_seconds": {"type": "integer", "minimum": 0, "maximum": 86400, "default": 120},
-                    "limit": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 200},
-                    "max_seconds": {"type": "integer", "minimum": 1, "maximum": 900, "default": 20}}}}}},
-                "responses": {"200": {"description": "The pass's report: orders_checked, paid, closed, refunds_checked, refunds_succeeded, refunds_failed, webhooks_attempted, webhooks_delivered, webhooks_given_up, errors, stopped_at_deadline"},
-                              "400": err("Bad body"), "401": err("Bad API key")}}},
-            "/alipay/notify": {"post": {"summary": "Alipay's asynchronous notification", "security": [],
-                "requestBody": {"content": {"application/x-www-form-urlencoded": {}}},
-                "responses": {"200": {"description": "`success` (text/plain) once committed"}, "400": {"description": "`failure`: forged, malformed or mismatching; nothing changed"}, "500": {"description": "`failure`: try again later"}}}},
-            "/alipay/return": {"get": {"summary": "Buyer's landing page after page/wap pay; shows the stored status only when its parameters carry Alipay's signature (otherwise nothing about any order), never changes state", "security": [],
-                "responses": {"200": {"description": "HTML"}}}},
-            "/healthz": {"get": {"summary": "Database check", "security": [], "responses": {"200": {"description": "{\"status\":\"ok\"}"}, "503": err("Database unavailable")}}},
-            "/metrics": {"get": {"summary": "Prometheus metrics (public under `zhifu dev`; with `ZHIFU_METRICS_TOKEN`, a bearer token; otherwise 404)", "security": [], "responses": {"200": {"description": "text/plain exposition"}, "404": err("Metrics are not exposed to this caller")}}},
-            "/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3.1"}}}}
+/// Builds the document from the merchant group (behind the API key), the
+/// public group, and `parts` served next to them by the same process (the
+/// checkout's API under `zhifu dev` / `zhifu serve`).
+pub fn assemble(merchant: OpenApi, public: OpenApi, parts: Vec<OpenApi>) -> OpenApi {
+    let mut merchant = merchant;
+    for_each_operation(&mut merchant, |op| {
+        op.security = Some(vec![SecurityRequirement::new(
+            API_KEY_SCHEME,
+            Vec::<String>::new(),
+        )]);
+        add_error(op, "401", "`unauthorized`: missing or wrong API key");
+        add_store_errors(op);
+    });
+    let mut public = public;
+    for_each_operation(&mut public, |op| {
+        if op.operation_id.as_deref() == Some("health") {
+            add_error(op, "500", "`internal_error`");
         }
+    });
+    let mut doc = base();
+    doc.merge(merchant);
+    doc.merge(public);
+    for part in parts {
+        doc.merge(part);
+    }
+    for_each_operation(&mut doc, |op| {
+        add_body_errors(op);
+        absent_not_null(op);
+    });
+    doc.webhooks = Some(webhooks());
+    doc
+}
+
+fn base() -> OpenApi {
+    let mut doc = OpenApi::new(
+        InfoBuilder::new()
+            .title("Zhifu payment backend")
+            .version(env!("CARGO_PKG_VERSION"))
+            .description(Some(
+                "Orders, Alipay payment parameters, verified notifications, query, refunds and \
+                 close, plus the buyer-facing checkout API when a catalog is configured. Money is \
+                 a decimal string (`\"88.88\"`), never a JSON number. Every error is \
+                 `{\"error\":{\"code\",\"message\"}}` with a stable code; each code has one \
+                 status. The `webhooks` section describes what Zhifu POSTs to \
+                 `ZHIFU_WEBHOOK_URL`.",
+            ))
+            .build(),
+        PathsBuilder::new(),
+    );
+    doc.servers = Some(vec![
+        ServerBuilder::new()
+            .url("/")
+            .description(Some("The Zhifu server that serves this document"))
+            .build(),
+        ServerBuilder::new()
+            .url("http://127.0.0.1:8080")
+            .description(Some("`zhifu dev` on its default port"))
+            .build(),
+    ]);
+    let bearer = |what: &str| {
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some(what))
+                .build(),
+        )
+    };
+    doc.components = Some(
+        ComponentsBuilder::new()
+            .security_scheme(
+                API_KEY_SCHEME,
+                bearer("`Authorization: Bearer <ZHIFU_API_KEY>`"),
+            )
+            .security_scheme(
+                METRICS_TOKEN_SCHEME,
+                bearer("`Authorization: Bearer <ZHIFU_METRICS_TOKEN>`"),
+            )
+            .schema(schema::ErrorBody::name(), schema::ErrorBody::schema())
+            .build(),
+    );
+    doc.tags = Some(
+        [
+            ("orders", "Orders and their payment parameters"),
+            ("refunds", "Refunds of paid orders"),
+            (
+                "events",
+                "State changes, their webhook deliveries, and the reports behind them",
+            ),
+            ("operations", "Health, metrics, reconcile and this document"),
+            ("alipay", "Endpoints Alipay and the buyer's browser call"),
+            (
+                "checkout",
+                "The public checkout API for browsers; served when the checkout is on \
+                 (always under `zhifu dev`, with `ZHIFU_CATALOG` under `zhifu serve`)",
+            ),
+        ]
+        .into_iter()
+        .map(|(name, what)| TagBuilder::new().name(name).description(Some(what)).build())
+        .collect(),
+    );
+    doc
+}
+
+/// Every operation of `doc`, in every method slot.
+pub fn for_each_operation(doc: &mut OpenApi, mut f: impl FnMut(&mut Operation)) {
+    for item in doc.paths.paths.values_mut() {
+        for op in operations_mut(item) {
+            f(op);
+        }
+    }
+}
+
+/// The operations of a path item with their methods.
+pub fn operations(item: &PathItem) -> Vec<(HttpMethod, &Operation)> {
+    [
+        (HttpMethod::Get, &item.get),
+        (HttpMethod::Put, &item.put),
+        (HttpMethod::Post, &item.post),
+        (HttpMethod::Delete, &item.delete),
+        (HttpMethod::Options, &item.options),
+        (HttpMethod::Head, &item.head),
+        (HttpMethod::Patch, &item.patch),
+        (HttpMethod::Trace, &item.trace),
+    ]
+    .into_iter()
+    .filter_map(|(m, op)| op.as_ref().map(|op| (m, op)))
+    .collect()
+}
+
+fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.options,
+        &mut item.head,
+        &mut item.patch,
+        &mut item.trace,
+    ]
+    .into_iter()
+    .filter_map(Option::as_mut)
+}
+
+fn error_response(description: &str) -> RefOr<ApiResponse> {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name(schema::ErrorBody::name())))
+                .build(),
+        )
+        .into()
+}
+
+fn add_error(op: &mut Operation, status: &str, description: &str) {
+    op.responses
+        .responses
+        .entry(status.to_owned())
+        .or_insert_with(|| error_response(description));
+}
+
+fn add_store_errors(op: &mut Operation) {
+    add_error(
+        op,
+        "500",
+        "`internal_error`: something failed on our side; retry",
+    );
+    add_error(
+        op,
+        "503",
+        "`database_unavailable`: the database did not answer; retry",
+    );
+}
+
+/// Every JSON body goes through [`super::body::JsonObject`] and
+/// [`super::body::Fields`], whose refusals are the same everywhere.
+fn add_body_errors(op: &mut Operation) {
+    let reads_json = match &op.request_body {
+        Some(RefOr::T(body)) => body.content.contains_key("application/json"),
+        _ => false,
+    };
+    if !reads_json {
+        return;
+    }
+    add_error(
+        op,
+        "400",
+        "`invalid_json`, `unknown_field`, `invalid_field`, `invalid_amount` or \
+         `invalid_idempotency_key`",
+    );
+    add_error(op, "413", "`payload_too_large`");
+    add_error(
+        op,
+        "415",
+        "`unsupported_media_type`: send `application/json`",
+    );
+}
+
+/// utoipa writes an optional parameter (`Option<T>`) as `T` or `null`, but
+/// a query parameter or header is either absent or text: `?limit=null` is
+/// refused like any other non-number.
+fn absent_not_null(op: &mut Operation) {
+    for p in op.parameters.iter_mut().flatten() {
+        let RefOr::T(p) = p else { continue };
+        if let Some(RefOr::T(Schema::Object(o))) = &mut p.schema
+            && let SchemaType::Array(types) = &o.schema_type
+        {
+            let kept: Vec<Type> = types
+                .iter()
+                .filter(|t| **t != Type::Null)
+                .cloned()
+                .collect();
+            o.schema_type = match kept.as_slice() {
+                [one] => SchemaType::Type(one.clone()),
+                _ => SchemaType::Array(kept),
+            };
+        }
+    }
+}
+
+/// Every event type, in a fixed order. The match is exhaustive, so a new
+/// event type does not compile until it is described here.
+fn webhook_event_types() -> Vec<(EventType, &'static str, &'static str)> {
+    let describe = |e: EventType| match e {
+        EventType::Paid => ("orderPaid", "The buyer paid: `pending → paid`."),
+        EventType::PartiallyRefunded => (
+            "orderPartiallyRefunded",
+            "A refund succeeded and the order is not yet fully refunded.",
+        ),
+        EventType::Refunded => (
+            "orderRefunded",
+            "Refunds reached the total: `paid → refunded`.",
+        ),
+        EventType::Closed => (
+            "orderClosed",
+            "The order can no longer be paid: `pending/closing → closed`.",
+        ),
+        EventType::PaidAfterClose => (
+            "orderPaidAfterClose",
+            "The buyer paid an order that had been closed; by default Zhifu refunds it.",
+        ),
+    };
+    [
+        EventType::Paid,
+        EventType::PartiallyRefunded,
+        EventType::Refunded,
+        EventType::Closed,
+        EventType::PaidAfterClose,
+    ]
+    .into_iter()
+    .map(|e| {
+        let (id, what) = describe(e);
+        (e, id, what)
     })
+    .collect()
+}
+
+fn header_param(name: &str, description: &str, example: &str) -> ParameterBuilder {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Header)
+        .required(Required::True)
+        .schema(Some(String::schema()))
+        .description(Some(description))
+        .example(Some(serde_json::Value::from(example)))
+}
+
+fn webhooks() -> utoipa::openapi::path::Paths {
+    let mut paths = PathsBuilder::new();
+    for (event, id, what) in webhook_event_types() {
+        let body = AllOfBuilder::new()
+            .item(Ref::from_schema_name(schema::WebhookEvent::name()))
+            .item(
+                ObjectBuilder::new().property(
+                    "type",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .enum_values(Some([event.as_str()])),
+                ),
+            );
+        let params = [
+            header_param(
+                webhook::SIGNATURE_HEADER,
+                "`t=<unix seconds>,v1=<hex HMAC-SHA256 of \"{t}.{body}\">`, keyed with \
+                 `ZHIFU_WEBHOOK_SECRET`; verify over the raw body, refuse a `t` more than \
+                 five minutes from your clock",
+                "t=1767225600,v1=<64 hex digits>",
+            ),
+            header_param(
+                webhook::EVENT_ID_HEADER,
+                "The event id (as in the body)",
+                "evt_0190f6c5a2b37e61b0c1d2e3f4a5b6c7",
+            ),
+            header_param("Zhifu-Event-Type", "The event type", event.as_str()),
+            header_param(
+                webhook::STANDARD_ID_HEADER,
+                "Standard Webhooks: the event id",
+                "evt_0190f6c5a2b37e61b0c1d2e3f4a5b6c7",
+            ),
+            header_param(
+                webhook::STANDARD_TIMESTAMP_HEADER,
+                "Standard Webhooks: Unix seconds, the same `t`",
+                "1767225600",
+            ),
+            header_param(
+                webhook::STANDARD_SIGNATURE_HEADER,
+                "Standard Webhooks: `v1,<base64 HMAC-SHA256 of \"{id}.{t}.{body}\">` with \
+                 the same key (`whsec_` + base64 of it for the standardwebhooks libraries)",
+                "v1,<base64>",
+            ),
+        ];
+        let mut op = Operation::new();
+        op.operation_id = Some(format!("webhook{}", capitalised(id)));
+        op.summary = Some(format!("`{}`", event.as_str()));
+        op.description = Some(what.to_owned());
+        op.tags = Some(vec!["webhooks".to_owned()]);
+        op.parameters = Some(params.into_iter().map(|p| RefOr::T(p.build())).collect());
+        op.request_body = Some(RefOr::T(
+            RequestBodyBuilder::new()
+                .required(Some(Required::True))
+                .content(
+                    "application/json",
+                    ContentBuilder::new().schema(Some(body)).build(),
+                )
+                .build(),
+        ));
+        op.responses.responses.insert(
+            "2XX".to_owned(),
+            ResponseBuilder::new()
+                .description("Delivered; the event is not sent again")
+                .into(),
+        );
+        op.responses.responses.insert(
+            "default".to_owned(),
+            ResponseBuilder::new()
+                .description(
+                    "Any other answer, or none within the timeout: retried with backoff up to \
+                     `ZHIFU_WEBHOOK_MAX_ATTEMPTS` times",
+                )
+                .into(),
+        );
+        paths = paths.path(event.as_str(), PathItem::new(HttpMethod::Post, op));
+    }
+    paths.build()
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::error::ErrorCode;
     use super::*;
 
     #[test]
-    fn every_error_code_is_in_the_document() {
-        let doc = spec();
-        let listed: Vec<&str> = doc["components"]["schemas"]["Error"]["properties"]["error"]
-            ["properties"]["code"]["enum"]
-            .as_array()
-            .expect("the Error schema lists its codes")
-            .iter()
-            .filter_map(Value::as_str)
-            .collect();
-        for c in ErrorCode::ALL {
+    fn every_event_type_has_a_webhook() {
+        let hooks = webhooks();
+        for (event, _, _) in webhook_event_types() {
             assert!(
-                listed.contains(&c.as_str()),
-                "{} not in /openapi.json",
-                c.as_str()
+                hooks.paths.contains_key(event.as_str()),
+                "{} has no webhook entry",
+                event.as_str()
             );
+            assert_eq!(EventType::parse(event.as_str()), Some(event));
         }
-        assert_eq!(listed.len(), ErrorCode::ALL.len());
+        assert_eq!(hooks.paths.len(), 5);
     }
 
     /// The crate README's table of codes is the contract merchants read:

@@ -1,6 +1,7 @@
 //! The operational endpoints: `/healthz`, `/metrics`, `POST /v1/reconcile`,
 //! the FC timer router, and the answers for unknown paths and methods.
 
+use axum::Extension;
 use axum::Json;
 use axum::extract::State;
 use axum::http::header;
@@ -9,7 +10,9 @@ use serde_json::{Value, json};
 
 use super::body::{Fields, JsonObject};
 use super::error::{ApiError, ErrorCode};
+use super::schema;
 use crate::config::ReconcileOptions;
+use crate::jobs::reconcile::ReconcileReport;
 use crate::jobs::reconcile::run_pass;
 use crate::state::AppState;
 
@@ -17,6 +20,15 @@ use crate::state::AppState;
 /// (for schedulers that can only make HTTP calls). Body fields, all
 /// optional: `min_age_seconds` (default 120), `limit` (default 200),
 /// `max_seconds` (stop starting new work after this long; default 20).
+#[utoipa::path(
+    post,
+    path = "/v1/reconcile",
+    operation_id = "reconcile",
+    tag = "operations",
+    summary = "Run one reconcile pass now (for schedulers that can only make HTTP calls)",
+    request_body(content = Option<schema::ReconcileRequest>),
+    responses((status = 200, description = "What the pass did", body = ReconcileReport)),
+)]
 pub async fn reconcile_now(
     State(st): State<AppState>,
     JsonObject(m): JsonObject,
@@ -69,12 +81,36 @@ pub fn reconcile_event_router(state: AppState, opts: ReconcileOptions) -> axum::
 }
 
 /// `GET /healthz`: 200 when the database answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "health",
+    tag = "operations",
+    summary = "Database check",
+    responses(
+        (status = 200, description = "The database answers", body = schema::Health),
+        (status = 503, description = "`database_unavailable`", body = schema::ErrorBody),
+    ),
+)]
 pub async fn healthz(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
     st.store().ping().await?;
     Ok(Json(json!({"status": "ok"})))
 }
 
 /// `GET /metrics`.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "operations",
+    summary = "Prometheus metrics",
+    description = "Public under `zhifu dev`; with `ZHIFU_METRICS_TOKEN`, for that bearer token only; otherwise the same 404 as an unknown path.",
+    security((), ("metricsToken" = [])),
+    responses(
+        (status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain"),
+        (status = 404, description = "`not_found`: metrics are not exposed to this caller", body = schema::ErrorBody),
+    ),
+)]
 pub async fn metrics(
     State(st): State<AppState>,
     headers: axum::http::HeaderMap,
@@ -100,9 +136,18 @@ pub async fn metrics(
         .into_response())
 }
 
-/// `GET /openapi.json`.
-pub async fn openapi() -> Json<Value> {
-    Json(super::openapi::spec())
+/// `GET /openapi.json`: the document built with the router
+/// ([`super::openapi::ApiDocument`]).
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    operation_id = "openapi",
+    tag = "operations",
+    summary = "This document (OpenAPI 3.1)",
+    responses((status = 200, description = "The document", body = Object)),
+)]
+pub async fn openapi(Extension(doc): Extension<super::openapi::ApiDocument>) -> Response {
+    doc.response()
 }
 
 /// Unknown paths.

@@ -16,6 +16,7 @@ use zhifu_store::{Order, OrderQuery, OrderStatus};
 
 use super::body::{Fields, JsonObject, canonical_json, idempotency_key};
 use super::error::{ApiError, ErrorCode};
+use super::schema;
 use crate::domain::Channel;
 use crate::payments::{self, OrderRequest, PayParams, PayRequest, RefundRequest};
 use crate::state::AppState;
@@ -57,6 +58,20 @@ fn only_params(q: &RawQuery, allowed: &[&str]) -> Result<HashMap<String, String>
 }
 
 /// `POST /v1/orders`.
+#[utoipa::path(
+    post,
+    path = "/v1/orders",
+    operation_id = "createOrder",
+    tag = "orders",
+    summary = "Create an order",
+    params(("Idempotency-Key" = Option<String>, Header, max_length = 255, description = "Same key and same body answer the first result again (with `Idempotent-Replayed: true`); the same key with another body is 409 `idempotency_key_reused`.")),
+    request_body = schema::CreateOrder,
+    responses(
+        (status = 201, description = "The order", body = schema::Order,
+            headers(("Idempotent-Replayed" = String, description = "`true` when this is the first answer again"))),
+        (status = 409, description = "`idempotency_key_reused` or `out_trade_no_taken`", body = schema::ErrorBody),
+    ),
+)]
 pub async fn create_order(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -90,6 +105,23 @@ pub async fn create_order(
 }
 
 /// `GET /v1/orders/{id}[?refresh=true]`.
+#[utoipa::path(
+    get,
+    path = "/v1/orders/{id}",
+    operation_id = "getOrder",
+    tag = "orders",
+    summary = "Get an order",
+    params(
+        ("id" = String, Path, description = "The order id (`ord_…`)."),
+        ("refresh" = Option<bool>, Query, description = "On a pending order, ask Alipay (`alipay.trade.query`) and apply the verified answer; close it when expired."),
+    ),
+    responses(
+        (status = 200, description = "The order", body = schema::Order),
+        (status = 400, description = "`invalid_query`", body = schema::ErrorBody),
+        (status = 404, description = "`order_not_found`", body = schema::ErrorBody),
+        (status = 502, description = "With `refresh`: Alipay failed", body = schema::ErrorBody),
+    ),
+)]
 pub async fn get_order(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -114,6 +146,21 @@ pub async fn get_order(
 }
 
 /// `POST /v1/orders/{id}/close`.
+#[utoipa::path(
+    post,
+    path = "/v1/orders/{id}/close",
+    operation_id = "closeOrder",
+    tag = "orders",
+    summary = "Close a pending order at Alipay and locally",
+    params(("id" = String, Path, description = "The order id (`ord_…`).")),
+    request_body(content = Option<schema::EmptyBody>, description = "Empty, or `{}`"),
+    responses(
+        (status = 200, description = "The order: `closed` (final) or `closing` (the buyer may still hold live payment parameters)", body = schema::Order),
+        (status = 404, description = "`order_not_found`", body = schema::ErrorBody),
+        (status = 409, description = "`order_not_closable`: paid or refunded", body = schema::ErrorBody),
+        (status = 502, description = "Alipay failed", body = schema::ErrorBody),
+    ),
+)]
 pub async fn close_order(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -126,6 +173,21 @@ pub async fn close_order(
 }
 
 /// `POST /v1/orders/{id}/pay`.
+#[utoipa::path(
+    post,
+    path = "/v1/orders/{id}/pay",
+    operation_id = "payOrder",
+    tag = "orders",
+    summary = "Payment parameters for a channel",
+    params(("id" = String, Path, description = "The order id (`ord_…`).")),
+    request_body = schema::Pay,
+    responses(
+        (status = 200, description = "What the buyer's device needs", body = schema::PayParams),
+        (status = 404, description = "`order_not_found`", body = schema::ErrorBody),
+        (status = 409, description = "`order_not_payable` or `order_expired`", body = schema::ErrorBody),
+        (status = 502, description = "Alipay failed", body = schema::ErrorBody),
+    ),
+)]
 pub async fn pay_order(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -160,6 +222,22 @@ pub async fn pay_order(
 }
 
 /// `POST /v1/orders/{id}/refunds`.
+#[utoipa::path(
+    post,
+    path = "/v1/orders/{id}/refunds",
+    operation_id = "createRefund",
+    tag = "refunds",
+    summary = "Refund an order, partially or fully",
+    params(("id" = String, Path, description = "The order id (`ord_…`)."), ("Idempotency-Key" = Option<String>, Header, max_length = 255, description = "Same key and same body answer the first result again (with `Idempotent-Replayed: true`); the same key with another body is 409 `idempotency_key_reused`.")),
+    request_body = schema::CreateRefund,
+    responses(
+        (status = 201, description = "The refund; `pending` when Alipay's answer was not definite", body = schema::Refund,
+            headers(("Idempotent-Replayed" = String, description = "`true` when this is the first answer again"))),
+        (status = 404, description = "`order_not_found`", body = schema::ErrorBody),
+        (status = 409, description = "`order_not_refundable`, `refund_exceeds_remaining` or `idempotency_key_reused`", body = schema::ErrorBody),
+        (status = 502, description = "Alipay failed", body = schema::ErrorBody),
+    ),
+)]
 pub async fn refund_order(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -199,6 +277,22 @@ fn decode_cursor(c: &str) -> Option<(i64, String)> {
 }
 
 /// `GET /v1/orders?status=&limit=&cursor=`.
+#[utoipa::path(
+    get,
+    path = "/v1/orders",
+    operation_id = "listOrders",
+    tag = "orders",
+    summary = "List orders, newest first",
+    params(
+        ("status" = Option<schema::OrderStatus>, Query, description = "Only orders in this status"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "Page size (default 20)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page", body = schema::OrderList),
+        (status = 400, description = "`invalid_query`", body = schema::ErrorBody),
+    ),
+)]
 pub async fn list_orders(State(st): State<AppState>, q: RawQuery) -> Result<Json<Value>, ApiError> {
     let q = only_params(&q, &["status", "limit", "cursor"])?;
     let status = match q.get("status").filter(|s| !s.is_empty()) {
@@ -255,6 +349,18 @@ pub async fn list_orders(State(st): State<AppState>, q: RawQuery) -> Result<Json
 
 /// `GET /v1/orders/{id}/events`: the order's state changes with their
 /// webhook delivery state and attempts, oldest first.
+#[utoipa::path(
+    get,
+    path = "/v1/orders/{id}/events",
+    operation_id = "listOrderEvents",
+    tag = "events",
+    summary = "The order's state changes, oldest first, with their webhook deliveries",
+    params(("id" = String, Path, description = "The order id (`ord_…`).")),
+    responses(
+        (status = 200, description = "The events", body = schema::OrderEventList),
+        (status = 404, description = "`order_not_found`", body = schema::ErrorBody),
+    ),
+)]
 pub async fn order_events(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -271,6 +377,18 @@ pub async fn order_events(
 /// `GET /v1/events?limit=N` (1–100, default 20): the newest order events
 /// of all orders, newest first, each as the exact payload its webhook
 /// carries (what `zhifu listen` forwards).
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    operation_id = "listEvents",
+    tag = "events",
+    summary = "The newest events of all orders, newest first, each as its webhook payload",
+    params(("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "How many (default 20)")),
+    responses(
+        (status = 200, description = "The events as webhooks carry them (what `zhifu listen` forwards)", body = schema::WebhookEventList),
+        (status = 400, description = "`invalid_query`", body = schema::ErrorBody),
+    ),
+)]
 pub async fn list_events(
     State(st): State<AppState>,
     params: RawQuery,
@@ -317,6 +435,18 @@ pub async fn list_events(
 }
 
 /// `GET /v1/orders/{id}/refunds`: the order's refunds, oldest first.
+#[utoipa::path(
+    get,
+    path = "/v1/orders/{id}/refunds",
+    operation_id = "listRefunds",
+    tag = "refunds",
+    summary = "The order's refunds, oldest first",
+    params(("id" = String, Path, description = "The order id (`ord_…`).")),
+    responses(
+        (status = 200, description = "The refunds", body = schema::RefundList),
+        (status = 404, description = "`order_not_found`", body = schema::ErrorBody),
+    ),
+)]
 pub async fn order_refunds(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -330,6 +460,18 @@ pub async fn order_refunds(
 /// (notifications, query answers, refund answers), oldest first, with its
 /// outcome: `applied`, `duplicate`, or `anomaly` and the reason. The audit
 /// trail of why the order is in its state.
+#[utoipa::path(
+    get,
+    path = "/v1/orders/{id}/notifications",
+    operation_id = "listOrderNotifications",
+    tag = "events",
+    summary = "Every report recorded for the order (notifications, query and refund answers) with its outcome",
+    params(("id" = String, Path, description = "The order id (`ord_…`).")),
+    responses(
+        (status = 200, description = "The reports, oldest first", body = schema::NotificationList),
+        (status = 404, description = "`order_not_found`", body = schema::ErrorBody),
+    ),
+)]
 pub async fn order_notifications(
     State(st): State<AppState>,
     Path(id): Path<String>,

@@ -34,7 +34,7 @@ use crate::state::AppState;
 
 /// What a pass did. Serialised as the scheduled handlers' answer and by
 /// `zhifu reconcile --json`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ReconcileReport {
     /// Pending orders asked about.
     pub orders_checked: usize,

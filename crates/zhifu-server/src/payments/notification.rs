@@ -31,6 +31,7 @@ use super::settled::SettledNotifications;
 use super::trade::apply_query;
 use crate::domain::{amount, epoch_ms, hex};
 use crate::error::chain;
+use crate::metrics::ACTIVITY_TARGET;
 use crate::state::AppState;
 
 /// What the notification endpoint answers.
@@ -55,11 +56,70 @@ fn mismatch_reason(m: &Mismatch) -> AnomalyReason {
     }
 }
 
-/// Processes one notification body end to end.
+/// What the activity log says about a notification: filled in as the
+/// steps get that far.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Whether the line is logged at all (else nothing is copied).
+    wanted: bool,
+    /// The `out_trade_no` it names (claimed until `verified`).
+    out_trade_no: Option<String>,
+    /// Its `trade_status` (claimed until `verified`).
+    trade_status: Option<String>,
+    /// Whether its signature verified.
+    verified: bool,
+}
+
+/// Processes one notification body end to end, and logs one activity line
+/// about it (target [`ACTIVITY_TARGET`]): verified or refused and why, and
+/// the answer Alipay gets.
 ///
 /// # Errors
 /// Store failures: the caller answers `failure` so Alipay retries.
 pub async fn handle_notification(st: &AppState, raw: &[u8]) -> Result<NotifyAnswer, StoreError> {
+    let started = std::time::Instant::now();
+    let mut seen = Seen {
+        wanted: tracing::enabled!(target: ACTIVITY_TARGET, tracing::Level::INFO),
+        ..Seen::default()
+    };
+    let answer = process(st, raw, &mut seen).await;
+    if seen.wanted {
+        let (answer_text, reason) = match &answer {
+            Ok(NotifyAnswer::Success) => ("success", String::new()),
+            Ok(NotifyAnswer::Refused(reasons)) => ("failure", AnomalyReason::join(reasons)),
+            Ok(NotifyAnswer::Retry) => ("failure", "not_confirmed_yet".to_owned()),
+            Err(_) => ("failure", "store_error".to_owned()),
+        };
+        let out_trade_no: String = seen
+            .out_trade_no
+            .as_deref()
+            .unwrap_or("")
+            .chars()
+            .take(64)
+            .collect();
+        let trade_status: String = seen
+            .trade_status
+            .as_deref()
+            .unwrap_or("")
+            .chars()
+            .take(32)
+            .collect();
+        tracing::info!(
+            target: ACTIVITY_TARGET,
+            kind = "notification",
+            out_trade_no,
+            trade_status,
+            verified = seen.verified,
+            reason,
+            answer = answer_text,
+            ms = crate::domain::duration_ms(started.elapsed()),
+            "notification answered"
+        );
+    }
+    answer
+}
+
+async fn process(st: &AppState, raw: &[u8], seen: &mut Seen) -> Result<NotifyAnswer, StoreError> {
     // What an unauthenticated body leaves behind, if anything: its digest
     // and size (see `Evidence::Unverified`).
     let unverified = || Evidence::Unverified {
@@ -67,7 +127,13 @@ pub async fn handle_notification(st: &AppState, raw: &[u8]) -> Result<NotifyAnsw
         sha256: hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, raw).as_ref()),
     };
     let params = match FormParams::parse(raw) {
-        Ok(p) => p,
+        Ok(p) => {
+            if seen.wanted {
+                seen.out_trade_no = p.get("out_trade_no").map(str::to_owned);
+                seen.trade_status = p.get("trade_status").map(str::to_owned);
+            }
+            p
+        }
         Err(_) => {
             let reasons = [AnomalyReason::Malformed];
             record_refused(
@@ -120,7 +186,10 @@ pub async fn handle_notification(st: &AppState, raw: &[u8]) -> Result<NotifyAnsw
         Err(e) => Err(e),
     };
     let verified = match verified {
-        Ok(v) => v,
+        Ok(v) => {
+            seen.verified = true;
+            v
+        }
         Err(e) => {
             let (claimed_no, claimed_notify_id, claimed_status) =
                 claims(FormParams::parse(raw).ok().as_ref());

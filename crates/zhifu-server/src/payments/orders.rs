@@ -245,10 +245,7 @@ pub async fn pay(st: &AppState, id: &str, req: PayRequest) -> Result<PayParams, 
         column: "expires_at",
     })?;
     let time_expire = Some(alipay::time::format_beijing(deadline));
-    let mut opts = RequestOptions {
-        notify_url: Some(st.notify_url().to_owned()),
-        ..Default::default()
-    };
+    let mut opts = RequestOptions::new().notify_url(st.notify_url());
     let core = st.alipay().core();
     let gateway = core.gateway();
     // The signed `timestamp` uses the real clock, as the AlipayClient does

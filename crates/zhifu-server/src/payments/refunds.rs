@@ -211,11 +211,10 @@ async fn send_refund(
 /// verified answer without `refund_status=REFUND_SUCCESS` (no refund under
 /// this `out_request_no`), `None` no usable answer.
 async fn refund_query(st: &AppState, order: &Order, refund: &Refund) -> Option<bool> {
-    let q = TradeRefundQuery {
-        trade: TradeRef::OutTradeNo(order.out_trade_no.clone()),
-        out_request_no: refund.out_request_no.clone(),
-        query_options: None,
-    };
+    let q = TradeRefundQuery::new(
+        TradeRef::OutTradeNo(order.out_trade_no.clone()),
+        refund.out_request_no.clone(),
+    );
     match st.call(&q, &RequestOptions::default()).await {
         Ok(a) => Some(a.succeeded()),
         // A trade Alipay does not know has no refund either.

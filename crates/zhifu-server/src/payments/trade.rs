@@ -111,10 +111,7 @@ pub async fn close_order(st: &AppState, order: Order) -> Result<Order, PaymentEr
 /// - a trade that is no longer waiting is queried and what Alipay says is
 ///   applied (a payment found there is taken, never lost).
 async fn close_at_alipay(st: &AppState, order: &Order) -> Result<Order, PaymentError> {
-    let req = TradeClose {
-        trade: TradeRef::OutTradeNo(order.out_trade_no.clone()),
-        operator_id: None,
-    };
+    let req = TradeClose::new(TradeRef::OutTradeNo(order.out_trade_no.clone()));
     match st.call(&req, &RequestOptions::default()).await {
         Ok(resp) => Ok(
             commit_report(st, order, Report::closed_by_us(resp.trade_no))
@@ -123,9 +120,7 @@ async fn close_at_alipay(st: &AppState, order: &Order) -> Result<Order, PaymentE
         ),
         Err(alipay::Error::Gateway(g)) if g.reason() == "ACQ.TRADE_NOT_EXIST" => {
             if order.channel.as_deref() == Some(Channel::Qr.as_str()) {
-                let cancel = TradeCancel {
-                    trade: TradeRef::OutTradeNo(order.out_trade_no.clone()),
-                };
+                let cancel = TradeCancel::new(TradeRef::OutTradeNo(order.out_trade_no.clone()));
                 match st.call(&cancel, &RequestOptions::default()).await {
                     Ok(resp) if resp.action.as_deref() == Some("close") => {
                         return Ok(

@@ -22,9 +22,9 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, SqlSafeStr, Transaction};
 use tokio::sync::oneshot;
 
-use super::SqlStore;
 use super::apply::{apply_alone, apply_in_tx};
 use super::notifications::insert_notification;
+use super::{SqlStore, Tx};
 use crate::Result;
 use crate::error::StoreError;
 use crate::model::{ApplyResult, NewNotification, TradeUpdate};
@@ -131,7 +131,7 @@ pub(super) async fn apply_grouped(
         tokio::select! {
             biased;
             answer = &mut rx => return answer.unwrap_or(Err(StoreError::GroupLost)),
-            conn = s.writer().acquire() => {
+            conn = s.writer().acquire_any() => {
                 let conn = match conn {
                     Ok(c) => c,
                     Err(e) => {
@@ -180,7 +180,8 @@ async fn run_group(s: SqlStore, conn: PoolConnection<Any>, jobs: Vec<Queued>) {
 }
 
 async fn apply_all(conn: PoolConnection<Any>, jobs: &[Queued]) -> Result<Vec<ApplyResult>> {
-    let mut tx = Transaction::begin(conn, Some("BEGIN IMMEDIATE".into_sql_str())).await?;
+    let mut tx =
+        Tx::from_any(Transaction::begin(conn, Some("BEGIN IMMEDIATE".into_sql_str())).await?);
     let mut results = Vec::with_capacity(jobs.len());
     for job in jobs {
         let (outcome, events, order) = apply_in_tx(&mut tx, &job.update).await?;

@@ -2,6 +2,12 @@
 //! SQLite and PostgreSQL share every statement; only connection set-up,
 //! transaction start, claims and migrations differ per backend.
 //!
+//! Behind a transaction pooler ([`Pooler::Transaction`]: PgBouncer's
+//! `pool_mode = transaction`, RDS Proxy, …) the same `Any` statements run
+//! on a typed PostgreSQL pool that names no statement and keeps each one
+//! inside a transaction (`exec`); migrations then run in one transaction
+//! under a transaction-level advisory lock ([`SqlStore::migrate`]).
+//!
 //! All SQL uses `$N` placeholders (both drivers accept them), `TEXT` and
 //! `BIGINT` columns, `RETURNING` and `CAST(… AS …)`, which both dialects
 //! understand identically.
@@ -10,14 +16,19 @@
 //! the backends. The statements live with what they touch: `orders`,
 //! `refunds`, `notifications`, `outbox` (events and their deliveries),
 //! `leases` (every claim), `apply` (the steps of `crate::transition`), and
-//! `rows` (columns and row → record mapping).
+//! `rows` (columns and row → record mapping), `exec` (the pool and
+//! transaction every statement runs on, in either mode).
 //! `store` implements the trait by handing each call to one of them.
 //! Dependencies point one way: the children use this file, never the
 //! reverse.
 
 pub(crate) mod alipay_certs;
 mod apply;
+mod exec;
 mod group;
+
+pub use self::exec::StorePool;
+use self::exec::Tx;
 
 pub use self::group::GroupStats;
 mod leases;
@@ -32,7 +43,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, AnyPool, Transaction};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::Result;
 use crate::error::StoreError;
@@ -65,6 +76,79 @@ impl Backend {
     }
 }
 
+/// What sits between Zhifu and its PostgreSQL server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Pooler {
+    /// Nothing, or a pooler that gives each client a server session of its
+    /// own for as long as it is connected (PgBouncer's session mode).
+    #[default]
+    None,
+    /// A pooler that lends a server connection for one transaction at a
+    /// time (PgBouncer's `pool_mode = transaction`, RDS Proxy, the
+    /// transaction-mode port of hosted PostgreSQL). Zhifu then sends no
+    /// startup parameter such a pooler may refuse, names no prepared
+    /// statement, and runs every statement with parameters inside a
+    /// transaction.
+    Transaction,
+}
+
+impl Pooler {
+    /// The name used in `ZHIFU_DB_POOLER` and in the URL parameter
+    /// `pooler=`: `none` or `transaction`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "none" => Some(Pooler::None),
+            "transaction" => Some(Pooler::Transaction),
+            _ => None,
+        }
+    }
+}
+
+/// The URL parameter that sets [`Pooler`] (`?pooler=transaction`), which
+/// wins over [`StoreOptions::pooler`]: a URL alone then says everything,
+/// wherever Zhifu takes one (`ZHIFU_DATABASE_URL`, `--database-url`, tests).
+const POOLER_PARAM: &str = "pooler";
+
+/// `url` without its `pooler=` parameter (sqlx would warn about a parameter
+/// it does not know), and the parameter's value if it had one.
+fn split_pooler_param(url: &str) -> Result<(String, Option<Pooler>)> {
+    let Some((head, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), None));
+    };
+    let mut pooler = None;
+    let mut kept = Vec::new();
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some((POOLER_PARAM, value)) => {
+                pooler = Some(Pooler::parse(value).ok_or(StoreError::PoolerSetting)?);
+            }
+            _ => kept.push(pair),
+        }
+    }
+    let url = if kept.is_empty() {
+        head.to_owned()
+    } else {
+        format!("{head}?{}", kept.join("&"))
+    };
+    Ok((url, pooler))
+}
+
+/// Connection options for a PostgreSQL URL as the store uses them: in
+/// pooler mode without `extra_float_digits` (PgBouncer refuses unknown
+/// startup parameters) and without a statement cache.
+pub(crate) fn pg_connect_options(url: &str, default: Pooler) -> Result<(PgConnectOptions, Pooler)> {
+    let (url, from_url) = split_pooler_param(url)?;
+    let pooler = from_url.unwrap_or(default);
+    let options = PgConnectOptions::from_str(&url).map_err(StoreError::Database)?;
+    Ok(match pooler {
+        Pooler::None => (options, pooler),
+        Pooler::Transaction => (
+            options.extra_float_digits(None).statement_cache_capacity(0),
+            pooler,
+        ),
+    })
+}
+
 /// Pool settings. Defaults are small: serverless instances are many and short-lived.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -78,6 +162,9 @@ pub struct StoreOptions {
     /// ones Alipay was already told `success` for. Off only for benchmarks
     /// that measure what durability costs.
     pub sqlite_durable_commits: bool,
+    /// PostgreSQL only: what sits in front of the server (`ZHIFU_DB_POOLER`).
+    /// A `pooler=` parameter in the URL takes precedence.
+    pub pooler: Pooler,
 }
 
 impl Default for StoreOptions {
@@ -86,6 +173,7 @@ impl Default for StoreOptions {
             max_connections: 4,
             acquire_timeout: Duration::from_secs(10),
             sqlite_durable_commits: true,
+            pooler: Pooler::None,
         }
     }
 }
@@ -93,32 +181,41 @@ impl Default for StoreOptions {
 /// The sqlx implementation of [`Store`](crate::Store). Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct SqlStore {
-    pool: AnyPool,
+    pool: StorePool,
     /// SQLite files: the one connection every write goes through, so that
     /// writers queue in the pool (in order, asynchronously) instead of
     /// colliding on SQLite's lock and sleeping in `busy_timeout`. Reads keep
     /// the shared pool (WAL readers do not block the writer). `None`:
     /// writes use `pool` (PostgreSQL, and in-memory SQLite, which has one
     /// connection anyway).
-    writer: Option<AnyPool>,
+    writer: Option<StorePool>,
     /// With the single writer: trade updates waiting for it commit
     /// together ([`group`]).
     group: Option<std::sync::Arc<group::GroupCommit>>,
     backend: Backend,
 }
 
-/// A write transaction, as every multi-statement change uses.
-type Tx = Transaction<'static, Any>;
-
 impl SqlStore {
     /// Connects to `sqlite:…` (a file, created if missing, or `sqlite::memory:`)
     /// or `postgres://…`. Does not run migrations: see [`SqlStore::migrate`].
+    /// `?pooler=transaction` on a PostgreSQL URL (or
+    /// [`StoreOptions::pooler`]) selects pooler mode ([`Pooler::Transaction`]).
     ///
     /// # Errors
-    /// [`StoreError::UnsupportedUrl`], [`StoreError::Database`].
+    /// [`StoreError::UnsupportedUrl`], [`StoreError::PoolerSetting`],
+    /// [`StoreError::Database`].
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)?;
+        let (url, pooler) = split_pooler_param(url)?;
+        let url = url.as_str();
+        match (backend, pooler.unwrap_or(options.pooler)) {
+            (_, Pooler::None) => {}
+            (Backend::Postgres, Pooler::Transaction) => {
+                return Self::connect_pooled(url, options).await;
+            }
+            (Backend::Sqlite, Pooler::Transaction) => return Err(StoreError::PoolerSetting),
+        }
         let mut pool_options = AnyPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout);
@@ -181,10 +278,27 @@ impl SqlStore {
         };
         let pool = pool_options.connect_with(connect).await?;
         Ok(SqlStore {
-            pool,
+            pool: StorePool::any(pool),
             group: writer.as_ref().map(|_| std::sync::Arc::default()),
-            writer,
+            writer: writer.map(StorePool::any),
             backend,
+        })
+    }
+
+    /// PostgreSQL behind a transaction pooler: a typed pool, so that the
+    /// connection options can leave out what a pooler refuses.
+    async fn connect_pooled(url: &str, options: &StoreOptions) -> Result<Self> {
+        let (connect, _) = pg_connect_options(url, Pooler::Transaction)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await?;
+        Ok(SqlStore {
+            pool: StorePool::pooled(pool),
+            writer: None,
+            group: None,
+            backend: Backend::Postgres,
         })
     }
 
@@ -201,6 +315,12 @@ impl SqlStore {
     /// Applies the backend's pending migrations. Safe to run from several
     /// processes at once (PostgreSQL takes an advisory lock).
     ///
+    /// Behind a transaction pooler sqlx's session-level lock would stay with
+    /// whichever server connection took it; there all pending migrations
+    /// run in one transaction that first takes the same lock at transaction
+    /// level, so it ends with the transaction whatever happens, and holds
+    /// until the migrations are visible to the next migrator.
+    ///
     /// # Errors
     /// [`StoreError::Migrate`].
     pub async fn migrate(&self) -> Result<()> {
@@ -208,7 +328,10 @@ impl SqlStore {
             Backend::Sqlite => &SQLITE_MIGRATOR,
             Backend::Postgres => &POSTGRES_MIGRATOR,
         };
-        migrator.run(&self.pool).await.map_err(StoreError::Migrate)
+        self.pool
+            .migrate(migrator)
+            .await
+            .map_err(StoreError::Migrate)
     }
 
     /// Which backend this is.
@@ -217,7 +340,8 @@ impl SqlStore {
     }
 
     /// The pool, for queries a later module needs before the trait grows.
-    pub fn pool(&self) -> &AnyPool {
+    /// `&StorePool` runs `Any` queries in either mode.
+    pub fn pool(&self) -> &StorePool {
         &self.pool
     }
 
@@ -237,7 +361,7 @@ impl SqlStore {
 
     /// Where writes go: the single writer connection on a SQLite file, the
     /// shared pool otherwise.
-    fn writer(&self) -> &AnyPool {
+    fn writer(&self) -> &StorePool {
         self.writer.as_ref().unwrap_or(&self.pool)
     }
 
@@ -256,8 +380,8 @@ impl SqlStore {
     /// between. PostgreSQL relies on the conditional updates.
     async fn begin_write(&self) -> Result<Tx> {
         Ok(match self.backend {
-            Backend::Sqlite => self.writer().begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+            Backend::Sqlite => self.writer().begin(Some("BEGIN IMMEDIATE")).await?,
+            Backend::Postgres => self.pool.begin(None).await?,
         })
     }
 }
@@ -265,4 +389,44 @@ impl SqlStore {
 /// A new random id with a type prefix. UUIDv7 keeps ids roughly time-ordered.
 pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Pooler, split_pooler_param};
+    use crate::StoreError;
+
+    #[test]
+    fn the_pooler_parameter_is_read_and_removed() {
+        let cases = [
+            ("postgres://h/db", "postgres://h/db", None),
+            (
+                "postgres://h/db?pooler=transaction",
+                "postgres://h/db",
+                Some(Pooler::Transaction),
+            ),
+            (
+                "postgres://h/db?sslmode=disable&pooler=none&application_name=z",
+                "postgres://h/db?sslmode=disable&application_name=z",
+                Some(Pooler::None),
+            ),
+            (
+                "sqlite:///tmp/x.db?mode=rwc",
+                "sqlite:///tmp/x.db?mode=rwc",
+                None,
+            ),
+        ];
+        for (url, rest, pooler) in cases {
+            let (got_rest, got_pooler) = split_pooler_param(url).expect(url);
+            assert_eq!((got_rest.as_str(), got_pooler), (rest, pooler), "{url}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_pooler_value_is_refused() {
+        assert!(matches!(
+            split_pooler_param("postgres://h/db?pooler=session"),
+            Err(StoreError::PoolerSetting)
+        ));
+    }
 }
