@@ -170,6 +170,22 @@ pub const RETRY_SCHEDULE: [Duration; 7] = [
     Duration::from_secs(15 * 3600),
 ];
 
+/// Which buyer identifiers `alipay.system.oauth.token` answers with
+/// (docs/agreements.md, Sandbox): apps created after Alipay's open-id
+/// migration get `open_id`, older ones `user_id`. Unconfirmed which a
+/// given real app gets, so configurable; default both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OauthIds {
+    /// `user_id` only (`2088…`).
+    UserId,
+    /// `open_id` only.
+    OpenId,
+    /// Both (default).
+    #[default]
+    Both,
+}
+
 /// Sandbox configuration. `Default` gives an in-memory sandbox in auto mode
 /// at `http://127.0.0.1:9090`.
 #[derive(Debug)]
@@ -231,6 +247,25 @@ pub struct SandboxConfig {
     /// restart keeps the root, the Alipay certificate and the app
     /// certificates; in memory a new authority is made at each start.
     pub cert_mode: bool,
+    /// The test buyer's balance for agreement deductions (`alipay.trade.pay`
+    /// with `GENERAL_WITHHOLDING`), in fen: a deduction above what is left
+    /// fails with `ACQ.BUYER_BALANCE_NOT_ENOUGH`, a successful one spends
+    /// it. `None` (default) never runs out. Changed at run time with
+    /// [`crate::Sandbox::set_withholding_balance`].
+    pub withholding_balance_fen: Option<u64>,
+    /// Whether `alipay.user.agreement.unsign` by the merchant sends a
+    /// `dut_user_unsign` notification as the buyer's unsign does
+    /// (unconfirmed; default true).
+    pub notify_merchant_unsign: bool,
+    /// How long an OAuth `auth_code` can be exchanged (unconfirmed; default
+    /// 5 minutes). A code works once either way.
+    pub oauth_code_ttl: Duration,
+    /// `expires_in` of an OAuth access token (unconfirmed; default 15 days).
+    pub oauth_token_ttl: Duration,
+    /// `re_expires_in`, the refresh token's lifetime (unconfirmed; default 30 days).
+    pub oauth_refresh_ttl: Duration,
+    /// Which buyer ids the token exchange answers with.
+    pub oauth_ids: OauthIds,
 }
 
 impl Default for SandboxConfig {
@@ -255,6 +290,12 @@ impl Default for SandboxConfig {
             request_log_capacity: 10_000,
             alipay_private_key: None,
             cert_mode: false,
+            withholding_balance_fen: None,
+            notify_merchant_unsign: true,
+            oauth_code_ttl: Duration::from_secs(300),
+            oauth_token_ttl: Duration::from_secs(15 * 24 * 3600),
+            oauth_refresh_ttl: Duration::from_secs(30 * 24 * 3600),
+            oauth_ids: OauthIds::Both,
         }
     }
 }

@@ -132,6 +132,11 @@ fn reply_response(sb: &Sandbox, c: &Checked, result: Result<Reply, BizError>) ->
     }
 }
 
+/// The signing page's API: client-side like page pay.
+const AGREEMENT_PAGE_SIGN: &str = "alipay.user.agreement.page.sign";
+/// The token exchange, answered outside the usual `code`/`msg` shape.
+const OAUTH_TOKEN: &str = "alipay.system.oauth.token";
+
 fn is_form(headers: &HeaderMap) -> bool {
     match headers
         .get(header::CONTENT_TYPE)
@@ -193,7 +198,12 @@ async fn answer(
     call.biz = params.get("biz_content").map(str::to_owned);
     let is_page = matches!(
         api_method.as_deref(),
-        Some("alipay.trade.page.pay" | "alipay.trade.wap.pay" | "alipay.trade.app.pay")
+        Some(
+            "alipay.trade.page.pay"
+                | "alipay.trade.wap.pay"
+                | "alipay.trade.app.pay"
+                | AGREEMENT_PAGE_SIGN
+        )
     );
     let checked = match check(sb, &params).await {
         Ok(c) => c,
@@ -207,6 +217,9 @@ async fn answer(
     };
     // Decrypted, for AES requests.
     call.biz.clone_from(&checked.biz);
+    if checked.method == AGREEMENT_PAGE_SIGN {
+        return agreement_sign_order(sb, &checked, call).await;
+    }
     if is_page {
         return page_order(sb, &checked, call).await;
     }
@@ -223,6 +236,9 @@ async fn answer(
     }
     if system_error && !after_commit {
         return system_error_response(sb, &checked, call);
+    }
+    if checked.method == OAUTH_TOKEN {
+        return oauth_token(sb, &checked, call).await;
     }
     let result = dispatch(sb, &checked).await;
     if system_error {
@@ -340,4 +356,68 @@ pub(crate) async fn place(sb: &Sandbox, c: &Checked, product: Product) -> Result
         return Err(BizError::system_error());
     }
     Ok(token)
+}
+
+/// `alipay.user.agreement.page.sign`: record the `TEMP` agreement and send
+/// the buyer to the signing page.
+async fn agreement_sign_order(sb: &Sandbox, c: &Checked, call: &mut Call) -> Response {
+    match place_agreement(sb, c).await {
+        Ok(token) => {
+            call.answered("10000", None);
+            Redirect::to(&format!("/sandbox/sign/{token}")).into_response()
+        }
+        Err(e) => {
+            call.answered(e.code, Some(e.sub_code));
+            error_page(e.code, e.sub_code, &e.sub_msg)
+        }
+    }
+}
+
+/// Records a verified signing request, returning its signing page token.
+pub(crate) async fn place_agreement(sb: &Sandbox, c: &Checked) -> Result<String, BizError> {
+    let biz = parse_biz(c)?;
+    let sys = sys_of(c);
+    let mut st = sb.lock().await;
+    let signer = sb.signer();
+    let ctx = sb.ctx(&signer);
+    let token = api::agreement::sign_order(&mut st, &c.app_id, &biz, &sys, &ctx)?;
+    if let Err(e) = sb.flush(&mut st).await {
+        tracing::warn!(error = %e, "could not persist sandbox state");
+        return Err(BizError::system_error());
+    }
+    Ok(token)
+}
+
+/// `alipay.system.oauth.token`: success is the signed node without
+/// `code`/`msg` (as the public answers show, docs/agreements.md §5),
+/// failure is a signed `error_response`.
+async fn oauth_token(sb: &Sandbox, c: &Checked, call: &mut Call) -> Response {
+    let result = {
+        let mut st = sb.lock().await;
+        let signer = sb.signer();
+        let ctx = sb.ctx(&signer);
+        api::oauth::token(&mut st, &c.app_id, &c.oauth, &ctx)
+    };
+    match result {
+        Ok(fields) => {
+            call.answered("10000", None);
+            render(
+                sb,
+                &response_node_name(&c.method),
+                fields,
+                Some(c.sign_type),
+                c.charset,
+            )
+        }
+        Err(e) => {
+            call.answered(e.code, Some(e.sub_code));
+            render(
+                sb,
+                "error_response",
+                status_fields(e.code, e.msg, Some((e.sub_code, &e.sub_msg))),
+                Some(c.sign_type),
+                c.charset,
+            )
+        }
+    }
 }

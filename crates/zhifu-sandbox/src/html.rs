@@ -189,6 +189,7 @@ pub(crate) fn product_label(lang: Lang, p: Product) -> &'static str {
             Product::Precreate => "In-person (QR code)",
             Product::Create => "In-person (JSAPI)",
             Product::Barcode => "In-person (barcode)",
+            Product::Withholding => "Recurring deduction",
         },
     }
 }
@@ -215,6 +216,8 @@ pub(crate) fn event_label(lang: Lang, event: &str) -> &'static str {
         "full_refund" => lang.pick("全额退款", "Full refund"),
         "closed" => lang.pick("关闭", "Closed"),
         "finished" => lang.pick("交易结束", "Finished"),
+        "dut_user_sign" => lang.pick("协议签约", "Agreement signed"),
+        "dut_user_unsign" => lang.pick("协议解约", "Agreement ended"),
         "tampered" => lang.pick("篡改（测试）", "Tampered (test)"),
         "duplicate" => lang.pick("重复（测试）", "Duplicate (test)"),
         _ => lang.pick("其他", "Other"),

@@ -43,6 +43,24 @@ pub(crate) fn notify_id(now: OffsetDateTime) -> String {
     format!("{}00222{}", beijing_date_digits(now), digits(21))
 }
 
+/// A 20-digit agreement number: Beijing date, `0`, 11 digits (the shape
+/// of public `agreement_no` samples such as `20185909000458725113`).
+pub(crate) fn agreement_no(now: OffsetDateTime) -> String {
+    format!("{}0{}", beijing_date_digits(now), digits(11))
+}
+
+/// An open id (`open_id`): `0` and 45 hex characters, derived from the
+/// user id and the app so that one buyer has one stable open id per app,
+/// as Alipay's are.
+pub(crate) fn open_id(user_id: &str, app_id: &str) -> String {
+    let d = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        format!("{app_id}:{user_id}").as_bytes(),
+    );
+    let hex: String = d.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("0{}", &hex[..45])
+}
+
 /// An Alipay user id: `2088` + 12 digits.
 pub(crate) fn user_id() -> String {
     format!("2088{}", digits(12))

@@ -181,6 +181,8 @@ pub(crate) struct Checked {
     pub return_url: Option<String>,
     /// Set when the request was AES-encrypted: the answer is encrypted too.
     pub aes: Option<alipay::AesKey>,
+    /// `alipay.system.oauth.token`'s top-level parameters.
+    pub oauth: crate::api::oauth::TokenParams,
 }
 
 /// The common-parameter checks and signature verification of docs/protocol.md §2.2/§3.2, in
@@ -323,6 +325,11 @@ pub(crate) async fn check(sb: &Sandbox, p: &Params) -> Result<Checked, Refusal> 
         notify_url: p.get("notify_url").map(str::to_owned),
         return_url: p.get("return_url").map(str::to_owned),
         aes,
+        oauth: crate::api::oauth::TokenParams {
+            grant_type: p.get("grant_type").map(str::to_owned),
+            code: p.get("code").map(str::to_owned),
+            refresh_token: p.get("refresh_token").map(str::to_owned),
+        },
     })
 }
 

@@ -42,10 +42,12 @@
 // import cycle): records and vocabulary (error, config, model, ids, store,
 // wire, requests); the state and its rules (state, notify, schedule, trade, api); the
 // handle (sandbox, views); what drives it (worker, lifecycle, operations,
-// trigger); HTTP (lang, intake, html, gateway, pages, console,
+// trigger); HTTP (lang, intake, html, gateway, pages, agreement_pages, console,
 // console_actions, control, routes); clients
 // (remote, testing). `impl State` and `impl Sandbox` blocks live with the
 // behaviour they add, and call only into earlier layers.
+mod agreement_pages;
+mod agreements;
 mod api;
 mod cert_mode;
 pub mod certs;
@@ -80,7 +82,7 @@ mod wire;
 mod worker;
 
 pub use crate::config::{
-    DuplicateParams, Faults, NotifyMatrix, NotifyTriggers, RETRY_SCHEDULE, SandboxConfig,
+    DuplicateParams, Faults, NotifyMatrix, NotifyTriggers, OauthIds, RETRY_SCHEDULE, SandboxConfig,
     SandboxMode,
 };
 pub use crate::error::SandboxError;
@@ -90,4 +92,6 @@ pub use crate::model::{Attempt, DeliveryState, Product};
 pub use crate::requests::{RequestFilter, RequestRecord};
 pub use crate::sandbox::Sandbox;
 pub use crate::trigger::{TriggerKind, TriggerRequest};
-pub use crate::views::{AdvanceReport, NotificationView, RefundView, RegisteredApp, TradeView};
+pub use crate::views::{
+    AdvanceReport, AgreementView, NotificationView, RefundView, RegisteredApp, TradeView,
+};

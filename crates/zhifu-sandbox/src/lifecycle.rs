@@ -12,7 +12,7 @@ use tokio::sync::{Mutex, Notify, watch};
 use crate::config::{SandboxConfig, SandboxMode};
 use crate::error::SandboxError;
 use crate::ids::{self, SplitMix};
-use crate::model::{App, Delivery, DeliveryState, Order, Trade, instant, millis};
+use crate::model::{Agreement, App, Delivery, DeliveryState, Order, Trade, instant, millis};
 use crate::requests::RequestLog;
 use crate::sandbox::{Clock, Inner, Sandbox};
 use crate::state::State;
@@ -81,6 +81,7 @@ impl Sandbox {
             .seed
             .map_or_else(SplitMix::from_entropy, SplitMix::new);
         let mut state = State::new(buyer_id, config.faults.clone(), rng);
+        state.withholding_balance_fen = config.withholding_balance_fen;
         for a in store.load::<App>(Table::Apps).await? {
             state.apps.insert(a.app_id.clone(), a);
         }
@@ -89,6 +90,9 @@ impl Sandbox {
         }
         for t in store.load::<Trade>(Table::Trades).await? {
             state.insert_trade(t);
+        }
+        for a in store.load::<Agreement>(Table::Agreements).await? {
+            state.agreements.insert(a.agreement_no.clone(), a);
         }
         let now_ms = millis(frozen.unwrap_or_else(OffsetDateTime::now_utc));
         for mut d in store.load::<Delivery>(Table::Deliveries).await? {

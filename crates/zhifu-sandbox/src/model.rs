@@ -73,13 +73,16 @@ pub enum Product {
     Create,
     /// `alipay.trade.pay` (barcode).
     Barcode,
+    /// `alipay.trade.pay` with `product_code` `GENERAL_WITHHOLDING`: a
+    /// deduction under a signed agreement (docs/agreements.md, Sandbox).
+    Withholding,
 }
 
 impl Product {
     pub(crate) fn is_face_to_face(self) -> bool {
         matches!(
             self,
-            Product::Precreate | Product::Create | Product::Barcode
+            Product::Precreate | Product::Create | Product::Barcode | Product::Withholding
         )
     }
 
@@ -109,6 +112,7 @@ impl Product {
             Product::Precreate => "当面付（扫码）",
             Product::Create => "当面付（JSAPI）",
             Product::Barcode => "当面付（条码）",
+            Product::Withholding => "周期扣款",
         }
     }
 }
@@ -259,4 +263,66 @@ pub(crate) struct Delivery {
     pub held: bool,
     #[serde(skip)]
     pub in_flight: bool,
+}
+
+/// Where an agreement is in its life (docs/agreements.md, Sandbox):
+/// `TEMP` while the buyer has the signing page open, `NORMAL` once signed,
+/// `STOP` when the buyer paused it, `UNSIGN` once ended (final).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub(crate) enum AgreementState {
+    Temp,
+    Normal,
+    Stop,
+    Unsign,
+}
+
+impl AgreementState {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            AgreementState::Temp => "TEMP",
+            AgreementState::Normal => "NORMAL",
+            AgreementState::Stop => "STOP",
+            AgreementState::Unsign => "UNSIGN",
+        }
+    }
+}
+
+/// A periodic-deduction agreement (`alipay.user.agreement.page.sign`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Agreement {
+    pub agreement_no: String,
+    /// The signing page's token.
+    pub token: String,
+    pub app_id: String,
+    pub status: AgreementState,
+    pub personal_product_code: String,
+    pub sign_scene: String,
+    pub external_agreement_no: Option<String>,
+    pub external_logon_id: Option<String>,
+    pub product_code: Option<String>,
+    /// `period_rule_params` as sent (shown on the signing page).
+    pub period_type: Option<String>,
+    pub period: Option<u64>,
+    pub execute_time: Option<String>,
+    /// The most one deduction may take.
+    pub single_fen: Option<u64>,
+    pub total_fen: Option<u64>,
+    pub total_payments: Option<u64>,
+    pub notify_url: Option<String>,
+    pub return_url: Option<String>,
+    pub charset: String,
+    pub sign_type: String,
+    pub principal_id: String,
+    pub created_at: i64,
+    pub sign_time: Option<i64>,
+    pub invalid_at: Option<i64>,
+    pub unsign_time: Option<i64>,
+    /// `executionplan.modify`'s next deduction date, as sent.
+    pub next_deduct_time: Option<String>,
+    pub deductions: u64,
+    pub deducted_fen: u64,
+    /// The buyer declined on the signing page: unknown to every API.
+    #[serde(default)]
+    pub declined: bool,
 }

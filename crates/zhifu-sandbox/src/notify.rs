@@ -10,7 +10,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::error::SandboxError;
-use crate::model::{App, Trade, beijing, instant, millis, yuan};
+use crate::model::{Agreement, App, Trade, beijing, instant, millis, yuan};
 
 /// Why a notification is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +134,52 @@ pub(crate) fn build(
         trade_status: event.trade_status().to_owned(),
         params: p,
     })
+}
+
+/// Builds and signs an agreement notification (docs/agreements.md §4 and
+/// its Sandbox section): `notify_type` `dut_user_sign` after signing,
+/// `dut_user_unsign` after unsigning, with the agreement's fields under
+/// their current names, signed like a trade notification.
+pub(crate) fn build_agreement(
+    a: &Agreement,
+    notify_type: &str,
+    logon_id: &str,
+    notify_id: &str,
+    now: OffsetDateTime,
+    signer: &AlipaySigner,
+) -> Result<String, SandboxError> {
+    let mut p: Vec<(String, String)> = Vec::with_capacity(24);
+    let mut push = |k: &str, v: Option<String>| {
+        if let Some(v) = v.filter(|v| !v.is_empty()) {
+            p.push((k.to_owned(), v));
+        }
+    };
+    push("notify_id", Some(notify_id.to_owned()));
+    push("notify_type", Some(notify_type.to_owned()));
+    push("notify_time", Some(alipay::time::format_beijing(now)));
+    push("charset", Some(a.charset.clone()));
+    push("version", Some("1.0".into()));
+    push("app_id", Some(a.app_id.clone()));
+    push("auth_app_id", Some(a.app_id.clone()));
+    push("agreement_no", Some(a.agreement_no.clone()));
+    push("external_agreement_no", a.external_agreement_no.clone());
+    push(
+        "personal_product_code",
+        Some(a.personal_product_code.clone()),
+    );
+    push("sign_scene", Some(a.sign_scene.clone()));
+    push("status", Some(a.status.as_str().to_owned()));
+    push("alipay_user_id", Some(a.principal_id.clone()));
+    push("alipay_logon_id", Some(logon_id.to_owned()));
+    push("external_logon_id", a.external_logon_id.clone());
+    push("sign_time", a.sign_time.map(beijing));
+    push("valid_time", a.sign_time.map(beijing));
+    push("invalid_time", a.invalid_at.map(beijing));
+    push("unsign_time", a.unsign_time.map(beijing));
+    let sign_type = SignType::parse(&a.sign_type).unwrap_or(SignType::Rsa2);
+    let charset = Charset::parse(&a.charset).unwrap_or(Charset::Utf8);
+    let p = signer.sign_notification(p, sign_type, charset)?;
+    Ok(form_body(&p, charset))
 }
 
 /// What came back from one POST.

@@ -141,6 +141,28 @@ impl Sandbox {
         Ok(trade_view(&st.trades[&trade_no]))
     }
 
+    /// Sets what the test buyer has left for agreement deductions (`None`:
+    /// never runs out), replacing
+    /// [`crate::SandboxConfig::withholding_balance_fen`] until the next
+    /// start.
+    pub async fn set_withholding_balance(&self, balance: Option<alipay::Amount>) {
+        self.lock().await.withholding_balance_fen = balance.map(|a| a.fen());
+    }
+
+    /// All agreements, newest first.
+    pub async fn agreements(&self) -> Vec<crate::views::AgreementView> {
+        let st = self.lock().await;
+        let mut v: Vec<_> = st.agreements.values().collect();
+        v.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then(b.agreement_no.cmp(&a.agreement_no))
+        });
+        v.into_iter()
+            .map(|a| crate::views::agreement_view(a, &self.config().public_url))
+            .collect()
+    }
+
     /// Replaces the active faults. Rates act as clamped to `0.0 ..= 1.0`
     /// (the control API refuses others; use [`Faults::validate`] to check first).
     pub async fn set_faults(&self, faults: Faults) {

@@ -63,6 +63,7 @@ impl Sandbox {
                 get(pages::app_pay_form).post(pages::app_pay_submit),
             )
             .route("/sandbox/bills/{token}", get(pages::bill))
+            .merge(crate::agreement_pages::routes())
             .merge(control::routes())
             .merge(crate::cert_mode::routes())
             .with_state(self.clone())

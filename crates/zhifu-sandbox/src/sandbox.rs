@@ -148,6 +148,11 @@ impl Sandbox {
                 store.put(Table::Deliveries, &id.to_string(), d).await?;
             }
         }
+        for id in &dirty.agreements {
+            if let Some(a) = st.agreements.get(id) {
+                store.put(Table::Agreements, id, a).await?;
+            }
+        }
         if !dirty.deliveries.is_empty() || !dirty.trades.is_empty() {
             self.inner.wake.notify_one();
         }

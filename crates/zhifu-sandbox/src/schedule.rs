@@ -10,6 +10,23 @@ use crate::model::{Delivery, DeliveryState, Product};
 use crate::notify::{self, Event};
 use crate::state::{Ctx, State};
 
+/// A signed notification about to be scheduled. Agreement notifications
+/// use the trade's slots for their own numbers: `out_trade_no` carries the
+/// external agreement number, `trade_no` the agreement number, `status`
+/// the agreement status.
+#[derive(Debug)]
+pub(crate) struct Outgoing {
+    pub app_id: String,
+    pub out_trade_no: String,
+    pub trade_no: String,
+    pub notify_id: String,
+    pub notify_url: String,
+    pub status: String,
+    pub event: String,
+    pub body: String,
+    pub charset: String,
+}
+
 impl State {
     /// Queues the notification of `event` when the trade has a `notify_url`
     /// and the docs/protocol.md §6.5 matrix says this product notifies it.
@@ -46,6 +63,25 @@ impl State {
         };
         let notify_id = ids::notify_id(ctx.now);
         let built = notify::build(t, app, event, &notify_id, ctx.now, ctx.signer)?;
+        let outgoing = Outgoing {
+            app_id: t.app_id.clone(),
+            out_trade_no: t.out_trade_no.clone(),
+            trade_no: t.trade_no.clone(),
+            notify_id,
+            notify_url: url,
+            status: built.trade_status,
+            event: event.as_str().to_owned(),
+            body: built.body,
+            charset: t.terms.charset.clone(),
+        };
+        self.schedule_delivery(outgoing, ctx);
+        Ok(())
+    }
+
+    /// Records a signed notification as a pending delivery, due now (or held
+    /// back by the reorder fault): the worker sends it and retries it on
+    /// the configured schedule, whatever kind of notification it is.
+    pub(crate) fn schedule_delivery(&mut self, o: Outgoing, ctx: &Ctx<'_>) {
         let now = ctx.now_ms();
         let reorder = self.rng.chance(self.faults.reorder_rate);
         let hold = if self.faults.reorder_hold_ms > 0 {
@@ -58,15 +94,15 @@ impl State {
         let id = self.next_delivery_id;
         self.insert_delivery(Delivery {
             id,
-            app_id: t.app_id.clone(),
-            out_trade_no: t.out_trade_no.clone(),
-            trade_no: t.trade_no.clone(),
-            notify_id,
-            notify_url: url,
-            trade_status: built.trade_status,
-            event: event.as_str().to_owned(),
-            body: built.body,
-            charset: t.terms.charset.clone(),
+            app_id: o.app_id,
+            out_trade_no: o.out_trade_no,
+            trade_no: o.trade_no,
+            notify_id: o.notify_id,
+            notify_url: o.notify_url,
+            trade_status: o.status,
+            event: o.event,
+            body: o.body,
+            charset: o.charset,
             created_at: now,
             attempts: Vec::new(),
             state: DeliveryState::Pending,
@@ -75,7 +111,6 @@ impl State {
             held: reorder,
             in_flight: false,
         });
-        Ok(())
     }
 
     /// When the next scheduled notification attempt is due.

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use crate::config::{Faults, SandboxConfig};
 use crate::error::SandboxError;
 use crate::ids::SplitMix;
-use crate::model::{App, Delivery, Order, Trade, millis};
+use crate::model::{Agreement, App, Delivery, Order, Trade, millis};
 use crate::wire::{Biz, BizError};
 
 /// Records changed since the last flush.
@@ -23,6 +23,7 @@ pub(crate) struct Dirty {
     pub orders: BTreeSet<String>,
     pub trades: BTreeSet<String>,
     pub deliveries: BTreeSet<u64>,
+    pub agreements: BTreeSet<String>,
 }
 
 /// A bill download link.
@@ -31,6 +32,13 @@ pub(crate) struct Bill {
     pub app_id: String,
     pub bill_type: String,
     pub bill_date: String,
+    pub expires_at: i64,
+}
+
+/// Who an OAuth code or refresh token was issued to, until when.
+#[derive(Debug, Clone)]
+pub(crate) struct AuthGrant {
+    pub app_id: String,
     pub expires_at: i64,
 }
 
@@ -45,6 +53,14 @@ pub(crate) struct State {
     pub deliveries: BTreeMap<u64, Delivery>,
     pub next_delivery_id: u64,
     pub bills: HashMap<String, Bill>,
+    /// Agreements by `agreement_no`.
+    pub agreements: BTreeMap<String, Agreement>,
+    /// Unused OAuth authorization codes (memory only: they live minutes).
+    pub auth_codes: HashMap<String, AuthGrant>,
+    /// Refresh tokens (memory only, like the codes).
+    pub refresh_tokens: HashMap<String, AuthGrant>,
+    /// The test buyer's balance for deductions, in fen; `None` is unlimited.
+    pub withholding_balance_fen: Option<u64>,
     pub buyer_id: String,
     pub faults: Faults,
     pub rng: SplitMix,
@@ -77,6 +93,10 @@ impl State {
             deliveries: BTreeMap::new(),
             next_delivery_id: 1,
             bills: HashMap::new(),
+            agreements: BTreeMap::new(),
+            auth_codes: HashMap::new(),
+            refresh_tokens: HashMap::new(),
+            withholding_balance_fen: None,
             buyer_id,
             faults,
             rng,

@@ -18,6 +18,7 @@ pub(crate) enum Table {
     Orders,
     Trades,
     Deliveries,
+    Agreements,
 }
 
 impl Table {
@@ -27,6 +28,7 @@ impl Table {
             Table::Orders => "order",
             Table::Trades => "trade",
             Table::Deliveries => "delivery",
+            Table::Agreements => "agreement",
         }
     }
 }
@@ -42,6 +44,7 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS orders (id TEXT PRIMARY KEY NOT NULL, json TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS trades (id TEXT PRIMARY KEY NOT NULL, json TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS deliveries (id TEXT PRIMARY KEY NOT NULL, json TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS agreements (id TEXT PRIMARY KEY NOT NULL, json TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)",
 ];
 
@@ -88,6 +91,7 @@ impl Store {
             Table::Orders => "INSERT OR REPLACE INTO orders (id, json) VALUES (?, ?)",
             Table::Trades => "INSERT OR REPLACE INTO trades (id, json) VALUES (?, ?)",
             Table::Deliveries => "INSERT OR REPLACE INTO deliveries (id, json) VALUES (?, ?)",
+            Table::Agreements => "INSERT OR REPLACE INTO agreements (id, json) VALUES (?, ?)",
         };
         sqlx::query(sql).bind(id).bind(json).execute(pool).await?;
         Ok(())
@@ -105,6 +109,7 @@ impl Store {
             Table::Orders => "SELECT json FROM orders",
             Table::Trades => "SELECT json FROM trades",
             Table::Deliveries => "SELECT json FROM deliveries",
+            Table::Agreements => "SELECT json FROM agreements",
         };
         let rows: Vec<(String,)> = sqlx::query_as(sql).fetch_all(pool).await?;
         rows.into_iter()

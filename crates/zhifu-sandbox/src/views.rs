@@ -5,7 +5,7 @@
 use alipay::AlipayPublicKey;
 use serde::Serialize;
 
-use crate::model::{Attempt, Delivery, DeliveryState, Product, Trade, beijing, yuan};
+use crate::model::{Agreement, Attempt, Delivery, DeliveryState, Product, Trade, beijing, yuan};
 
 /// An app as registered: what the merchant needs to talk to the sandbox.
 #[derive(Debug, Clone)]
@@ -36,7 +36,7 @@ pub struct TradeView {
     pub trade_no: String,
     /// Merchant order number.
     pub out_trade_no: String,
-    /// `page`, `wap`, `app`, `precreate`, `create`, `barcode`.
+    /// `page`, `wap`, `app`, `precreate`, `create`, `barcode`, `withholding`.
     pub product: Product,
     /// State (docs/protocol.md §5.3).
     pub trade_status: String,
@@ -153,5 +153,51 @@ pub(crate) fn delivery_view(d: &Delivery) -> NotificationView {
         state: d.state,
         next_attempt_at: d.next_attempt_at.map(beijing),
         attempts: d.attempts.clone(),
+    }
+}
+
+/// An agreement as the control API lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgreementView {
+    /// App.
+    pub app_id: String,
+    /// Alipay's agreement number.
+    pub agreement_no: String,
+    /// The merchant's agreement number.
+    pub external_agreement_no: Option<String>,
+    /// `TEMP`, `NORMAL`, `STOP`, `UNSIGN`, or `DECLINED` (the buyer said no;
+    /// unknown to the gateway APIs).
+    pub status: String,
+    /// Personal product code.
+    pub personal_product_code: String,
+    /// Signing scene.
+    pub sign_scene: String,
+    /// The signing page, while the buyer has not decided.
+    pub sign_url: Option<String>,
+    /// When signed (Beijing).
+    pub sign_time: Option<String>,
+    /// Successful deductions so far.
+    pub deductions: u64,
+    /// Their sum, `"88.88"`.
+    pub deducted_amount: String,
+}
+
+pub(crate) fn agreement_view(a: &Agreement, public_url: &str) -> AgreementView {
+    let open = a.status == crate::model::AgreementState::Temp && !a.declined;
+    AgreementView {
+        app_id: a.app_id.clone(),
+        agreement_no: a.agreement_no.clone(),
+        external_agreement_no: a.external_agreement_no.clone(),
+        status: if a.declined {
+            "DECLINED".to_owned()
+        } else {
+            a.status.as_str().to_owned()
+        },
+        personal_product_code: a.personal_product_code.clone(),
+        sign_scene: a.sign_scene.clone(),
+        sign_url: open.then(|| format!("{public_url}/sandbox/sign/{}", a.token)),
+        sign_time: a.sign_time.map(beijing),
+        deductions: a.deductions,
+        deducted_amount: yuan(a.deducted_fen),
     }
 }

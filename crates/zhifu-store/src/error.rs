@@ -12,7 +12,7 @@ pub enum StoreError {
     #[error("{0} not found")]
     NotFound(&'static str),
     /// The database URL names no backend this crate supports.
-    #[error("unsupported database URL (expected sqlite:… or postgres://…)")]
+    #[error("unsupported database URL (expected sqlite:…, postgres://… or mysql://…)")]
     UnsupportedUrl,
     /// The pooler setting (`pooler=` in the URL, `ZHIFU_DB_POOLER`) is not
     /// `none` or `transaction`, or asks for a pooler in front of SQLite.

@@ -4,8 +4,9 @@
 //! trait the server talks to, the domain records ([`Order`], [`Refund`],
 //! [`OrderEvent`], [`NotificationRecord`]), the [`StoreError`] type, and
 //! [`SqlStore`], one sqlx implementation that runs on **SQLite** (embedded,
-//! file or in-memory) and **PostgreSQL**, each with its own embedded
-//! migrations (`migrations/sqlite`, `migrations/postgres`).
+//! file or in-memory), **PostgreSQL** and **MySQL/MariaDB**, each with its
+//! own embedded migrations (`migrations/sqlite`, `migrations/postgres`,
+//! `migrations/mysql`).
 //!
 //! ## Invariants
 //!

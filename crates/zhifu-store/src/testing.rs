@@ -1,8 +1,9 @@
 //! Test support (feature `testing`): a fresh database per test, on SQLite
-//! always and on PostgreSQL when `ZHIFU_TEST_DATABASE_URL` is set.
+//! always, on PostgreSQL when `ZHIFU_TEST_DATABASE_URL` is set and on a
+//! MySQL-family server (MariaDB in CI) when `ZHIFU_TEST_MYSQL_URL` is.
 //!
-//! When `CI` is set and the PostgreSQL URL is not, PostgreSQL tests fail
-//! instead of being skipped: CI must never pass without having run them.
+//! When `CI` is set and a server's URL is not, its tests fail instead of
+//! being skipped: CI must never pass without having run them.
 
 use tempfile::TempDir;
 
@@ -10,6 +11,10 @@ use crate::Backend;
 
 /// The variable naming the PostgreSQL server tests create databases on.
 pub const PG_URL_VAR: &str = "ZHIFU_TEST_DATABASE_URL";
+
+/// The variable naming the MySQL/MariaDB server tests create databases on
+/// (`mysql://user@host:port/db`, any existing database).
+pub const MYSQL_URL_VAR: &str = "ZHIFU_TEST_MYSQL_URL";
 
 /// A database that exists for one test.
 #[derive(Debug)]
@@ -36,6 +41,25 @@ pub async fn fresh_database(backend: Backend) -> Option<TestDatabase> {
                 url,
                 backend,
                 _dir: Some(dir),
+            })
+        }
+        Backend::MySql => {
+            let base = match std::env::var(MYSQL_URL_VAR) {
+                Ok(u) if !u.is_empty() => u,
+                _ => {
+                    assert!(
+                        std::env::var_os("CI").is_none(),
+                        "CI is set but {MYSQL_URL_VAR} is not: the MySQL suite must run in CI"
+                    );
+                    return None;
+                }
+            };
+            let name = format!("zhifu_test_{}", uuid::Uuid::new_v4().simple());
+            create_mysql_database(&base, &name).await;
+            Some(TestDatabase {
+                url: with_database(&base, &name),
+                backend,
+                _dir: None,
             })
         }
         Backend::Postgres => {
@@ -80,6 +104,23 @@ async fn create_pg_database(base: &str, name: &str) {
     let _ = conn.close().await;
 }
 
+/// Creates database `name` on the server `base` names, in the character
+/// set and collation the migrations give every table.
+async fn create_mysql_database(base: &str, name: &str) {
+    use sqlx::Connection;
+    let mut conn = sqlx::MySqlConnection::connect(base)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {MYSQL_URL_VAR}: {e}"));
+    // `name` is generated above from hex digits only.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap_or_else(|e| panic!("cannot create test database: {e}"));
+    let _ = conn.close().await;
+}
+
 /// `base` with its database path replaced by `name`, query kept.
 pub fn with_database(base: &str, name: &str) -> String {
     let (head, query) = match base.split_once('?') {
@@ -97,8 +138,8 @@ pub fn with_database(base: &str, name: &str) -> String {
     }
 }
 
-/// Declares each listed `async fn NAME(db: TestDatabase)` as two tests,
-/// `sqlite::NAME` and `postgres::NAME`.
+/// Declares each listed `async fn NAME(db: TestDatabase)` as three tests,
+/// `sqlite::NAME`, `postgres::NAME` and `mysql::NAME`.
 #[macro_export]
 macro_rules! backend_tests {
     ($($name:ident),* $(,)?) => {
@@ -118,6 +159,18 @@ macro_rules! backend_tests {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     let Some(db) = $crate::testing::fresh_database($crate::Backend::Postgres).await
+                    else {
+                        return;
+                    };
+                    super::$name(db).await
+                }
+            )*
+        }
+        mod mysql {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = $crate::testing::fresh_database($crate::Backend::MySql).await
                     else {
                         return;
                     };

@@ -1,6 +1,7 @@
 //! Reconcile claims (leases, exclusivity under concurrency, expiry) and the
 //! webhook outbox (events as outbox rows, retries, give-up, forced resend),
-//! on SQLite and (with `ZHIFU_TEST_DATABASE_URL`) PostgreSQL.
+//! on SQLite, PostgreSQL (`ZHIFU_TEST_DATABASE_URL`) and MySQL/MariaDB
+//! (`ZHIFU_TEST_MYSQL_URL`).
 
 #![allow(clippy::unwrap_used)]
 
@@ -137,7 +138,11 @@ async fn order_claims_are_leased_and_expire(db: TestDatabase) {
 }
 
 async fn concurrent_claimers_never_share_a_row(db: TestDatabase) {
-    let s = Arc::new(store(&db).await);
+    claimers_never_share_a_row(store(&db).await).await;
+}
+
+async fn claimers_never_share_a_row(s: SqlStore) {
+    let s = Arc::new(s);
     let mut all = HashSet::new();
     for i in 0..60 {
         all.insert(order(&s, i, 1_000 + i as i64, 10_000_000).await.id);
@@ -393,7 +398,11 @@ async fn deliveries_retry_give_up_and_resend(db: TestDatabase) {
 }
 
 async fn concurrent_event_claims_never_share_an_event(db: TestDatabase) {
-    let s = Arc::new(store(&db).await);
+    event_claims_never_share_an_event(store(&db).await).await;
+}
+
+async fn event_claims_never_share_an_event(s: SqlStore) {
+    let s = Arc::new(s);
     let mut all = HashSet::new();
     for i in 0..30 {
         let o = order(&s, i, 1_000, 10_000_000).await;
@@ -428,4 +437,33 @@ async fn concurrent_event_claims_never_share_an_event(db: TestDatabase) {
     let unique: HashSet<String> = seen.iter().cloned().collect();
     assert_eq!(unique.len(), seen.len(), "an event was claimed twice");
     assert_eq!(unique, all);
+}
+
+/// Claims on a MySQL-family server without `SKIP LOCKED` (MariaDB before
+/// 10.6, TiDB): they wait for each other's rows instead of passing them
+/// by, and must stay exclusive. Run on the test server with the clause
+/// turned off.
+mod waiting_claims {
+    mod mysql {
+        use zhifu_store::Backend;
+        use zhifu_store::testing::fresh_database;
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn claimers_never_share_a_row() {
+            let Some(db) = fresh_database(Backend::MySql).await else {
+                return;
+            };
+            let s = super::super::store(&db).await.without_skip_locked();
+            super::super::claimers_never_share_a_row(s).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn event_claims_never_share_an_event() {
+            let Some(db) = fresh_database(Backend::MySql).await else {
+                return;
+            };
+            let s = super::super::store(&db).await.without_skip_locked();
+            super::super::event_claims_never_share_an_event(s).await;
+        }
+    }
 }

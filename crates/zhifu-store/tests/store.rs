@@ -20,6 +20,8 @@ zhifu_store::backend_tests!(
     closed_after_paid_is_an_anomaly,
     a_payment_after_close_is_taken_and_refunded_or_kept,
     trade_no_mismatch_is_an_anomaly,
+    keys_differing_only_in_case_are_different_keys,
+    a_repeated_update_with_the_same_values_still_counts,
 );
 
 async fn orders_roundtrip_and_idempotency_key(db: TestDatabase) {
@@ -400,4 +402,46 @@ async fn trade_no_mismatch_is_an_anomaly(db: TestDatabase) {
     assert_eq!(orphans.len(), 1);
     assert_eq!(orphans[0].reason.as_deref(), Some("unknown_order"));
     assert_eq!(orphans[0].outcome, "anomaly");
+}
+
+/// `out_trade_no` and idempotency keys compare byte for byte on every
+/// backend: MySQL's default collations ignore case, which would make
+/// `abc` a duplicate of `ABC` (the MySQL tables use `utf8mb4_bin`).
+async fn keys_differing_only_in_case_are_different_keys(db: TestDatabase) {
+    let s = store(&db).await;
+    let mut lower = new_order(1, 1_000);
+    lower.out_trade_no = format!("case-{}", lower.id);
+    lower.idempotency_key = Some(format!("key-{}", lower.id));
+    let mut upper = new_order(2, 1_000);
+    upper.out_trade_no = lower.out_trade_no.to_uppercase();
+    upper.idempotency_key = lower.idempotency_key.as_deref().map(str::to_uppercase);
+    let lower = create(&s, lower).await;
+    let upper = create(&s, upper).await;
+    assert_ne!(lower.id, upper.id);
+    let found = s
+        .get_order_by_out_trade_no(&upper.out_trade_no)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id, upper.id);
+}
+
+/// A conditional update that matches its row but changes nothing still
+/// reports the row: MySQL counts only changed rows unless the client asks
+/// for matched ones (sqlx does), and the store reads that count as "it
+/// happened".
+async fn a_repeated_update_with_the_same_values_still_counts(db: TestDatabase) {
+    let s = store(&db).await;
+    let o = create(&s, new_order(1, 1_000)).await;
+    assert!(
+        s.record_payment_attempt(&o.id, "qr", None, 2_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.record_payment_attempt(&o.id, "qr", None, 2_000)
+            .await
+            .unwrap(),
+        "the same attempt recorded again matched the pending order"
+    );
 }

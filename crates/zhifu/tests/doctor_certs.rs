@@ -228,7 +228,7 @@ fn doctor_checks_validity_and_warns_before_expiry() {
             now - Duration::days(300),
             now + Duration::days(10),
             Some(0),
-            "in 9 day(s)",
+            "day(s): renew it",
         ),
     ];
     for (name, from, until, code, says) in cases {

@@ -3,8 +3,10 @@
 //! reads its `biz_content` ([`Biz`]) and answers a [`Reply`] or a
 //! [`BizError`]; the gateway turns either into a signed response.
 
+pub(crate) mod agreement;
 pub(crate) mod bill;
 mod close_cancel;
+pub(crate) mod oauth;
 pub(crate) mod pay;
 mod query;
 mod refund;
@@ -24,7 +26,13 @@ pub(crate) fn call(
     Some(match method {
         "alipay.trade.precreate" => pay::precreate(st, app_id, biz, sys, ctx),
         "alipay.trade.create" => pay::create(st, app_id, biz, sys, ctx),
+        "alipay.trade.pay" if agreement::is_deduction(biz) => {
+            agreement::deduct(st, app_id, biz, sys, ctx)
+        }
         "alipay.trade.pay" => pay::barcode_pay(st, app_id, biz, sys, ctx),
+        "alipay.user.agreement.query" => agreement::query(st, app_id, biz, ctx),
+        "alipay.user.agreement.unsign" => agreement::unsign(st, app_id, biz, ctx),
+        "alipay.user.agreement.executionplan.modify" => agreement::modify_plan(st, app_id, biz),
         "alipay.trade.query" => query::query(st, app_id, biz),
         "alipay.trade.refund" => refund::refund(st, app_id, biz, ctx),
         "alipay.trade.fastpay.refund.query" => refund::refund_query(st, app_id, biz),

@@ -26,18 +26,18 @@ fn check_subject(s: &str) -> Result<(), BizError> {
     Ok(())
 }
 
-fn context_inconsistent() -> BizError {
+pub(crate) fn context_inconsistent() -> BizError {
     BizError::acq("ACQ.CONTEXT_INCONSISTENT", "交易信息被篡改")
 }
 
 /// What a reused `out_trade_no` refers to.
-enum Reuse {
+pub(crate) enum Reuse {
     New,
     Trade(String),
     Order(String),
 }
 
-fn check_reuse(
+pub(crate) fn check_reuse(
     st: &State,
     app_id: &str,
     out_trade_no: &str,
@@ -268,10 +268,15 @@ pub(crate) fn barcode_pay(
     }
     st.pay_trade(&trade_no, ctx)
         .map_err(|_| BizError::system_error())?;
-    let t = &st.trades[&trade_no];
+    Ok(paid_reply(st, &trade_no))
+}
+
+/// The `alipay.trade.pay` answer of a paid trade.
+pub(crate) fn paid_reply(st: &State, trade_no: &str) -> Reply {
+    let t = &st.trades[trade_no];
     let mut f = Map::new();
-    f.insert("trade_no".into(), trade_no.clone().into());
-    f.insert("out_trade_no".into(), out.into());
+    f.insert("trade_no".into(), trade_no.into());
+    f.insert("out_trade_no".into(), t.out_trade_no.clone().into());
     f.insert("buyer_logon_id".into(), t.buyer_logon_id.clone().into());
     let total = yuan(t.terms.total_fen);
     f.insert("total_amount".into(), total.clone().into());
@@ -288,5 +293,5 @@ pub(crate) fn barcode_pay(
         json!([{"fund_channel": "ALIPAYACCOUNT", "amount": total}]),
     );
     f.insert("buyer_user_id".into(), t.buyer_id.clone().into());
-    Ok(Reply::success(f))
+    Reply::success(f)
 }

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests state their expectations by panicking
 
+mod agreements;
 mod cancel_finish;
 mod cert_mode;
 mod console;

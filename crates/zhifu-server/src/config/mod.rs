@@ -636,7 +636,7 @@ pub fn database_url(src: &Source) -> Result<String, ConfigError> {
     if zhifu_store::Backend::from_url(&url).is_err() {
         return Err(ConfigError::new(
             "ZHIFU_DATABASE_URL",
-            "expected sqlite:PATH, sqlite::memory: or postgres://…",
+            "expected sqlite:PATH, sqlite::memory:, postgres://… or mysql://…",
         ));
     }
     Ok(url)

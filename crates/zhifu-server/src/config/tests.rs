@@ -91,7 +91,7 @@ fn each_bad_value_names_its_variable_and_hides_secrets() {
         ("ALIPAY_GATEWAY", "ftp://x"),
         ("ZHIFU_PUBLIC_URL", "shop.example.com"),
         ("ZHIFU_API_KEY", "short"),
-        ("ZHIFU_DATABASE_URL", "mysql://x"),
+        ("ZHIFU_DATABASE_URL", "oracle://x"),
         ("PORT", "70000"),
         ("ZHIFU_DB_MAX_CONNECTIONS", "lots"),
         ("ZHIFU_AUTO_MIGRATE", "maybe"),

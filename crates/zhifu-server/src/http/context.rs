@@ -29,14 +29,21 @@ pub async fn request_context(State(st): State<AppState>, req: Request, next: Nex
         .get::<axum::extract::MatchedPath>()
         .cloned();
     let method = req.method().clone();
-    // The path without the query string: a query may carry anything.
-    let path = req.uri().path().chars().take(200).collect::<String>();
+    // Read only when the line is written: the notify endpoint's replays
+    // pay for nothing they do not use. The path without the query string,
+    // since a query may carry anything.
+    let logged = tracing::enabled!(target: ACTIVITY_TARGET, tracing::Level::INFO);
+    let path = if logged {
+        req.uri().path().chars().take(200).collect::<String>()
+    } else {
+        String::new()
+    };
     let span = tracing::error_span!("request", id = %id);
     let mut resp = next.run(req).instrument(span.clone()).await;
     let status = resp.status().as_u16();
     let route = route.as_ref().map_or("unmatched", |r| r.as_str());
     st.metrics().http_request(route, status, started.elapsed());
-    if tracing::enabled!(target: ACTIVITY_TARGET, tracing::Level::INFO) {
+    if logged {
         span.in_scope(|| {
             tracing::info!(
                 target: ACTIVITY_TARGET,

@@ -6,7 +6,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::SqlStore;
+use super::{Backend, SqlStore};
 use crate::Result;
 
 /// One certificate the backend downloaded after an unknown `alipay_cert_sn`.
@@ -38,13 +38,26 @@ fn from_row(r: &AnyRow) -> Result<AlipayCertRecord> {
 /// Inserts or replaces the record of an SN. An accepted certificate is
 /// never replaced by a refusal (another instance may have accepted it).
 pub(super) async fn record(s: &SqlStore, rec: &AlipayCertRecord) -> Result<()> {
-    sqlx::query(
+    sqlx::query(if s.backend() == Backend::MySql {
+        // No `ON CONFLICT … WHERE` in MySQL: each assignment carries the
+        // condition, and `accepted`, which the condition reads, comes last
+        // (MySQL assigns left to right, each seeing the ones before).
+        // `VALUES(col)` is the row that was refused; MySQL 8.0.20+ warns
+        // that it is deprecated, MariaDB has no replacement for it.
+        "INSERT INTO alipay_certs (sn, pem, accepted, reason, recorded_at) \
+         VALUES ($1, $2, $3, $4, $5) \
+         ON DUPLICATE KEY UPDATE \
+         pem = IF(accepted = 0 OR VALUES(accepted) = 1, VALUES(pem), pem), \
+         reason = IF(accepted = 0 OR VALUES(accepted) = 1, VALUES(reason), reason), \
+         recorded_at = IF(accepted = 0 OR VALUES(accepted) = 1, VALUES(recorded_at), recorded_at), \
+         accepted = IF(accepted = 0 OR VALUES(accepted) = 1, VALUES(accepted), accepted)"
+    } else {
         "INSERT INTO alipay_certs (sn, pem, accepted, reason, recorded_at) \
          VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (sn) DO UPDATE SET pem = excluded.pem, accepted = excluded.accepted, \
          reason = excluded.reason, recorded_at = excluded.recorded_at \
-         WHERE alipay_certs.accepted = 0 OR excluded.accepted = 1",
-    )
+         WHERE alipay_certs.accepted = 0 OR excluded.accepted = 1"
+    })
     .bind(&rec.sn)
     .bind(rec.pem.as_deref())
     .bind(i64::from(rec.accepted))

@@ -156,20 +156,7 @@ pub(super) async fn apply_in_tx(
                 }
             }
             Step::Refund { fee } => {
-                let row = sqlx::query(
-                    "UPDATE orders SET refunded_fen = $2, \
-                     status = CASE WHEN $2 = total_fen THEN 'refunded' ELSE 'paid' END, \
-                     updated_at = $3 \
-                     WHERE id = $1 AND status = 'paid' AND refunded_fen < $2 AND total_fen >= $2 \
-                     RETURNING status",
-                )
-                .bind(&order.id)
-                .bind(fee)
-                .bind(u.at)
-                .fetch_optional(&mut **tx)
-                .await?;
-                if let Some(row) = row {
-                    let status: String = row.try_get("status")?;
+                if let Some(status) = record_refunded(tx, &order.id, fee, u.at).await? {
                     let to = OrderStatus::parse(&status)
                         .ok_or(StoreError::Corrupt { column: "status" })?;
                     let event = transition::refund_event(to);
@@ -181,6 +168,47 @@ pub(super) async fn apply_in_tx(
     }
     let order = fetch_order(tx, &u.order_id).await?;
     Ok((Outcome::Applied, events, order))
+}
+
+/// The conditional `UPDATE` of a refund step; `refunded_fen` only grows.
+macro_rules! refund_update {
+    () => {
+        "UPDATE orders SET refunded_fen = $2, \
+         status = CASE WHEN $2 = total_fen THEN 'refunded' ELSE 'paid' END, \
+         updated_at = $3 \
+         WHERE id = $1 AND status = 'paid' AND refunded_fen < $2 AND total_fen >= $2"
+    };
+}
+
+/// Records the refunded total `fee` if it moves the order forward, and
+/// then the status it left the order in; `None`: nothing changed.
+async fn record_refunded(tx: &mut Tx, order_id: &str, fee: i64, at: i64) -> Result<Option<String>> {
+    if tx.has_returning() {
+        let row = sqlx::query(concat!(refund_update!(), " RETURNING status"))
+            .bind(order_id)
+            .bind(fee)
+            .bind(at)
+            .fetch_optional(&mut **tx)
+            .await?;
+        return Ok(row.map(|r| r.try_get("status")).transpose()?);
+    }
+    // MySQL: the count of matched rows says whether the update happened;
+    // the row it changed is ours until commit, so the read sees our status.
+    let done = sqlx::query(refund_update!())
+        .bind(order_id)
+        .bind(fee)
+        .bind(at)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    if done != 1 {
+        return Ok(None);
+    }
+    let row = sqlx::query("SELECT status FROM orders WHERE id = $1")
+        .bind(order_id)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(Some(row.try_get("status")?))
 }
 
 /// The `out_request_no` of the refund of a payment that arrived after the

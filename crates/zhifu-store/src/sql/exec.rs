@@ -32,6 +32,11 @@
 //! trips). A statement without parameters goes out as one simple-protocol
 //! message, which a pooler never splits.
 //!
+//! On a MySQL-family server the pool is sqlx's `Any` pool as well, but each
+//! statement is first rewritten into MySQL's dialect (`super::mysql_dialect`:
+//! `?` placeholders, `CAST` type names), so the statement modules keep one
+//! text for all three backends wherever the meaning is the same.
+//!
 //! The rows are converted by the same code as in `Any` mode (sqlx's
 //! PostgreSQL `Any` backend, called directly on the typed connection), so
 //! the two modes decode identically.
@@ -52,6 +57,8 @@ use sqlx::{
 // a query on a PostgreSQL connection, which is what pooler mode reuses.
 use sqlx_core::any::AnyConnectionBackend;
 
+use super::mysql_dialect;
+
 type Step = Either<AnyQueryResult, AnyRow>;
 
 /// The store's connection pool: sqlx's `Any` pool (SQLite, PostgreSQL
@@ -65,6 +72,9 @@ pub struct StorePool(Inner);
 enum Inner {
     Any(AnyPool),
     Pooled(PgPool),
+    /// sqlx's `Any` pool on a MySQL-family server: every statement is
+    /// rewritten into MySQL's dialect on its way out (`super::mysql_dialect`).
+    MySql(AnyPool),
 }
 
 impl StorePool {
@@ -76,6 +86,10 @@ impl StorePool {
         StorePool(Inner::Pooled(pool))
     }
 
+    pub(super) fn mysql(pool: AnyPool) -> Self {
+        StorePool(Inner::MySql(pool))
+    }
+
     /// A transaction; `begin` replaces `BEGIN` on the `Any` pool (SQLite's
     /// `BEGIN IMMEDIATE`).
     pub(super) async fn begin(&self, begin: Option<&'static str>) -> Result<Tx, Error> {
@@ -85,6 +99,7 @@ impl StorePool {
                 None => p.begin().await?,
             }),
             Inner::Pooled(p) => TxConn::Pooled(p.begin().await?),
+            Inner::MySql(p) => TxConn::MySql(p.begin().await?),
         }))
     }
 
@@ -94,8 +109,8 @@ impl StorePool {
     pub(super) async fn acquire_any(&self) -> Result<PoolConnection<Any>, Error> {
         match &self.0 {
             Inner::Any(p) => p.acquire().await,
-            Inner::Pooled(_) => Err(Error::Configuration(
-                "no single writer connection behind a transaction pooler".into(),
+            Inner::Pooled(_) | Inner::MySql(_) => Err(Error::Configuration(
+                "no single writer connection on a server database".into(),
             )),
         }
     }
@@ -103,7 +118,7 @@ impl StorePool {
     /// Applies `migrator`'s pending migrations (see `SqlStore::migrate`).
     pub(super) async fn migrate(&self, migrator: &Migrator) -> Result<(), MigrateError> {
         match &self.0 {
-            Inner::Any(p) => migrator.run(p).await,
+            Inner::Any(p) | Inner::MySql(p) => migrator.run(p).await,
             Inner::Pooled(p) => migrate_pooled(p, migrator).await,
         }
     }
@@ -111,7 +126,7 @@ impl StorePool {
     /// Closes the pool.
     pub async fn close(&self) {
         match &self.0 {
-            Inner::Any(p) => p.close().await,
+            Inner::Any(p) | Inner::MySql(p) => p.close().await,
             Inner::Pooled(p) => p.close().await,
         }
     }
@@ -194,6 +209,7 @@ pub(crate) struct Tx(TxConn);
 pub(crate) enum TxConn {
     Any(Transaction<'static, Any>),
     Pooled(Transaction<'static, Postgres>),
+    MySql(Transaction<'static, Any>),
 }
 
 impl Tx {
@@ -204,16 +220,23 @@ impl Tx {
 
     pub(super) async fn commit(self) -> Result<(), Error> {
         match self.0 {
-            TxConn::Any(tx) => tx.commit().await,
+            TxConn::Any(tx) | TxConn::MySql(tx) => tx.commit().await,
             TxConn::Pooled(tx) => tx.commit().await,
         }
     }
 
     pub(super) async fn rollback(self) -> Result<(), Error> {
         match self.0 {
-            TxConn::Any(tx) => tx.rollback().await,
+            TxConn::Any(tx) | TxConn::MySql(tx) => tx.rollback().await,
             TxConn::Pooled(tx) => tx.rollback().await,
         }
+    }
+
+    /// Whether `UPDATE … RETURNING` is available: not on MySQL/MariaDB,
+    /// where the callers run the conditional `UPDATE`, count the rows it
+    /// matched, and read the row back in this transaction.
+    pub(super) fn has_returning(&self) -> bool {
+        !matches!(self.0, TxConn::MySql(_))
     }
 }
 
@@ -240,7 +263,7 @@ fn split<'q, E: Execute<'q, Any>>(mut query: E) -> Result<(SqlStr, Option<AnyArg
 
 fn unsupported<T: Send + 'static>() -> BoxFuture<'static, Result<T, Error>> {
     future::ready(Err(Error::Configuration(
-        "prepared statements are not kept behind a transaction pooler".into(),
+        "the store prepares no statement ahead of its use here".into(),
     )))
     .boxed()
 }
@@ -297,6 +320,10 @@ impl<'p> Executor<'p> for &'p StorePool {
     {
         match &self.0 {
             Inner::Any(p) => p.fetch_many(query),
+            Inner::MySql(p) => match mysql_dialect::translate_query(query) {
+                Ok(q) => p.fetch_many(q),
+                Err(e) => stream::once(future::ready(Err(e))).boxed(),
+            },
             Inner::Pooled(p) => match split(query) {
                 Ok((sql, arguments)) => stream::once(run_pooled(p, sql, arguments))
                     .map_ok(|steps| stream::iter(steps.into_iter().map(Ok)))
@@ -314,6 +341,10 @@ impl<'p> Executor<'p> for &'p StorePool {
     {
         match &self.0 {
             Inner::Any(p) => p.fetch_optional(query),
+            Inner::MySql(p) => match mysql_dialect::translate_query(query) {
+                Ok(q) => p.fetch_optional(q),
+                Err(e) => future::ready(Err(e)).boxed(),
+            },
             Inner::Pooled(p) => match split(query) {
                 Ok((sql, arguments)) => fetch_optional_pooled(p, sql, arguments).boxed(),
                 Err(e) => future::ready(Err(e)).boxed(),
@@ -331,7 +362,7 @@ impl<'p> Executor<'p> for &'p StorePool {
     {
         match &self.0 {
             Inner::Any(p) => p.prepare_with(sql, parameters),
-            Inner::Pooled(_) => unsupported(),
+            Inner::MySql(_) | Inner::Pooled(_) => unsupported(),
         }
     }
 
@@ -341,7 +372,7 @@ impl<'p> Executor<'p> for &'p StorePool {
     {
         match &self.0 {
             Inner::Any(p) => p.describe(sql),
-            Inner::Pooled(_) => unsupported(),
+            Inner::MySql(_) | Inner::Pooled(_) => unsupported(),
         }
     }
 }
@@ -356,6 +387,10 @@ impl<'c> Executor<'c> for &'c mut TxConn {
     {
         match self {
             TxConn::Any(tx) => (&mut **tx).fetch_many(query),
+            TxConn::MySql(tx) => match mysql_dialect::translate_query(query) {
+                Ok(q) => (&mut **tx).fetch_many(q),
+                Err(e) => stream::once(future::ready(Err(e))).boxed(),
+            },
             TxConn::Pooled(tx) => match split(query) {
                 Ok((sql, arguments)) => run_on(tx, sql, arguments),
                 Err(e) => stream::once(future::ready(Err(e))).boxed(),
@@ -370,6 +405,10 @@ impl<'c> Executor<'c> for &'c mut TxConn {
     {
         match self {
             TxConn::Any(tx) => (&mut **tx).fetch_optional(query),
+            TxConn::MySql(tx) => match mysql_dialect::translate_query(query) {
+                Ok(q) => (&mut **tx).fetch_optional(q),
+                Err(e) => future::ready(Err(e)).boxed(),
+            },
             TxConn::Pooled(tx) => match split(query) {
                 Ok((sql, arguments)) => {
                     AnyConnectionBackend::fetch_optional(&mut **tx, sql, false, arguments)
@@ -389,7 +428,7 @@ impl<'c> Executor<'c> for &'c mut TxConn {
     {
         match self {
             TxConn::Any(tx) => (&mut **tx).prepare_with(sql, parameters),
-            TxConn::Pooled(_) => unsupported(),
+            TxConn::MySql(_) | TxConn::Pooled(_) => unsupported(),
         }
     }
 
@@ -399,7 +438,7 @@ impl<'c> Executor<'c> for &'c mut TxConn {
     {
         match self {
             TxConn::Any(tx) => (&mut **tx).describe(sql),
-            TxConn::Pooled(_) => unsupported(),
+            TxConn::MySql(_) | TxConn::Pooled(_) => unsupported(),
         }
     }
 }

@@ -12,6 +12,14 @@
 //! `BIGINT` columns, `RETURNING` and `CAST(… AS …)`, which both dialects
 //! understand identically.
 //!
+//! MySQL and MariaDB (`mysql://…`) run the same texts, rewritten on the
+//! way out by `mysql_dialect` (`?` placeholders, `CAST` type names). Where
+//! no rewrite can do (MySQL has no `UPDATE … RETURNING`, no `ON CONFLICT`,
+//! no `LIMIT` inside `IN (…)`), the caller holds a MySQL text next to the
+//! shared one: `apply` (refund step), `outbox::finish_delivery`, `leases`
+//! (claims and `claim_event`), `alipay_certs::record`. The session runs at
+//! READ COMMITTED, like PostgreSQL. `docs/storage.md` has the list and why.
+//!
 //! This file owns the connection, the migrations and what differs between
 //! the backends. The statements live with what they touch: `orders`,
 //! `refunds`, `notifications`, `outbox` (events and their deliveries),
@@ -32,6 +40,7 @@ use self::exec::Tx;
 
 pub use self::group::GroupStats;
 mod leases;
+mod mysql_dialect;
 mod notifications;
 mod orders;
 mod outbox;
@@ -42,6 +51,7 @@ mod store;
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::Row;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
@@ -50,6 +60,7 @@ use crate::error::StoreError;
 
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+static MYSQL_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/mysql");
 
 /// Which database a [`SqlStore`] runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +69,9 @@ pub enum Backend {
     Sqlite,
     /// PostgreSQL: any number of instances.
     Postgres,
+    /// MySQL 8, MariaDB ≥ 10.6 and what speaks their protocol
+    /// (`mysql://…` or `mariadb://…`): any number of instances.
+    MySql,
 }
 
 impl Backend {
@@ -70,6 +84,8 @@ impl Backend {
             Ok(Backend::Sqlite)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Ok(Backend::Postgres)
+        } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+            Ok(Backend::MySql)
         } else {
             Err(StoreError::UnsupportedUrl)
         }
@@ -193,11 +209,17 @@ pub struct SqlStore {
     /// together ([`group`]).
     group: Option<std::sync::Arc<group::GroupCommit>>,
     backend: Backend,
+    /// MySQL family: whether claims may add `SKIP LOCKED` (from the
+    /// server's version, [`mysql_has_skip_locked`]). Without it a claim
+    /// waits for rows another claim holds instead of passing them by:
+    /// still exclusive, only slower under contention.
+    skip_locked: bool,
 }
 
 impl SqlStore {
-    /// Connects to `sqlite:…` (a file, created if missing, or `sqlite::memory:`)
-    /// or `postgres://…`. Does not run migrations: see [`SqlStore::migrate`].
+    /// Connects to `sqlite:…` (a file, created if missing, or `sqlite::memory:`),
+    /// `postgres://…` or `mysql://…`. Does not run migrations: see
+    /// [`SqlStore::migrate`].
     /// `?pooler=transaction` on a PostgreSQL URL (or
     /// [`StoreOptions::pooler`]) selects pooler mode ([`Pooler::Transaction`]).
     ///
@@ -214,7 +236,9 @@ impl SqlStore {
             (Backend::Postgres, Pooler::Transaction) => {
                 return Self::connect_pooled(url, options).await;
             }
-            (Backend::Sqlite, Pooler::Transaction) => return Err(StoreError::PoolerSetting),
+            (Backend::Sqlite | Backend::MySql, Pooler::Transaction) => {
+                return Err(StoreError::PoolerSetting);
+            }
         }
         let mut pool_options = AnyPoolOptions::new()
             .max_connections(options.max_connections.max(1))
@@ -222,6 +246,28 @@ impl SqlStore {
         let memory = url.contains(":memory:") || url.contains("mode=memory");
         let url = match backend {
             Backend::Postgres => url.to_owned(),
+            Backend::MySql => {
+                // PostgreSQL's isolation, which the state machine is written
+                // for: a `SELECT` in a transaction sees what committed
+                // before it, not a snapshot taken at the transaction's first
+                // read (REPEATABLE READ, MySQL's default), so the re-read
+                // after a conditional `UPDATE` lost a race sees the winner.
+                // Strict mode: an over-long value is an error, never cut.
+                pool_options = pool_options.after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        sqlx::raw_sql("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::raw_sql(
+                            "SET SESSION sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')",
+                        )
+                        .execute(&mut *conn)
+                        .await?;
+                        Ok(())
+                    })
+                });
+                url.to_owned()
+            }
             Backend::Sqlite => {
                 if memory {
                     // Every connection to `:memory:` is its own database: keep
@@ -277,11 +323,33 @@ impl SqlStore {
             None
         };
         let pool = pool_options.connect_with(connect).await?;
+        let skip_locked = match backend {
+            Backend::MySql => {
+                let version: String = sqlx::query("SELECT VERSION() AS v")
+                    .fetch_one(&pool)
+                    .await?
+                    .try_get("v")?;
+                let supported = mysql_has_skip_locked(&version);
+                if !supported {
+                    tracing::info!(
+                        %version,
+                        "the server has no SKIP LOCKED: claims wait for each other's rows"
+                    );
+                }
+                supported
+            }
+            Backend::Sqlite | Backend::Postgres => true,
+        };
         Ok(SqlStore {
-            pool: StorePool::any(pool),
+            pool: if backend == Backend::MySql {
+                StorePool::mysql(pool)
+            } else {
+                StorePool::any(pool)
+            },
             group: writer.as_ref().map(|_| std::sync::Arc::default()),
             writer: writer.map(StorePool::any),
             backend,
+            skip_locked,
         })
     }
 
@@ -299,6 +367,7 @@ impl SqlStore {
             writer: None,
             group: None,
             backend: Backend::Postgres,
+            skip_locked: true,
         })
     }
 
@@ -313,7 +382,8 @@ impl SqlStore {
     }
 
     /// Applies the backend's pending migrations. Safe to run from several
-    /// processes at once (PostgreSQL takes an advisory lock).
+    /// processes at once (PostgreSQL takes an advisory lock, MySQL a named
+    /// lock, `GET_LOCK`, both through sqlx's migrator).
     ///
     /// Behind a transaction pooler sqlx's session-level lock would stay with
     /// whichever server connection took it; there all pending migrations
@@ -327,6 +397,7 @@ impl SqlStore {
         let migrator = match self.backend {
             Backend::Sqlite => &SQLITE_MIGRATOR,
             Backend::Postgres => &POSTGRES_MIGRATOR,
+            Backend::MySql => &MYSQL_MIGRATOR,
         };
         self.pool
             .migrate(migrator)
@@ -337,6 +408,16 @@ impl SqlStore {
     /// Which backend this is.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// This store with claims that wait rather than skip locked rows, as on
+    /// a MySQL-family server without `SKIP LOCKED`: lets the tests run that
+    /// path on a server that has it.
+    #[cfg(feature = "testing")]
+    #[doc(hidden)]
+    pub fn without_skip_locked(mut self) -> Self {
+        self.skip_locked = false;
+        self
     }
 
     /// The pool, for queries a later module needs before the trait grows.
@@ -366,11 +447,14 @@ impl SqlStore {
     }
 
     /// Of a statement written once per backend, (SQLite, PostgreSQL), the
-    /// one this store runs.
+    /// one this store runs. MySQL has no third text here: where SQLite and
+    /// PostgreSQL differ, MySQL differs from both by more than text, and
+    /// its callers take their own path before asking (`leases`); should
+    /// one not, it gets PostgreSQL's, the closer dialect.
     fn pick(&self, sql: (&'static str, &'static str)) -> &'static str {
         match self.backend {
             Backend::Sqlite => sql.0,
-            Backend::Postgres => sql.1,
+            Backend::Postgres | Backend::MySql => sql.1,
         }
     }
 
@@ -381,8 +465,31 @@ impl SqlStore {
     async fn begin_write(&self) -> Result<Tx> {
         Ok(match self.backend {
             Backend::Sqlite => self.writer().begin(Some("BEGIN IMMEDIATE")).await?,
-            Backend::Postgres => self.pool.begin(None).await?,
+            Backend::Postgres | Backend::MySql => self.pool.begin(None).await?,
         })
+    }
+}
+
+/// Whether a MySQL-family server implements `SELECT … FOR UPDATE SKIP
+/// LOCKED`, from its `VERSION()`: MySQL from 8.0.1, MariaDB from 10.6
+/// (`10.11.6-MariaDB-…`). TiDB (`8.0.11-TiDB-v7.5.0`) accepts the words, but
+/// nothing in its documentation says it skips locked rows: it gets the
+/// waiting form.
+fn mysql_has_skip_locked(version: &str) -> bool {
+    let lower = version.to_ascii_lowercase();
+    if lower.contains("tidb") {
+        return false;
+    }
+    let mut numbers = version
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|part| !part.is_empty())
+        .map(|part| part.parse::<u32>().unwrap_or(0));
+    let mut next = || numbers.next().unwrap_or(0);
+    let (major, minor, patch) = (next(), next(), next());
+    if lower.contains("mariadb") {
+        (major, minor) >= (10, 6)
+    } else {
+        (major, minor, patch) >= (8, 0, 1)
     }
 }
 
@@ -393,7 +500,25 @@ pub fn new_id(prefix: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Pooler, split_pooler_param};
+    use super::{Pooler, mysql_has_skip_locked, split_pooler_param};
+
+    #[test]
+    fn skip_locked_is_known_by_server_version() {
+        let cases = [
+            ("10.11.19-MariaDB-0+deb12u1", true),
+            ("10.6.0-MariaDB", true),
+            ("11.4.2-MariaDB-ubu2404", true),
+            ("10.5.23-MariaDB", false),
+            ("8.0.36", true),
+            ("8.4.0-commercial", true),
+            ("8.0.0-dmr", false),
+            ("5.7.44-log", false),
+            ("8.0.11-TiDB-v7.5.0", false),
+        ];
+        for (version, expected) in cases {
+            assert_eq!(mysql_has_skip_locked(version), expected, "{version}");
+        }
+    }
     use crate::StoreError;
 
     #[test]

@@ -107,10 +107,14 @@ pub(super) async fn prune_refused(s: &SqlStore, before: i64, keep: i64) -> Resul
     .execute(&mut *tx)
     .await?
     .rows_affected();
+    // The rows kept are picked in a derived table (`AS kept`): MySQL refuses
+    // `LIMIT` inside `IN (…)`, and a sub-select of the table a `DELETE`
+    // deletes from, unless it is materialised first. All three backends
+    // accept this form.
     let over = sqlx::query(
         "DELETE FROM notifications WHERE order_id IS NULL AND outcome = 'anomaly' \
-         AND id NOT IN (SELECT id FROM notifications WHERE order_id IS NULL \
-         AND outcome = 'anomaly' ORDER BY received_at DESC, id DESC LIMIT $1)",
+         AND id NOT IN (SELECT id FROM (SELECT id FROM notifications WHERE order_id IS NULL \
+         AND outcome = 'anomaly' ORDER BY received_at DESC, id DESC LIMIT $1) AS kept)",
     )
     .bind(keep)
     .execute(&mut *tx)

@@ -56,6 +56,18 @@ pub(super) async fn list_events(s: &SqlStore, order_id: &str) -> Result<Vec<Orde
     rows.iter().map(event_from_row).collect()
 }
 
+/// Records an attempt's outcome on its event. MySQL assigns `SET` items
+/// left to right, each seeing the ones before: nothing here reads a column
+/// assigned earlier in the list.
+macro_rules! finish_delivery_update {
+    () => {
+        "UPDATE order_events SET attempts = attempts + 1, webhook_state = $2, \
+         next_attempt_at = $3, delivered_at = COALESCE($4, delivered_at), \
+         last_error = CASE WHEN $2 = 'delivered' THEN NULL ELSE $5 END \
+         WHERE id = $1"
+    };
+}
+
 pub(super) async fn finish_delivery(
     s: &SqlStore,
     event_id: &str,
@@ -68,22 +80,31 @@ pub(super) async fn finish_delivery(
         DeliveryNext::GiveUp => (WebhookState::Failed, None, None),
     };
     let mut tx = s.begin_write().await?;
-    let row = sqlx::query(concat!(
-        "UPDATE order_events SET attempts = attempts + 1, webhook_state = $2, \
-         next_attempt_at = $3, delivered_at = COALESCE($4, delivered_at), \
-         last_error = CASE WHEN $2 = 'delivered' THEN NULL ELSE $5 END \
-         WHERE id = $1 RETURNING ",
-        event_cols!()
-    ))
+    let query = sqlx::query(if tx.has_returning() {
+        concat!(finish_delivery_update!(), " RETURNING ", event_cols!())
+    } else {
+        finish_delivery_update!()
+    })
     .bind(event_id)
     .bind(state.as_str())
     .bind(next_at)
     .bind(delivered_at)
-    .bind(a.error.as_deref())
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or(StoreError::NotFound("event"))?;
-    let event = event_from_row(&row)?;
+    .bind(a.error.as_deref());
+    let row = if tx.has_returning() {
+        query.fetch_optional(&mut *tx).await?
+    } else {
+        // MySQL: no `RETURNING`; the row is ours until commit.
+        query.execute(&mut *tx).await?;
+        sqlx::query(concat!(
+            "SELECT ",
+            event_cols!(),
+            " FROM order_events WHERE id = $1"
+        ))
+        .bind(event_id)
+        .fetch_optional(&mut *tx)
+        .await?
+    };
+    let event = event_from_row(&row.ok_or(StoreError::NotFound("event"))?)?;
     sqlx::query(
         "INSERT INTO webhook_attempts (id, event_id, attempt, at, http_status, error, \
          duration_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
