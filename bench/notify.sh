@@ -169,7 +169,7 @@ if [ "${PG:-1}" != 0 ]; then
   pport=$(free_port)
   pbase="http://127.0.0.1:$pport"
   start_serve() {
-    env "$@" RUST_LOG=warn ZHIFU_DATABASE_URL="$pg_url" ZHIFU_DB_MAX_CONNECTIONS=16 \
+    env "$@" RUST_LOG=warn ZHIFU_METRICS_PUBLIC=true ZHIFU_DATABASE_URL="$pg_url" ZHIFU_DB_MAX_CONNECTIONS=16 \
       ALIPAY_APP_ID="$app_id" ALIPAY_APP_PRIVATE_KEY_FILE="$work/dev/app_private_key.pem" \
       ALIPAY_PUBLIC_KEY="$alipay_pub" ZHIFU_PUBLIC_URL="$pbase" ZHIFU_API_KEY=bench-key-0123456789abcdef \
       PORT="$pport" "$bin" serve --host 127.0.0.1 >>"$work/serve.log" 2>&1 &
