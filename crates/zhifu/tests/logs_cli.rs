@@ -4,8 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+use common::Running;
+
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
@@ -15,16 +18,6 @@ const KEY: &str = "logs-test-api-key-0123456789";
 const WEBHOOK_SECRET: &str = "logs-test-webhook-secret-0123456789";
 /// A token the merchant put in the webhook URL's query: a secret too.
 const URL_TOKEN: &str = "hooktoken987654321";
-
-/// A child process killed when the test ends, however it ends.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn zhifu() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_zhifu"));
