@@ -2,6 +2,7 @@
 # Interop suites of zhifu-sandbox, run by scripts/test after `cargo test`:
 #   node/sdk.test.js      the official npm alipay-sdk (unchanged) against `zhifu sandbox`
 #   node/cert_mode.test.js the same SDK in certificate mode against `zhifu sandbox --cert-mode`
+#   node/agreement.test.js the same SDK signs a recurring agreement and deducts from it
 #   node/browser.test.js  headless Chromium (playwright-core) through the cashier
 #   python/test_sandbox.py the official PyPI python-alipay-sdk (unchanged)
 # Needs the debug `zhifu` binary (ZHIFU_BIN, else $CARGO_TARGET_DIR or
@@ -24,7 +25,7 @@ fi
 echo "zhifu-sandbox interop: node (alipay-sdk, chromium)"
 cd "$here/node"
 npm ci --no-audit --no-fund --loglevel=error
-node --test sdk.test.js cert_mode.test.js browser.test.js
+node --test sdk.test.js cert_mode.test.js agreement.test.js browser.test.js
 
 echo "zhifu-sandbox interop: python (python-alipay-sdk)"
 cd "$here/python"

@@ -124,7 +124,7 @@ pub(crate) async fn app_sign(State(sb): State<Sandbox>, Query(q): Query<AppSign>
 /// `/oauth2/publicAppAuthorize.htm` on Alipay's auth host).
 pub(crate) const AUTHORIZE_PATH: &str = "/sandbox/oauth2/publicAppAuthorize.htm";
 
-fn status_label(lang: Lang, a: &Agreement) -> &'static str {
+pub(crate) fn status_label(lang: Lang, a: &Agreement) -> &'static str {
     if a.declined {
         return lang.pick("已拒绝", "Declined");
     }

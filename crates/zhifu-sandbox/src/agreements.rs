@@ -3,6 +3,7 @@
 //! buyer agrees, `STOP` while the buyer has paused it, `UNSIGN` once ended
 //! by either side. Signing and unsigning queue a signed `dut_user_sign` /
 //! `dut_user_unsign` notification on the trade notifications' schedule.
+//! Paying a pay-and-sign order signs its agreement straight to `NORMAL`.
 
 use crate::error::SandboxError;
 use crate::ids;
@@ -96,6 +97,81 @@ impl State {
         a.status = next;
         self.dirty.agreements.insert(agreement_no.to_owned());
         true
+    }
+
+    /// Pay and sign: the buyer paid an order that carried
+    /// `agreement_sign_params`, which signs its agreement at once (`NORMAL`,
+    /// no signing page) and sends `dut_user_sign` to `sign_notify_url`, else
+    /// to the order's `notify_url`, queued after the trade's own. An
+    /// external agreement number already in force (same app, product and
+    /// scene) is not signed a second time; the payment stands either way.
+    pub(crate) fn sign_paid_agreement(
+        &mut self,
+        trade_no: &str,
+        ctx: &Ctx<'_>,
+    ) -> Result<(), SandboxError> {
+        let Some(t) = self.trades.get(trade_no) else {
+            return Ok(());
+        };
+        let Some(p) = t.terms.agreement_sign.clone() else {
+            return Ok(());
+        };
+        let app_id = t.app_id.clone();
+        let principal_id = t.buyer_id.clone();
+        let notify_url = p
+            .sign_notify_url
+            .clone()
+            .or_else(|| t.terms.notify_url.clone());
+        let (charset, sign_type) = (t.terms.charset.clone(), t.terms.sign_type.clone());
+        let in_force = p.external_agreement_no.as_ref().is_some_and(|ext| {
+            self.agreements.values().any(|a| {
+                a.app_id == app_id
+                    && !a.declined
+                    && a.external_agreement_no.as_ref() == Some(ext)
+                    && a.personal_product_code == p.personal_product_code
+                    && a.sign_scene == p.sign_scene
+                    && matches!(a.status, AgreementState::Normal | AgreementState::Stop)
+            })
+        });
+        if in_force {
+            return Ok(());
+        }
+        let now = ctx.now_ms();
+        let mut agreement_no = ids::agreement_no(ctx.now);
+        while self.agreements.contains_key(&agreement_no) {
+            agreement_no = ids::agreement_no(ctx.now);
+        }
+        self.put_agreement(Agreement {
+            agreement_no: agreement_no.clone(),
+            token: ids::token(16),
+            app_id,
+            status: AgreementState::Normal,
+            personal_product_code: p.personal_product_code,
+            sign_scene: p.sign_scene,
+            external_agreement_no: p.external_agreement_no,
+            external_logon_id: p.external_logon_id,
+            product_code: p.product_code,
+            period_type: p.period_type,
+            period: p.period,
+            execute_time: p.execute_time,
+            single_fen: p.single_fen,
+            total_fen: p.total_fen,
+            total_payments: p.total_payments,
+            notify_url,
+            return_url: None,
+            charset,
+            sign_type,
+            principal_id,
+            created_at: now,
+            sign_time: Some(now),
+            invalid_at: Some(now + VALIDITY_DAYS * 24 * 3600 * 1000),
+            unsign_time: None,
+            next_deduct_time: None,
+            deductions: 0,
+            deducted_fen: 0,
+            declined: false,
+        });
+        self.queue_agreement_notification(&agreement_no, "dut_user_sign", ctx)
     }
 
     fn queue_agreement_notification(

@@ -2,7 +2,8 @@
 //! overview with every order and trade (`GET /sandbox/`), one trade with its
 //! refunds, notifications and action buttons
 //! (`GET /sandbox/trades/{app_id}/{out_trade_no}`), and the notification log
-//! with resend buttons (`GET /sandbox/notifications`). Tables stack into
+//! with resend buttons (`GET /sandbox/notifications`); the agreement list is
+//! `console_agreements`. Tables stack into
 //! label/value lines on a phone. The buttons post to `console_actions`.
 
 use std::fmt::Write as _;
@@ -28,7 +29,7 @@ use crate::sandbox::Sandbox;
 use crate::state::State;
 
 /// Rows the overview and the notification log show at most.
-const LIST_LIMIT: usize = 200;
+pub(crate) const LIST_LIMIT: usize = 200;
 
 /// The per-process form token: a page rendered by this process can act;
 /// a forged form (or a page from before a restart) cannot.
@@ -210,7 +211,7 @@ fn notice(lang: Lang, done: Option<&str>) -> String {
     format!("<p id=\"notice\" class=\"notice\" role=\"status\">{text}</p>")
 }
 
-fn respond(lang: Lang, chosen: bool, title: &str, body: &str) -> Response {
+pub(crate) fn respond(lang: Lang, chosen: bool, title: &str, body: &str) -> Response {
     lang.remember(frame(lang, title, body, true, true), chosen)
 }
 
@@ -583,6 +584,20 @@ pub(crate) async fn trade(
     )
 }
 
+/// The page a notification is about: an agreement notification's
+/// `out_trade_no` is the merchant's agreement number, so it leads to the
+/// agreement, not to a trade.
+fn delivery_link(d: &Delivery) -> String {
+    if d.event.starts_with("dut_user_") {
+        format!(
+            "/sandbox/agreements/{}",
+            utf8_percent_encode(&d.trade_no, NON_ALPHANUMERIC)
+        )
+    } else {
+        trade_path(&d.app_id, &d.out_trade_no)
+    }
+}
+
 /// The notifications in `ds` with their resend buttons; `back` is the page
 /// the buttons return to.
 fn deliveries_table(lang: Lang, ds: &[Delivery], back: &str) -> String {
@@ -636,7 +651,7 @@ fn deliveries_table(lang: Lang, ds: &[Delivery], back: &str) -> String {
              <button type=\"submit\" class=\"resend\" aria-label=\"{} {id}\">{}</button></form></td></tr>",
             cols[0],
             cols[1],
-            esc(&trade_path(&d.app_id, &d.out_trade_no)),
+            esc(&delivery_link(d)),
             esc(&d.out_trade_no),
             cols[2],
             event_label(lang, &d.event),

@@ -346,7 +346,8 @@ async fn page_order(sb: &Sandbox, c: &Checked, call: &mut Call) -> Response {
 pub(crate) async fn place(sb: &Sandbox, c: &Checked, product: Product) -> Result<String, BizError> {
     let biz = parse_biz(c)?;
     let sys = sys_of(c);
-    let (out, terms) = api::pay::order_terms(&biz, product, &sys)?;
+    let (out, mut terms) = api::pay::order_terms(&biz, product, &sys)?;
+    terms.agreement_sign = api::agreement::pay_and_sign(&biz)?;
     let mut st = sb.lock().await;
     let signer = sb.signer();
     let ctx = sb.ctx(&signer);

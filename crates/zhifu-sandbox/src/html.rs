@@ -49,6 +49,7 @@ td{overflow-wrap:anywhere}thead th{background:#fafafa;white-space:nowrap}\
 .badge{display:inline-block;padding:0 8px;border-radius:999px;border:1px solid currentColor;font-size:.85rem;white-space:nowrap}\
 .st-TRADE_SUCCESS,.st-delivered{color:#1a7f37}.st-WAIT_BUYER_PAY,.st-NOT_OPENED,.st-pending{color:#8a5300}\
 .st-TRADE_CLOSED,.st-TRADE_FINISHED,.st-VOIDED,.st-one_shot{color:#545454}.st-gave_up{color:#b42318}\
+.st-NORMAL{color:#1a7f37}.st-TEMP,.st-STOP{color:#8a5300}.st-UNSIGN,.st-DECLINED{color:#545454}\
 textarea{width:100%;font:.8rem ui-monospace,monospace}\
 pre{white-space:pre-wrap;overflow-wrap:anywhere;font-size:.8rem;background:#fafafa;padding:8px;border-radius:6px;margin:4px 0}\
 code{overflow-wrap:anywhere}\
@@ -78,11 +79,12 @@ pub(crate) fn frame(lang: Lang, title: &str, body: &str, wide: bool, switch: boo
     let header = if wide {
         format!(
             "<header class=\"bar\"><a class=\"brand\" href=\"/sandbox/\">{}</a>\
-             <nav aria-label=\"{}\"><a href=\"/sandbox/\">{}</a><a href=\"/sandbox/notifications\">{}</a>{switch}</nav></header>",
+             <nav aria-label=\"{}\"><a href=\"/sandbox/\">{}</a><a href=\"/sandbox/notifications\">{}</a><a href=\"/sandbox/agreements\">{}</a>{switch}</nav></header>",
             lang.pick("支付宝沙箱", "Alipay sandbox"),
             lang.pick("沙箱导航", "Sandbox"),
             lang.pick("交易", "Trades"),
             lang.pick("通知", "Notifications"),
+            lang.pick("协议", "Agreements"),
         )
     } else if switch.is_empty() {
         String::new()

@@ -54,6 +54,7 @@ pub mod certs;
 mod config;
 mod console;
 mod console_actions;
+mod console_agreements;
 mod control;
 mod error;
 mod gateway;

@@ -133,6 +133,28 @@ pub(crate) struct OrderTerms {
     pub sign_type: String,
     pub timeout_express: Option<String>,
     pub time_expire: Option<String>,
+    /// Pay and sign: the `agreement_sign_params` of a page/wap/app order,
+    /// signed when the buyer pays.
+    #[serde(default)]
+    pub agreement_sign: Option<PayAndSign>,
+}
+
+/// The agreement a pay-and-sign order asks for (`agreement_sign_params`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct PayAndSign {
+    pub personal_product_code: String,
+    pub sign_scene: String,
+    pub external_agreement_no: Option<String>,
+    pub external_logon_id: Option<String>,
+    pub product_code: Option<String>,
+    /// Where `dut_user_sign` goes; the order's `notify_url` when absent.
+    pub sign_notify_url: Option<String>,
+    pub period_type: Option<String>,
+    pub period: Option<u64>,
+    pub execute_time: Option<String>,
+    pub single_fen: Option<u64>,
+    pub total_fen: Option<u64>,
+    pub total_payments: Option<u64>,
 }
 
 impl OrderTerms {

@@ -7,6 +7,7 @@ use axum::routing::{get, post};
 
 use crate::console;
 use crate::console_actions;
+use crate::console_agreements;
 use crate::control;
 use crate::gateway;
 use crate::pages;
@@ -46,6 +47,7 @@ impl Sandbox {
                 post(console_actions::trade_action),
             )
             .route("/sandbox/notifications", get(console::notifications))
+            .route("/sandbox/agreements", get(console_agreements::agreements))
             .route(
                 "/sandbox/notifications/{id}/resend",
                 post(console_actions::resend),

@@ -163,7 +163,8 @@ impl State {
         t.status = TradeStatus::TradeSuccess;
         t.gmt_payment = Some(now);
         self.dirty.trades.insert(trade_no.to_owned());
-        self.queue_notification(trade_no, Event::Paid, ctx)
+        self.queue_notification(trade_no, Event::Paid, ctx)?;
+        self.sign_paid_agreement(trade_no, ctx)
     }
 
     /// Pays by `out_trade_no`: opens a not-yet-created order first, as a
@@ -350,6 +351,7 @@ mod tests {
             sign_type: "RSA2".into(),
             timeout_express: None,
             time_expire: None,
+            agreement_sign: None,
         };
         assert_eq!(t.deadline(base), base + time::Duration::days(15));
         t.product = Product::Create;

@@ -187,6 +187,7 @@ impl Sandbox {
                     sign_type: "RSA2".into(),
                     timeout_express: None,
                     time_expire: None,
+                    agreement_sign: None,
                 },
                 status: TradeStatus::TradeSuccess,
                 seller_id: app.seller_id.clone(),

@@ -229,4 +229,95 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Every accepted Alipay certificate, oldest first.
     async fn accepted_alipay_certs(&self) -> Result<Vec<AlipayCertRecord>>;
+
+    /// Inserts a `pending_signature` subscription. When `idempotency_key`
+    /// is set and already used, answers the earlier one.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when `external_agreement_no` is taken.
+    async fn create_subscription(&self, sub: NewSubscription) -> Result<CreateSubscriptionOutcome>;
+
+    /// The subscription with this id.
+    async fn get_subscription(&self, id: &str) -> Result<Option<Subscription>>;
+
+    /// The subscription with this merchant agreement number.
+    async fn get_subscription_by_external_no(&self, no: &str) -> Result<Option<Subscription>>;
+
+    /// Subscriptions newest first, filtered and paged.
+    async fn list_subscriptions(&self, query: &SubscriptionQuery) -> Result<Vec<Subscription>>;
+
+    /// `pending_signature → active` with Alipay's agreement number and the
+    /// buyer, and its event, once. `Some` when this call made the change.
+    async fn activate_subscription(
+        &self,
+        id: &str,
+        agreement_no: &str,
+        buyer_id: Option<&str>,
+        at: i64,
+    ) -> Result<Option<Subscription>>;
+
+    /// Any non-final state → `canceled`, and its event, once. `Some` when
+    /// this call made the change.
+    async fn cancel_subscription(&self, id: &str, at: i64) -> Result<Option<Subscription>>;
+
+    /// Takes up to `limit` active subscriptions whose next charge is due at
+    /// `now` and whose lease is free, leasing each until `lease_until`.
+    async fn claim_due_subscriptions(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<Subscription>>;
+
+    /// The order that charges `period` of a subscription: the existing one,
+    /// or `order` inserted with its link in one transaction. However many
+    /// callers ask, a period has one order.
+    async fn charge_order(
+        &self,
+        subscription_id: &str,
+        period: i64,
+        order: NewOrder,
+    ) -> Result<Order>;
+
+    /// Records how `period`'s charge ended, once (the subscription must
+    /// still be at that period), with its event. `Some` when this call made
+    /// the change.
+    async fn record_charge(
+        &self,
+        subscription_id: &str,
+        period: i64,
+        result: &ChargeResult,
+        at: i64,
+    ) -> Result<Option<Subscription>>;
+
+    /// Moves a claimed subscription's lease to `retry_at` without a result.
+    async fn release_subscription(&self, id: &str, retry_at: i64) -> Result<()>;
+
+    /// A subscription's charges `(period, order)`, newest period first.
+    async fn list_subscription_charges(&self, id: &str) -> Result<Vec<(i64, Order)>>;
+
+    /// The subscription and period an order charges, if it is a charge.
+    async fn subscription_of_order(&self, order_id: &str) -> Result<Option<(String, i64)>>;
+
+    /// A subscription's events, oldest first.
+    async fn list_subscription_events(&self, id: &str) -> Result<Vec<SubscriptionEvent>>;
+
+    /// Takes up to `limit` subscription events whose webhook is due
+    /// (optionally of one subscription), leasing each until `lease_until`.
+    async fn claim_due_subscription_events(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+        subscription_id: Option<&str>,
+    ) -> Result<Vec<SubscriptionEvent>>;
+
+    /// Records a delivery attempt's outcome on a subscription event.
+    async fn finish_subscription_event_delivery(
+        &self,
+        event_id: &str,
+        at: i64,
+        error: Option<&str>,
+        next: DeliveryNext,
+    ) -> Result<()>;
 }

@@ -4,13 +4,15 @@
 //! `.executionplan.modify`, and deductions — `alipay.trade.pay` with
 //! `product_code` `GENERAL_WITHHOLDING` — that create an ordinary paid
 //! trade or fail by the agreement's state, its limits and the test buyer's
-//! balance ([`crate::SandboxConfig::withholding_balance_fen`]).
+//! balance ([`crate::SandboxConfig::withholding_balance_fen`]); and the
+//! `agreement_sign_params` of pay and sign, kept on the order until the
+//! buyer pays.
 
 use serde_json::{Map, Value};
 
 use crate::api::pay::{Reuse, check_reuse, context_inconsistent, order_terms, paid_reply};
 use crate::ids;
-use crate::model::{Agreement, AgreementState, Product, beijing, yuan};
+use crate::model::{Agreement, AgreementState, PayAndSign, Product, beijing, yuan};
 use crate::state::{Ctx, State};
 use crate::wire::{Biz, BizError, Reply, Sys};
 
@@ -143,6 +145,49 @@ pub(crate) fn sign_order(
     Ok(token)
 }
 
+/// `agreement_sign_params` of a page/wap/app order (pay and sign): the
+/// agreement to sign when the buyer pays. `personal_product_code` and
+/// `sign_scene` are required, and `CYCLE_PAY_AUTH_P` needs its period rule,
+/// as on `alipay.user.agreement.page.sign`.
+pub(crate) fn pay_and_sign(biz: &Biz) -> Result<Option<PayAndSign>, BizError> {
+    let p = match biz.0.get("agreement_sign_params") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(m)) => m,
+        Some(_) => return Err(BizError::invalid("agreement_sign_params 格式错误")),
+    };
+    let required = |k: &str| {
+        text_of(p.get(k))
+            .ok_or_else(|| BizError::invalid(format!("缺少必选参数 agreement_sign_params.{k}")))
+    };
+    let personal_product_code = required("personal_product_code")?;
+    let sign_scene = required("sign_scene")?;
+    let rule = match p.get("period_rule_params") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(m)) => Some(m.clone()),
+        Some(_) => return Err(BizError::invalid("period_rule_params 格式错误")),
+    };
+    if personal_product_code == "CYCLE_PAY_AUTH_P" && rule.is_none() {
+        return Err(BizError::invalid(
+            "缺少必选参数 agreement_sign_params.period_rule_params",
+        ));
+    }
+    let rule = rule.unwrap_or_default();
+    Ok(Some(PayAndSign {
+        personal_product_code,
+        sign_scene,
+        external_agreement_no: text_of(p.get("external_agreement_no")),
+        external_logon_id: text_of(p.get("external_logon_id")),
+        product_code: text_of(p.get("product_code")),
+        sign_notify_url: text_of(p.get("sign_notify_url")),
+        period_type: text_of(rule.get("period_type")),
+        period: count_of(rule.get("period"), "period")?,
+        execute_time: text_of(rule.get("execute_time")),
+        single_fen: amount_of(rule.get("single_amount"), "single_amount")?,
+        total_fen: amount_of(rule.get("total_amount"), "total_amount")?,
+        total_payments: count_of(rule.get("total_payments"), "total_payments")?,
+    }))
+}
+
 /// The agreement a query or unsign names: `agreement_no` wins; otherwise
 /// product, scene and external number together.
 fn find(st: &State, app_id: &str, biz: &Biz) -> Result<String, BizError> {
@@ -267,6 +312,13 @@ pub(crate) fn is_deduction(biz: &Biz) -> bool {
 
 /// `alipay.trade.pay` with `GENERAL_WITHHOLDING`: charges a `NORMAL`
 /// agreement's buyer at once, creating a paid trade and its notification.
+///
+/// A reused `out_trade_no` is looked at first, before the agreement: a
+/// merchant rerunning a period must learn that it was already charged
+/// (`ACQ.TRADE_HAS_SUCCESS`) even if the buyer has unsigned since, and an
+/// existing trade is never paid, counted or debited a second time. A
+/// refused deduction leaves no trade behind, so the same `out_trade_no`
+/// can be retried later.
 pub(crate) fn deduct(
     st: &mut State,
     app_id: &str,
@@ -280,6 +332,12 @@ pub(crate) fn deduct(
         _ => None,
     }
     .ok_or_else(|| BizError::invalid("缺少必选参数 agreement_params.agreement_no"))?;
+    match check_reuse(st, app_id, &out, &terms, ctx.now_ms())? {
+        Reuse::New => {}
+        // Deductions pay at once, so an unpaid trade under this number came
+        // from another API (or a failed payment): never charge through it.
+        Reuse::Trade(_) | Reuse::Order(_) => return Err(context_inconsistent()),
+    }
     let Some(a) = st
         .agreements
         .get(&agreement_no)
@@ -298,34 +356,32 @@ pub(crate) fn deduct(
     let over_limit = a.single_fen.is_some_and(|s| amount > s)
         || a.total_fen.is_some_and(|t| a.deducted_fen + amount > t)
         || a.total_payments.is_some_and(|n| a.deductions >= n);
-    let trade_no = match check_reuse(st, app_id, &out, &terms, ctx.now_ms())? {
-        Reuse::Trade(no) => no,
-        Reuse::Order(_) => return Err(context_inconsistent()),
-        Reuse::New => {
-            if over_limit {
-                return Err(BizError::acq(
-                    "ACQ.BEYOND_PAY_RESTRICTION",
-                    "超出协议约定的扣款额度或次数",
-                ));
-            }
-            if st.withholding_balance_fen.is_some_and(|b| b < amount) {
-                return Err(BizError::acq(
-                    "ACQ.BUYER_BALANCE_NOT_ENOUGH",
-                    "买家余额不足",
-                ));
-            }
-            st.new_trade(app_id, &out, terms, None, Some(principal), ctx)
+    if over_limit {
+        return Err(BizError::acq(
+            "ACQ.BEYOND_PAY_RESTRICTION",
+            "超出协议约定的扣款额度或次数",
+        ));
+    }
+    if st.withholding_balance_fen.is_some_and(|b| b < amount) {
+        return Err(BizError::acq(
+            "ACQ.BUYER_BALANCE_NOT_ENOUGH",
+            "买家余额不足",
+        ));
+    }
+    let trade_no = st.new_trade(app_id, &out, terms, None, Some(principal), ctx);
+    let paid = st.pay_trade(&trade_no, ctx);
+    // Counted by what happened to the trade, not by the notification
+    // queueing that follows it inside `pay_trade`.
+    if st.trades[&trade_no].status == alipay::TradeStatus::TradeSuccess {
+        if let Some(b) = st.withholding_balance_fen.as_mut() {
+            *b = b.saturating_sub(amount);
         }
-    };
-    st.pay_trade(&trade_no, ctx)
-        .map_err(|_| BizError::system_error())?;
-    if let Some(b) = st.withholding_balance_fen.as_mut() {
-        *b = b.saturating_sub(amount);
+        if let Some(a) = st.agreements.get_mut(&agreement_no) {
+            a.deductions += 1;
+            a.deducted_fen += amount;
+            st.dirty.agreements.insert(agreement_no);
+        }
     }
-    if let Some(a) = st.agreements.get_mut(&agreement_no) {
-        a.deductions += 1;
-        a.deducted_fen += amount;
-        st.dirty.agreements.insert(agreement_no);
-    }
+    paid.map_err(|_| BizError::system_error())?;
     Ok(paid_reply(st, &trade_no))
 }

@@ -166,6 +166,7 @@ mod tests {
             sign_type: "RSA2".into(),
             timeout_express: Some("15d".into()),
             time_expire: None,
+            agreement_sign: None,
         }
     }
 

@@ -124,6 +124,8 @@ pub(crate) fn order_terms(
             sign_type: sys.sign_type.clone(),
             timeout_express,
             time_expire,
+            // Only page/wap/app orders sign while paying; the gateway adds it.
+            agreement_sign: None,
         },
     ))
 }

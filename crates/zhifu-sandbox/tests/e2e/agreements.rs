@@ -745,3 +745,372 @@ async fn an_oauth_code_expires_with_the_sandbox_clock() {
         .unwrap_err());
     assert_eq!(e.sub_code.as_deref(), Some("isv.code-invalid"));
 }
+
+/// The deduction row of the agreement listing.
+async fn listed(t: &TestSandbox, agreement_no: &str) -> zhifu_sandbox::AgreementView {
+    t.sandbox
+        .agreements()
+        .await
+        .into_iter()
+        .find(|a| a.agreement_no == agreement_no)
+        .expect("the agreement is listed")
+}
+
+#[tokio::test]
+async fn a_rerun_deduction_never_charges_twice() {
+    let t = spawn_auto().await;
+    let c = &t.app.client;
+    let rx = Receiver::success().await;
+    let signed = sign(&t, &unique("RERUN"), &rx).await;
+    let agreement_no = signed.agreement_no.clone();
+    t.sandbox.set_withholding_balance(Some(amt("100.00"))).await;
+
+    let out = unique("PERIOD");
+    let paid = c
+        .execute(&deduction(&out, "30.00", &agreement_no), &opts(&rx.url))
+        .await
+        .unwrap();
+    assert_eq!(
+        t.app.notification(&rx.next().await.body).trade_status,
+        TradeStatus::TradeSuccess
+    );
+    // Rerun as is, and rerun with other terms: both answered "already paid".
+    for amount in ["30.00", "29.00"] {
+        let e = gw(c
+            .execute(&deduction(&out, amount, &agreement_no), &opts(&rx.url))
+            .await
+            .unwrap_err());
+        assert_eq!(e.sub_code.as_deref(), Some("ACQ.TRADE_HAS_SUCCESS"));
+        assert!(e.verified);
+    }
+    // Still "already paid" once the buyer has paused the agreement: the
+    // period's fate comes before the agreement's.
+    let page = format!("{}/sandbox/agreements/{agreement_no}", t.base);
+    t.http.post(format!("{page}/pause")).send().await.unwrap();
+    let e = gw(c
+        .execute(&deduction(&out, "30.00", &agreement_no), &opts(&rx.url))
+        .await
+        .unwrap_err());
+    assert_eq!(e.sub_code.as_deref(), Some("ACQ.TRADE_HAS_SUCCESS"));
+    t.http.post(format!("{page}/resume")).send().await.unwrap();
+
+    let row = listed(&t, &agreement_no).await;
+    assert_eq!(row.deductions, 1);
+    assert_eq!(row.deducted_amount, "30.00");
+    let trades: Vec<_> = t
+        .sandbox
+        .trades()
+        .await
+        .into_iter()
+        .filter(|x| x.out_trade_no == out)
+        .collect();
+    assert_eq!(trades.len(), 1);
+    assert_eq!(trades[0].trade_no, paid.trade_no);
+    assert!(rx.next_within(Duration::from_millis(300)).await.is_none());
+    // The balance was debited once: 70.00 is left for two more periods and 10.00.
+    for _ in 0..2 {
+        c.execute(
+            &deduction(&unique("PERIOD"), "30.00", &agreement_no),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    }
+    let e = gw(c
+        .execute(
+            &deduction(&unique("PERIOD"), "10.01", &agreement_no),
+            &Default::default(),
+        )
+        .await
+        .unwrap_err());
+    assert_eq!(e.sub_code.as_deref(), Some("ACQ.BUYER_BALANCE_NOT_ENOUGH"));
+    c.execute(
+        &deduction(&unique("PERIOD"), "10.00", &agreement_no),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let row = listed(&t, &agreement_no).await;
+    assert_eq!(row.deductions, 4);
+    assert_eq!(row.deducted_amount, "100.00");
+}
+
+#[tokio::test]
+async fn a_deduction_refused_for_balance_leaves_the_out_trade_no_free() {
+    let t = spawn_auto().await;
+    let c = &t.app.client;
+    let rx = Receiver::success().await;
+    let signed = sign(&t, &unique("SHORT"), &rx).await;
+    let out = unique("PERIOD");
+    t.sandbox.set_withholding_balance(Some(amt("10.00"))).await;
+    let e = gw(c
+        .execute(
+            &deduction(&out, "20.00", &signed.agreement_no),
+            &opts(&rx.url),
+        )
+        .await
+        .unwrap_err());
+    assert_eq!(e.sub_code.as_deref(), Some("ACQ.BUYER_BALANCE_NOT_ENOUGH"));
+    assert!(t.sandbox.trades().await.is_empty());
+    assert!(rx.next_within(Duration::from_millis(300)).await.is_none());
+
+    // The buyer tops up; the merchant retries the same period number.
+    t.sandbox.set_withholding_balance(Some(amt("25.00"))).await;
+    let paid = c
+        .execute(
+            &deduction(&out, "20.00", &signed.agreement_no),
+            &opts(&rx.url),
+        )
+        .await
+        .unwrap();
+    assert_eq!(paid.out_trade_no, out);
+    let n = t.app.notification(&rx.next().await.body);
+    assert_eq!(n.out_trade_no, out);
+    let row = listed(&t, &signed.agreement_no).await;
+    assert_eq!((row.deductions, row.deducted_amount.as_str()), (1, "20.00"));
+    let e = gw(c
+        .execute(
+            &deduction(&out, "20.00", &signed.agreement_no),
+            &Default::default(),
+        )
+        .await
+        .unwrap_err());
+    assert_eq!(e.sub_code.as_deref(), Some("ACQ.TRADE_HAS_SUCCESS"));
+    // 5.00 left: the rerun took nothing.
+    c.execute(
+        &deduction(&unique("PERIOD"), "5.00", &signed.agreement_no),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_deduction_whose_answer_was_lost_is_found_paid_on_rerun() {
+    let t = spawn_auto().await;
+    let c = &t.app.client;
+    let rx = Receiver::success().await;
+    let signed = sign(&t, &unique("LOST"), &rx).await;
+    let out = unique("PERIOD");
+    t.sandbox
+        .set_faults(zhifu_sandbox::Faults {
+            system_error_rate: 1.0,
+            system_error_after_commit: true,
+            ..Default::default()
+        })
+        .await;
+    let e = c
+        .execute(
+            &deduction(&out, "30.00", &signed.agreement_no),
+            &Default::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(e.is_unknown_outcome());
+    t.sandbox.set_faults(zhifu_sandbox::Faults::default()).await;
+
+    let e = gw(c
+        .execute(
+            &deduction(&out, "30.00", &signed.agreement_no),
+            &Default::default(),
+        )
+        .await
+        .unwrap_err());
+    assert_eq!(e.sub_code.as_deref(), Some("ACQ.TRADE_HAS_SUCCESS"));
+    let q = c
+        .execute(&TradeQuery::by_out_trade_no(&out), &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(q.trade_status, TradeStatus::TradeSuccess);
+    let row = listed(&t, &signed.agreement_no).await;
+    assert_eq!((row.deductions, row.deducted_amount.as_str()), (1, "30.00"));
+}
+
+#[tokio::test]
+async fn a_deduction_cannot_reuse_another_apis_unpaid_trade() {
+    let t = spawn_auto().await;
+    let c = &t.app.client;
+    let rx = Receiver::success().await;
+    let signed = sign(&t, &unique("OTHER"), &rx).await;
+    let out = unique("PERIOD");
+    c.execute(
+        &create_req(no(&out), amt("30.00"), "月度会员 membership"),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let e = gw(c
+        .execute(
+            &deduction(&out, "30.00", &signed.agreement_no),
+            &Default::default(),
+        )
+        .await
+        .unwrap_err());
+    assert_eq!(e.sub_code.as_deref(), Some("ACQ.CONTEXT_INCONSISTENT"));
+    let q = c
+        .execute(&TradeQuery::by_out_trade_no(&out), &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(q.trade_status, TradeStatus::WaitBuyerPay);
+    assert_eq!(listed(&t, &signed.agreement_no).await.deductions, 0);
+}
+
+/// Opens a page-pay order on the gateway and returns its cashier URL.
+async fn open_cashier(t: &TestSandbox, order: &alipay::TradePagePay, notify_url: &str) -> String {
+    let signed = t
+        .app
+        .alipay
+        .sign_request(order, &opts(notify_url), t.sandbox.now())
+        .unwrap();
+    let resp = t
+        .http
+        .get(signed.to_get_url(&t.gateway))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_redirection(), "{}", resp.status());
+    format!("{}{}", t.base, location(&resp))
+}
+
+#[tokio::test]
+async fn paying_a_pay_and_sign_order_signs_its_agreement() {
+    let t = spawn_auto().await;
+    let c = &t.app.client;
+    let rx = Receiver::success().await;
+    let rx_sign = Receiver::success().await;
+    let external = unique("PAYSIGN");
+    let out = unique("FIRST");
+    let mut order = alipay::TradePagePay::new(no(&out), amt("30.00"), "首月会员 first month");
+    order.agreement_sign_params = Some(
+        alipay::AgreementSignParams::cycle_pay(SCENE, &external, monthly())
+            .sign_notify_url(&rx_sign.url),
+    );
+    let cashier = open_cashier(&t, &order, &rx.url).await;
+    // Nothing is signed before the buyer pays.
+    let e = gw(c
+        .execute(&query_by_external(&external), &Default::default())
+        .await
+        .unwrap_err());
+    assert_eq!(e.sub_code.as_deref(), Some("USER_AGREEMENT_NOT_EXIST"));
+
+    let paid = t.http.post(format!("{cashier}/pay")).send().await.unwrap();
+    assert!(paid.status().is_success() || paid.status().is_redirection());
+    let n = t.app.notification(&rx.next().await.body);
+    assert_eq!(n.trade_status, TradeStatus::TradeSuccess);
+    assert_eq!(n.out_trade_no, out);
+
+    // The dut_user_sign notification goes to sign_notify_url, not notify_url.
+    let signed = agreement_notification(&t, &rx_sign.next().await.body);
+    assert_eq!(signed.notify_type, AgreementNotifyType::Sign);
+    assert_eq!(signed.status, AgreementStatus::Normal);
+    signed
+        .check_against(&ExpectedAgreement::new(&t.app.app_id, &external).personal_product_code(PPC))
+        .unwrap();
+    assert_eq!(signed.alipay_user_id, n.buyer_id);
+    assert!(rx.next_within(Duration::from_millis(300)).await.is_none());
+
+    let q = c
+        .execute(&query_by_external(&external), &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(q.status, AgreementStatus::Normal);
+    assert_eq!(q.agreement_no, signed.agreement_no);
+    assert_eq!(q.single_quota, Some(amt("30.00")));
+    // The next period is an ordinary deduction.
+    c.execute(
+        &deduction(&unique("NEXT"), "30.00", &signed.agreement_no),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let row = t
+        .sandbox
+        .agreements()
+        .await
+        .into_iter()
+        .find(|a| a.agreement_no == signed.agreement_no)
+        .unwrap();
+    assert_eq!((row.status.as_str(), row.deductions), ("NORMAL", 1));
+
+    // The same external number paid again while in force: paid, not signed twice.
+    let mut again = alipay::TradePagePay::new(no(&unique("AGAIN")), amt("30.00"), "again");
+    again.agreement_sign_params = Some(alipay::AgreementSignParams::cycle_pay(
+        SCENE,
+        &external,
+        monthly(),
+    ));
+    let cashier = open_cashier(&t, &again, &rx.url).await;
+    t.http.post(format!("{cashier}/pay")).send().await.unwrap();
+    rx.next().await;
+    let same: Vec<_> = t
+        .sandbox
+        .agreements()
+        .await
+        .into_iter()
+        .filter(|a| a.external_agreement_no.as_deref() == Some(external.as_str()))
+        .collect();
+    assert_eq!(same.len(), 1);
+    assert!(rx.next_within(Duration::from_millis(300)).await.is_none());
+}
+
+#[tokio::test]
+async fn pay_and_sign_without_sign_notify_url_notifies_the_orders_url_and_needs_its_fields() {
+    let t = spawn_auto().await;
+    let rx = Receiver::success().await;
+    let external = unique("PAYSIGN");
+    let mut order = alipay::TradePagePay::new(no(&unique("FIRST")), amt("9.90"), "trial");
+    order.agreement_sign_params = Some(alipay::AgreementSignParams::cycle_pay(
+        SCENE,
+        &external,
+        monthly(),
+    ));
+    let cashier = open_cashier(&t, &order, &rx.url).await;
+    t.http.post(format!("{cashier}/pay")).send().await.unwrap();
+    // Both arrive at the order's notify_url (delivered concurrently, in either order).
+    let (a, b) = (rx.next().await.body, rx.next().await.body);
+    let (sign_body, trade_body) = if a.contains("notify_type=dut_user_sign") {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    assert_eq!(
+        t.app.notification(&trade_body).trade_status,
+        TradeStatus::TradeSuccess
+    );
+    let signed = agreement_notification(&t, &sign_body);
+    assert_eq!(
+        signed.external_agreement_no.as_deref(),
+        Some(external.as_str())
+    );
+
+    // agreement_sign_params without sign_scene: the gateway's error page, no order.
+    let bad_out = unique("BAD");
+    let mut manual = alipay::TradePagePay::new(no(&bad_out), amt("9.90"), "bad");
+    manual.extra.insert(
+        "agreement_sign_params".into(),
+        serde_json::json!({"personal_product_code": PPC, "external_agreement_no": "X1"}),
+    );
+    let signed_req = t
+        .app
+        .alipay
+        .sign_request(&manual, &opts(&rx.url), t.sandbox.now())
+        .unwrap();
+    let html = t
+        .http
+        .get(signed_req.to_get_url(&t.gateway))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("ACQ.INVALID_PARAMETER"), "{html}");
+    assert!(html.contains("agreement_sign_params.sign_scene"), "{html}");
+    assert!(
+        !t.sandbox
+            .trades()
+            .await
+            .iter()
+            .any(|x| x.out_trade_no == bad_out)
+    );
+}

@@ -353,3 +353,123 @@ async fn cancel_on_the_cashier_leads_back_to_the_merchant() {
         .unwrap();
     assert!(!cancelled.contains("back-to-merchant"));
 }
+
+/// The `<tr>` of agreement `no` on the agreement list.
+fn agreement_row<'a>(html: &'a str, no: &str) -> &'a str {
+    let at = html
+        .find(&format!("data-agreement-no=\"{no}\""))
+        .unwrap_or_else(|| panic!("agreement {no} is listed: {html}"));
+    let rest = &html[at..];
+    &rest[..rest.find("</tr>").unwrap()]
+}
+
+#[tokio::test]
+async fn the_agreement_list_follows_signing_deductions_and_the_buyers_unsign() {
+    use alipay::{AccessChannel, PeriodRule, PeriodType, TradeAgreementPay, UserAgreementPageSign};
+    let app = spawn_auto().await;
+    let rx = Receiver::success().await;
+    let (_, empty) = get(&app, "/sandbox/agreements").await;
+    assert!(empty.contains("id=\"no-agreements\""), "{empty}");
+
+    let external = unique("CONSOLESUB");
+    let rule = PeriodRule::new(
+        PeriodType::Month,
+        1,
+        time::macros::date!(2030 - 01 - 15),
+        amt("30.00"),
+    );
+    let req = UserAgreementPageSign::cycle_pay(
+        "INDUSTRY|DIGITAL_MEDIA",
+        &external,
+        AccessChannel::QrCode,
+        rule,
+    );
+    let signed = app
+        .app
+        .alipay
+        .sign_request(&req, &opts(&rx.url), app.sandbox.now())
+        .unwrap();
+    let opened = app
+        .http
+        .get(signed.to_get_url(&app.gateway))
+        .send()
+        .await
+        .unwrap();
+    let sign_path = opened.headers()["location"].to_str().unwrap().to_owned();
+    let agreement_no = app.sandbox.agreements().await[0].agreement_no.clone();
+
+    // Waiting for the buyer: TEMP, linked to the signing page.
+    let (status, html) = get(&app, "/sandbox/agreements").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("<html lang=\"zh-CN\">"), "Chinese by default");
+    assert!(
+        html.contains("href=\"/sandbox/agreements\""),
+        "in the navigation"
+    );
+    let row = agreement_row(&html, &agreement_no);
+    assert!(row.contains(&external), "{row}");
+    assert!(
+        row.contains("data-status=\"TEMP\"") && row.contains("待签约"),
+        "{row}"
+    );
+    assert!(row.contains(&format!("href=\"{sign_path}\"")), "{row}");
+
+    app.http
+        .post(format!("{}{sign_path}/agree", app.base))
+        .send()
+        .await
+        .unwrap();
+    rx.next().await;
+    app.client
+        .execute(
+            &TradeAgreementPay::new(
+                no(&unique("CONSOLEPAY")),
+                amt("30.00"),
+                "月度会员",
+                &agreement_no,
+            ),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    let (_, html) = get(&app, "/sandbox/agreements").await;
+    let row = agreement_row(&html, &agreement_no);
+    assert!(
+        row.contains("data-status=\"NORMAL\"") && row.contains("已签约"),
+        "{row}"
+    );
+    assert!(
+        row.contains("<td data-label=\"扣款次数\" class=\"num deductions\">1</td>"),
+        "{row}"
+    );
+    assert!(row.contains("¥30.00"), "{row}");
+    assert!(row.contains("每 1 个月"), "{row}");
+    let buyer_page = format!("/sandbox/agreements/{agreement_no}");
+    assert!(row.contains(&format!("href=\"{buyer_page}\"")), "{row}");
+
+    // The buyer ends it from the linked page.
+    let (_, page) = get(&app, &buyer_page).await;
+    assert!(page.contains("id=\"unsign\""), "{page}");
+    let (status, _) = post(&app, &format!("{buyer_page}/unsign"), &[]).await;
+    assert_eq!(status, 303);
+    let (_, html) = get(&app, "/sandbox/agreements").await;
+    let row = agreement_row(&html, &agreement_no);
+    assert!(
+        row.contains("data-status=\"UNSIGN\"") && row.contains("已解约"),
+        "{row}"
+    );
+    assert!(row.contains("class=\"num deductions\">1</td>"), "{row}");
+
+    let (_, en) = get(&app, "/sandbox/agreements?lang=en").await;
+    assert!(en.contains("<html lang=\"en\">") && en.contains("Recurring agreements"));
+    let row = agreement_row(&en, &agreement_no);
+    assert!(
+        row.contains("Ended") && row.contains("every 1 month(s)"),
+        "{row}"
+    );
+    assert!(!en.contains("协议"), "one language at a time: {en}");
+
+    // The notification log leads from an agreement notification to the agreement.
+    let (_, log) = get(&app, "/sandbox/notifications").await;
+    assert!(log.contains(&format!("href=\"{buyer_page}\"")), "{log}");
+}

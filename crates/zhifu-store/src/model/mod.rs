@@ -7,8 +7,10 @@ mod order;
 mod outbox;
 mod refund;
 mod report;
+mod subscription;
 
 pub use self::order::*;
 pub use self::outbox::*;
 pub use self::refund::*;
 pub use self::report::*;
+pub use self::subscription::*;

@@ -124,11 +124,14 @@ pub enum AnomalyReason {
     RefundExceedsTotal,
     /// A refund total below what was already recorded (states never go back).
     RefundWentBackwards,
+    /// An agreement notification or answer about another agreement than the
+    /// subscription's (our number, Alipay's number or the product).
+    AgreementMismatch,
 }
 
 impl AnomalyReason {
     /// Every reason.
-    pub const ALL: [AnomalyReason; 11] = [
+    pub const ALL: [AnomalyReason; 12] = [
         AnomalyReason::BadSignature,
         AnomalyReason::Malformed,
         AnomalyReason::UnknownOrder,
@@ -140,6 +143,7 @@ impl AnomalyReason {
         AnomalyReason::PaidAfterClose,
         AnomalyReason::RefundExceedsTotal,
         AnomalyReason::RefundWentBackwards,
+        AnomalyReason::AgreementMismatch,
     ];
 
     /// Parses a stored name.
@@ -176,6 +180,7 @@ impl AnomalyReason {
             AnomalyReason::PaidAfterClose => "paid_after_close",
             AnomalyReason::RefundExceedsTotal => "refund_exceeds_total",
             AnomalyReason::RefundWentBackwards => "refund_went_backwards",
+            AnomalyReason::AgreementMismatch => "agreement_mismatch",
         }
     }
 }

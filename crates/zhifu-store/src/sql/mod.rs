@@ -47,6 +47,7 @@ mod outbox;
 mod refunds;
 mod rows;
 mod store;
+mod subscriptions;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -23,25 +23,46 @@ pub(super) async fn fetch_order(tx: &mut Tx, id: &str) -> Result<Order> {
     order_from_row(&row)
 }
 
+const INSERT_ORDER: &str = concat!(
+    "INSERT INTO orders (",
+    order_cols!(),
+    ") VALUES ($1, $2, $3, $4, $5, 0, 0, 'pending', NULL, NULL, NULL, NULL, $6, $7, $8, \
+     $9, $9, $10, NULL, NULL, 0)"
+);
+
+/// Inserts a pending order inside `tx` (a subscription's charge, written
+/// with its link to the period).
+pub(super) async fn insert_order(tx: &mut Tx, o: &NewOrder) -> Result<()> {
+    sqlx::query(INSERT_ORDER)
+        .bind(&o.id)
+        .bind(&o.out_trade_no)
+        .bind(&o.subject)
+        .bind(o.body.as_deref())
+        .bind(o.total_fen)
+        .bind(o.metadata.as_deref())
+        .bind(o.idempotency_key.as_deref())
+        .bind(o.request_hash.as_deref())
+        .bind(o.created_at)
+        .bind(o.expires_at)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 pub(super) async fn create_order(s: &SqlStore, o: NewOrder) -> Result<CreateOrderOutcome> {
-    let inserted = sqlx::query(concat!(
-        "INSERT INTO orders (",
-        order_cols!(),
-        ") VALUES ($1, $2, $3, $4, $5, 0, 0, 'pending', NULL, NULL, NULL, NULL, $6, $7, $8, \
-         $9, $9, $10, NULL, NULL, 0)"
-    ))
-    .bind(&o.id)
-    .bind(&o.out_trade_no)
-    .bind(&o.subject)
-    .bind(o.body.as_deref())
-    .bind(o.total_fen)
-    .bind(o.metadata.as_deref())
-    .bind(o.idempotency_key.as_deref())
-    .bind(o.request_hash.as_deref())
-    .bind(o.created_at)
-    .bind(o.expires_at)
-    .execute(s.writer())
-    .await;
+    let inserted = sqlx::query(INSERT_ORDER)
+        .bind(&o.id)
+        .bind(&o.out_trade_no)
+        .bind(&o.subject)
+        .bind(o.body.as_deref())
+        .bind(o.total_fen)
+        .bind(o.metadata.as_deref())
+        .bind(o.idempotency_key.as_deref())
+        .bind(o.request_hash.as_deref())
+        .bind(o.created_at)
+        .bind(o.expires_at)
+        .execute(s.writer())
+        .await;
     match inserted {
         Ok(_) => {
             let order = get_order(s, &o.id)

@@ -4,7 +4,9 @@
 
 use async_trait::async_trait;
 
-use super::{SqlStore, alipay_certs, apply, leases, notifications, orders, outbox, refunds};
+use super::{
+    SqlStore, alipay_certs, apply, leases, notifications, orders, outbox, refunds, subscriptions,
+};
 use crate::model::*;
 use crate::{AlipayCertRecord, Result, Store};
 
@@ -168,5 +170,99 @@ impl Store for SqlStore {
 
     async fn accepted_alipay_certs(&self) -> Result<Vec<AlipayCertRecord>> {
         alipay_certs::accepted(self).await
+    }
+
+    async fn create_subscription(&self, n: NewSubscription) -> Result<CreateSubscriptionOutcome> {
+        subscriptions::create(self, n).await
+    }
+
+    async fn get_subscription(&self, id: &str) -> Result<Option<Subscription>> {
+        subscriptions::get(self, id).await
+    }
+
+    async fn get_subscription_by_external_no(&self, no: &str) -> Result<Option<Subscription>> {
+        subscriptions::get_by_external_no(self, no).await
+    }
+
+    async fn list_subscriptions(&self, q: &SubscriptionQuery) -> Result<Vec<Subscription>> {
+        subscriptions::list(self, q).await
+    }
+
+    async fn activate_subscription(
+        &self,
+        id: &str,
+        agreement_no: &str,
+        buyer_id: Option<&str>,
+        at: i64,
+    ) -> Result<Option<Subscription>> {
+        subscriptions::activate(self, id, agreement_no, buyer_id, at).await
+    }
+
+    async fn cancel_subscription(&self, id: &str, at: i64) -> Result<Option<Subscription>> {
+        subscriptions::cancel(self, id, at).await
+    }
+
+    async fn claim_due_subscriptions(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<Subscription>> {
+        subscriptions::claim_due(self, now, lease_until, limit).await
+    }
+
+    async fn charge_order(
+        &self,
+        subscription_id: &str,
+        period: i64,
+        order: NewOrder,
+    ) -> Result<Order> {
+        subscriptions::charge_order(self, subscription_id, period, order).await
+    }
+
+    async fn record_charge(
+        &self,
+        subscription_id: &str,
+        period: i64,
+        result: &ChargeResult,
+        at: i64,
+    ) -> Result<Option<Subscription>> {
+        subscriptions::record_charge(self, subscription_id, period, result, at).await
+    }
+
+    async fn release_subscription(&self, id: &str, retry_at: i64) -> Result<()> {
+        subscriptions::release(self, id, retry_at).await
+    }
+
+    async fn list_subscription_charges(&self, id: &str) -> Result<Vec<(i64, Order)>> {
+        subscriptions::charges(self, id).await
+    }
+
+    async fn subscription_of_order(&self, order_id: &str) -> Result<Option<(String, i64)>> {
+        subscriptions::subscription_of_order(self, order_id).await
+    }
+
+    async fn list_subscription_events(&self, id: &str) -> Result<Vec<SubscriptionEvent>> {
+        subscriptions::events(self, id).await
+    }
+
+    async fn claim_due_subscription_events(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+        subscription_id: Option<&str>,
+    ) -> Result<Vec<SubscriptionEvent>> {
+        subscriptions::claim_due_events(self, now, lease_until, limit, subscription_id).await
+    }
+
+    async fn finish_subscription_event_delivery(
+        &self,
+        event_id: &str,
+        at: i64,
+        error: Option<&str>,
+        next: DeliveryNext,
+    ) -> Result<()> {
+        subscriptions::finish_event_delivery(self, event_id, at, error, next).await
     }
 }
