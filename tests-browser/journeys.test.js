@@ -297,7 +297,9 @@ describe('checkout journeys', () => {
     const button = page.locator('li[data-sku="mug"] button[data-channel="jsapi"]');
     await button.waitFor();
     assert.ok(await page.evaluate(() => window.AlipayJSBridge && window.AlipayJSBridge.sandboxStandIn), 'the stand-in bridge is present');
-    const created = page.waitForResponse((r) => r.url() === BASE + '/checkout' && r.request().method() === 'POST');
+    // The first click authorizes the buyer (Alipay's authorize page and
+    // back, see the next journey) before the checkout is made.
+    const created = page.waitForResponse((r) => r.url() === BASE + '/checkout' && r.request().method() === 'POST' && r.status() === 201);
     await button.click();
     const checkout = await (await created).json();
     assert.equal(checkout.channel, 'jsapi');
@@ -377,5 +379,260 @@ describe('checkout journeys', () => {
     await page.keyboard.press('Enter');
     assert.equal(await page.evaluate(() => document.activeElement.id), 'main');
     await finish(t, s, 'storefront-zh');
+  });
+});
+
+// Subscriptions (issue 13): appended, with its own imports (import
+// declarations are hoisted, so they may sit down here).
+import { api as merchantApi } from './lib.js';
+
+describe('subscription journey', () => {
+  test('storefront Subscribe → sandbox signing page → Agree → result says active → admin lists it and cancels it (390 px)', async (t) => {
+    const before = new Set((await merchantApi('GET', '/v1/subscriptions?limit=100')).data.map((x) => x.id));
+    const s = await open(DESKTOP);
+    const { page } = s;
+    await page.goto(BASE + '/');
+    const product = page.locator('li[data-sku="pro-monthly"]');
+    const button = product.locator('button[data-action="subscribe"]');
+    await button.waitFor();
+    // A subscription has no quantity and cannot be bought once.
+    assert.equal(await product.locator('input.qty').count(), 0);
+    assert.equal(await product.locator('button').count(), 1);
+    assert.equal(await text(page, 'li[data-sku="pro-monthly"] button[data-action="subscribe"]'), 'Subscribe ¥30.00 / month');
+    await page.click('#lang-switch');
+    assert.equal(await text(page, 'li[data-sku="pro-monthly"] button[data-action="subscribe"]'), '订阅 ¥30.00 / 月');
+    await page.click('#lang-switch');
+    await axe(page, 'the storefront with a subscription product');
+
+    // The answer is read on its way to the page (the page navigates away at once).
+    let sub = null;
+    await page.route(BASE + '/checkout/subscriptions', async (route) => {
+      const r = await route.fetch();
+      sub = await r.json();
+      await route.fulfill({ response: r });
+    });
+    await button.click();
+    await page.waitForURL(/\/sandbox\/sign\//);
+    assert.ok(sub, 'POST /checkout/subscriptions answered');
+    assert.equal(sub.status, 'pending_signature');
+    assert.equal(sub.amount, '30.00');
+    assert.deepEqual(sub.period, { unit: 'month', every: 1 });
+    assert.match(sub.checkout_id, /^cs_/);
+    // The sandbox's signing page shows the plan; the buyer agrees.
+    assert.match(await page.locator('body').textContent(), /30\.00/);
+    await page.click('#agree');
+    // Back on the result page, which learns the status from the server only.
+    await page.waitForURL(/\/checkout\/result\?zhifu_subscription=/);
+    await page.locator('#result[data-state="active"]').waitFor();
+    assert.equal(await text(page, '#result-title'), 'Subscription active');
+    assert.equal(await text(page, '#result-amount'), '¥30.00 / month');
+    assert.equal(await text(page, '#result-status'), 'Active');
+    await axe(page, 'the result page (subscription active)');
+
+    // The merchant API agrees, through the signed dut_user_sign notification or the query.
+    const fresh = (await merchantApi('GET', '/v1/subscriptions?limit=100')).data.filter((x) => !before.has(x.id));
+    assert.equal(fresh.length, 1, JSON.stringify(fresh));
+    const id = fresh[0].id;
+    assert.equal(fresh[0].status, 'active');
+    assert.equal(fresh[0].amount, '30.00');
+    assert.equal(fresh[0].max_periods, 12);
+    assert.equal(fresh[0].metadata.sku, 'pro-monthly');
+    assert.ok(fresh[0].agreement_no, 'signed: Alipay agreement number known');
+
+    // The scheduled pass charges the first period (due today): one charge order.
+    await merchantApi('POST', '/v1/reconcile', { max_seconds: 5 });
+    let charged = null;
+    for (let i = 0; i < 50 && !(charged && charged.periods_charged === 1); i++) {
+      charged = await merchantApi('GET', `/v1/subscriptions/${id}`);
+      if (charged.periods_charged !== 1) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(charged.periods_charged, 1, JSON.stringify(charged));
+    assert.equal(charged.charges.length, 1);
+    const charge = charged.charges[0];
+    assert.equal(charge.status, 'paid');
+
+    // A forged id on the result URL is no subscription at all.
+    const forged = await open(DESKTOP);
+    await forged.page.goto(BASE + '/checkout/result?zhifu_subscription=cs_Zm9yZ2Vk.AAAAAAAAAAAAAAAAAAAAAA');
+    await forged.page.locator('#result[data-state="unknown"]').waitFor();
+    await forged.context.close();
+    await finish(t, s, 'subscription-signed');
+
+    // The admin's Subscriptions tab lists it; Cancel asks first, then unsigns.
+    const a = await open({ ...PHONE, viewport: { width: 390, height: 844 }, locale: 'en-US' });
+    const admin = a.page;
+    await admin.goto(BASE + '/admin');
+    await admin.fill('#api-key', API_KEY);
+    await admin.press('#api-key', 'Enter');
+    await admin.locator('#admin-tabs:not([hidden])').waitFor();
+    await admin.click('#tab-subscriptions');
+    const row = admin.locator(`#subs-body tr[data-subscription-id="${id}"]`);
+    await row.waitFor();
+    assert.equal(await row.locator('.badge').getAttribute('data-status'), 'active');
+    assert.match(await row.locator('td.num').first().textContent(), /¥30\.00 \/ month/);
+    assert.equal((await row.locator('td.num').nth(1).textContent()).trim(), '1 / 12');
+    assert.equal(await admin.getAttribute('#tab-subscriptions', 'aria-pressed'), 'true');
+    await fitsWidth(admin, 'the subscriptions list at 390 px');
+    await axe(admin, 'the subscriptions list (390 px)');
+    await row.locator('button').click();
+    await admin.locator('#sub-detail-view:not([hidden])').waitFor();
+    assert.equal(await admin.locator('#sub-status .badge').getAttribute('data-status'), 'active');
+    assert.equal(await text(admin, '#sub-periods'), '1');
+    // Its charge: period 1, the catalog amount, paid.
+    const chargeRow = admin.locator(`#sub-charges tr:has-text("${charge.out_trade_no}")`);
+    await chargeRow.waitFor();
+    const cells = await chargeRow.locator('td').allTextContents();
+    assert.equal(cells[0], '1', JSON.stringify(cells));
+    assert.ok(cells.includes('¥30.00') && cells.includes('Paid'), JSON.stringify(cells));
+    await axe(admin, 'the subscription detail with its charges (390 px)');
+    await admin.click('#sub-cancel');
+    await admin.locator('#sub-cancel-confirm-box:not([hidden])').waitFor();
+    assert.match(await text(admin, '#sub-cancel-confirm-text'), /¥30\.00 \/ month/);
+    await fitsWidth(admin, 'the cancel confirmation at 390 px');
+    await axe(admin, 'the subscription cancel confirmation (390 px)');
+    // Keeping it sends nothing.
+    await admin.click('#sub-cancel-keep');
+    assert.ok(await admin.locator('#sub-cancel-confirm-box').isHidden());
+    assert.equal((await merchantApi('GET', `/v1/subscriptions/${id}`)).status, 'active');
+    await admin.click('#sub-cancel');
+    await admin.click('#sub-cancel-confirm');
+    await admin.locator('#sub-status .badge[data-status="canceled"]').waitFor();
+    assert.ok(await admin.locator('#sub-cancel-box').isHidden(), 'nothing left to cancel');
+    assert.equal((await merchantApi('GET', `/v1/subscriptions/${id}`)).status, 'canceled');
+    await fitsWidth(admin, 'the subscription detail at 390 px');
+    await finish(t, a, 'admin-subscription-cancel-390');
+  });
+});
+
+describe('in-app authorization (jsapi)', () => {
+  test('jsapi: inside the Alipay app the buyer is authorized on the authorize page, never named by the page', async (t) => {
+    const s = await open(ALIPAY_APP);
+    const { page } = s;
+    const seen = [];
+    page.on('request', (r) => { if (r.isNavigationRequest()) seen.push(new URL(r.url()).pathname); });
+    await page.goto(BASE + '/');
+    const button = page.locator('li[data-sku="tea"] button[data-channel="jsapi"]');
+    await button.waitFor();
+    // Not authorized yet: the server refuses a jsapi checkout without the
+    // buyer's authorization, and one whose body names a buyer at all.
+    const before = await page.evaluate(async () => {
+      const post = (body) => fetch('/checkout', {
+        method: 'POST', credentials: 'same-origin',
+        headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
+      }).then(async (r) => ({ status: r.status, body: await r.json() }));
+      return {
+        bare: await post({ sku: 'tea', quantity: 1, channel: 'jsapi' }),
+        forged: await post({ sku: 'tea', quantity: 1, channel: 'jsapi', buyer_id: '2088102177846880' }),
+      };
+    });
+    assert.equal(before.bare.status, 401);
+    assert.equal(before.bare.body.error.code, 'authorization_required');
+    assert.equal(before.forged.status, 400);
+    assert.equal(before.forged.body.error.code, 'buyer_not_accepted');
+
+    const created = page.waitForResponse((r) => r.url() === BASE + '/checkout' && r.request().method() === 'POST' && r.status() === 201);
+    await button.click();
+    // Storefront → /checkout/authorize → the sandbox's authorize page
+    // (auth_base: silent) → /checkout/authorize/callback → back to the
+    // storefront, which resumes the purchase: the stand-in cashier opens.
+    await page.locator('#zhifu-bridge-cashier').waitFor();
+    const checkout = await (await created).json();
+    assert.equal(checkout.channel, 'jsapi');
+    for (const hop of ['/checkout/authorize', '/sandbox/oauth2/publicAppAuthorize.htm', '/checkout/authorize/callback']) {
+      assert.ok(seen.includes(hop), `the browser went through ${hop}: ${seen.join(' → ')}`);
+    }
+    const cookies = await s.context.cookies(BASE + '/checkout');
+    const buyer = cookies.find((c) => c.name === 'zhifu_buyer');
+    assert.ok(buyer && buyer.httpOnly && buyer.sameSite === 'Lax', 'the buyer is kept in an HttpOnly, SameSite=Lax cookie');
+    assert.equal(await page.evaluate(() => document.cookie.includes('zhifu_buyer')), false, 'the page cannot read it');
+    // The trade was created for the authorized buyer, not the stand-in one.
+    const log = await (await fetch(BASE + '/sandbox/api/requests?method=alipay.trade.create&out_trade_no=' + checkout.out_trade_no)).json();
+    assert.equal(log.requests.length, 1);
+    assert.ok(log.requests[0].biz_content.buyer_open_id, 'buyer_open_id from authorization');
+    assert.equal(log.requests[0].biz_content.buyer_id, undefined);
+    // Authorized now, the page still cannot name another buyer.
+    const forged = await page.evaluate(() => fetch('/checkout', {
+      method: 'POST', credentials: 'same-origin',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ sku: 'tea', quantity: 1, channel: 'jsapi', buyer_open_id: 'someone-else' }),
+    }).then((r) => r.json()));
+    assert.equal(forged.error.code, 'buyer_not_accepted');
+    await axe(page, 'the stand-in Alipay cashier after authorization');
+    await page.click('#zhifu-bridge-pay');
+    await page.locator('#paid-view:not([hidden])').waitFor();
+    assert.match(await text(page, '#paid-text'), /36\.50/);
+    assert.equal((await orderByOutTradeNo(checkout.out_trade_no)).status, 'paid');
+    assert.equal(new URL(page.url()).search, '', 'a reload does not buy again');
+    await finish(t, s, 'jsapi-authorize-pay');
+  });
+  test("jsapi: zhifu.js with authorize: 'bridge' gets the code from the app's getAuthCode, then pays", async (t) => {
+    const s = await open(ALIPAY_APP);
+    const { page } = s;
+    await page.goto(BASE + '/');
+    await page.locator('#products li').first().waitFor();
+    const codes = [];
+    page.on('request', (r) => { if (r.url().endsWith('/checkout/authorize/code')) codes.push(r.method()); });
+    // A merchant page's own call: no navigation, the bridge hands the code.
+    const created = page.evaluate(() => new Promise((resolve, reject) => {
+      window.Zhifu.checkout({
+        sku: 'mug', quantity: 1, channel: 'jsapi', authorize: 'bridge',
+        onCreated: (c) => resolve(c), onError: (e) => reject(new Error(e.code + ': ' + e.message)),
+      }).catch(() => {});
+    }));
+    await page.locator('#zhifu-bridge-cashier').waitFor();
+    const checkout = await created;
+    assert.equal(checkout.channel, 'jsapi');
+    assert.deepEqual(codes, ['POST']);
+    assert.equal(new URL(page.url()).pathname, '/', 'the page never left');
+    const log = await (await fetch(BASE + '/sandbox/api/requests?method=alipay.trade.create&out_trade_no=' + checkout.out_trade_no)).json();
+    assert.ok(log.requests[0].biz_content.buyer_open_id, 'buyer_open_id from authorization');
+    await page.click('#zhifu-bridge-pay');
+    await waitForOrderStatus(checkout.out_trade_no, 'paid');
+    await finish(t, s, 'jsapi-bridge-authorize-pay');
+  });
+});
+
+describe('subscription result page', () => {
+  test('a phone is offered wap signing; the result page goes from "not signed yet" to active once Alipay confirms', async (t) => {
+    // The phone storefront (Chinese): one Subscribe button, wap signing, no overflow.
+    const phone = await open(PHONE);
+    await phone.page.goto(BASE + '/');
+    const b = phone.page.locator('li[data-sku="pro-monthly"] button[data-action="subscribe"]');
+    await b.waitFor();
+    assert.equal(await b.getAttribute('data-channel'), 'wap');
+    assert.equal((await b.textContent()).trim(), '订阅 ¥30.00 / 月');
+    await fitsWidth(phone.page, 'the storefront with a subscription at 360 px');
+    await phone.context.close();
+
+    // A subscription made the way a browser makes one, not signed yet.
+    const r = await fetch(BASE + '/checkout/subscriptions', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ sku: 'pro-monthly', channel: 'wap' }),
+    });
+    assert.equal(r.status, 201);
+    const sub = await r.json();
+    const s = await open(DESKTOP);
+    const { page } = s;
+    await page.goto(sub.result_url);
+    await page.locator('#result[data-state="pending_signature"]').waitFor();
+    assert.equal(await text(page, '#result-title'), 'Not signed yet');
+    assert.equal(await text(page, '#result-status'), 'Awaiting signature');
+    assert.ok(await page.locator('#result-next').isHidden(), 'no charge date before signing');
+    await axe(page, 'the result page (subscription not signed)');
+
+    // The buyer signs elsewhere (gateway → signing page → Agree) …
+    const gw = await fetch(sub.sign.url, { redirect: 'manual' });
+    const signPage = new URL(gw.headers.get('location'), BASE).toString();
+    assert.match(signPage, /\/sandbox\/sign\//);
+    const agreed = await fetch(signPage + '/agree', { method: 'POST', redirect: 'manual' });
+    assert.ok([302, 303].includes(agreed.status), `agree answered ${agreed.status}`);
+    // … and "Check again" asks the server, which now says active.
+    await page.click('#result-again');
+    await page.locator('#result[data-state="active"]').waitFor();
+    assert.equal(await text(page, '#result-status'), 'Active');
+    assert.ok(await page.locator('#result-again').isHidden(), 'nothing left to check');
+    assert.match(await text(page, '#result-next'), /^\d{4}-\d\d-\d\d$/);
+    await finish(t, s, 'subscription-pending-then-active');
   });
 });

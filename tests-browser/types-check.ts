@@ -30,6 +30,30 @@ const channel: "page" | "wap" | "jsapi" = Zhifu.detectChannel(navigator.userAgen
 const err = new Zhifu.ZhifuError("rate_limited", "slow down", 429);
 console.log(id, channel, err.code, window.AlipayJSBridge?.call);
 
+Zhifu.subscribe({ endpoint: "https://pay.example.com", sku: "pro-monthly", channel: "auto" }).then((sub) => {
+  const status: Zhifu.SubscriptionStatus = sub.status;
+  const amount: string = sub.amount;
+  const unit: "month" | "day" = sub.period.unit;
+  if (sub.sign.channel === "app") console.log(sub.sign.app_link.startsWith("alipays://"));
+  else console.log(sub.sign.url, sub.sign.form_html);
+  console.log(status, amount, unit, sub.max_periods, sub.result_url);
+});
+Zhifu.subscribe({ sku: "pro-monthly", channel: "app", redirect: false, onError: (e) => console.log(e.code) });
+const subId: string | null = Zhifu.returnedSubscriptionId();
+if (subId) {
+  Zhifu.watchSubscription({
+    checkoutId: subId,
+    onActive: (s) => console.log(s.active, s.next_charge_date, s.periods_charged),
+  }).stop();
+  Zhifu.subscriptionStatus(undefined, subId, { refresh: true }).then((s) => console.log(s.status === "active"));
+}
+
+// @ts-expect-error: a subscription's price or plan cannot be given
+Zhifu.subscribe({ sku: "pro-monthly", amount: "0.01" });
+// @ts-expect-error: qr is not a way to sign
+Zhifu.subscribe({ sku: "pro-monthly", channel: "qr" });
+// @ts-expect-error: sku is required
+Zhifu.subscribe({ channel: "page" });
 // @ts-expect-error: a price cannot be given
 Zhifu.checkout({ sku: "mug", total_amount: "0.01" });
 // @ts-expect-error: unknown channel

@@ -80,7 +80,13 @@
     $('key-view').hidden = view !== 'key';
     $('list-view').hidden = view !== 'list';
     $('detail-view').hidden = view !== 'detail';
+    $('subs-view').hidden = view !== 'subs';
+    $('sub-detail-view').hidden = view !== 'sub-detail';
     $('sign-out').hidden = view === 'key';
+    $('admin-tabs').hidden = view === 'key';
+    var subs = view === 'subs' || view === 'sub-detail';
+    $('tab-orders').setAttribute('aria-pressed', subs ? 'false' : 'true');
+    $('tab-subscriptions').setAttribute('aria-pressed', subs ? 'true' : 'false');
   }
 
   function signOut(badKey) {
@@ -422,6 +428,178 @@
       .then(function () { $('close-order').disabled = false; });
   });
 
+  // ---- subscriptions (GET/POST /v1/subscriptions…) -------------------------
+  var subsCursor = null;
+  var currentSub = null;
+
+  function perPeriod(x) {
+    return I.t('shop.perPeriod', { amount: x.amount, period: I.period(x.period) });
+  }
+
+  function subBadge(st) {
+    var span = document.createElement('span');
+    span.className = 'badge badge-' + st;
+    span.setAttribute('data-status', st);
+    span.textContent = I.t('substatus.' + st);
+    return span;
+  }
+
+  function loadSubs(append) {
+    if (!append) subsCursor = null;
+    var q = '?limit=20';
+    var st = $('subs-status-filter').value;
+    if (st) q += '&status=' + encodeURIComponent(st);
+    if (append && subsCursor) q += '&cursor=' + encodeURIComponent(subsCursor);
+    say(I.t('admin.loading'));
+    return api('GET', '/v1/subscriptions' + q).then(function (page) {
+      say('');
+      var body = $('subs-body');
+      if (!append) body.textContent = '';
+      (page.data || []).forEach(function (x) { body.appendChild(subRow(x)); });
+      subsCursor = page.next_cursor || null;
+      $('subs-more').hidden = !subsCursor;
+      $('subs-empty').hidden = body.children.length > 0;
+    }).catch(fail);
+  }
+
+  var SUB_COLUMNS = ['admin.created', 'admin.subject', 'admin.perPeriod', 'admin.status', 'admin.periodsCharged', 'admin.nextCharge'];
+
+  function subRow(x) {
+    var tr = document.createElement('tr');
+    tr.setAttribute('data-subscription-id', x.id);
+    var charged = x.periods_charged + (x.max_periods ? ' / ' + x.max_periods : '');
+    var cells = [when(x.created_at), null, perPeriod(x), null, charged, x.next_charge_date || '—'];
+    cells.forEach(function (c, i) {
+      var td = document.createElement(i === 1 ? 'th' : 'td');
+      td.setAttribute('data-label', I.t(SUB_COLUMNS[i]));
+      if (i === 1) {
+        td.scope = 'row';
+        var b = document.createElement('button');
+        b.type = 'button';
+        b.className = 'link';
+        b.textContent = x.subject;
+        b.setAttribute('aria-label', I.t('admin.view') + ' ' + x.subject + ' ' + x.id);
+        b.addEventListener('click', function () { openSub(x.id); });
+        td.appendChild(b);
+      } else if (i === 3) {
+        td.appendChild(subBadge(x.status));
+      } else {
+        td.textContent = c;
+        if (i === 2 || i === 4) td.className = 'num';
+      }
+      tr.appendChild(td);
+    });
+    return tr;
+  }
+
+  function hideSubCancel() {
+    $('sub-cancel-confirm-box').hidden = true;
+    $('sub-cancel-confirm-text').textContent = '';
+  }
+
+  function renderSub(x) {
+    currentSub = x;
+    var dl = $('sub-facts');
+    dl.textContent = '';
+    fact(dl, 'admin.status', subBadge(x.status), 'sub-status');
+    fact(dl, 'admin.subject', x.subject);
+    fact(dl, 'admin.perPeriod', perPeriod(x), 'sub-amount');
+    fact(dl, 'admin.periodsCharged', x.periods_charged, 'sub-periods');
+    fact(dl, 'admin.maxPeriods', x.max_periods || I.t('admin.unlimited'));
+    fact(dl, 'admin.firstCharge', x.first_charge_date);
+    fact(dl, 'admin.nextCharge', x.next_charge_date, 'sub-next');
+    fact(dl, 'admin.failedAttempts', x.failed_attempts);
+    fact(dl, 'admin.subId', x.id);
+    fact(dl, 'admin.externalAgreementNo', x.external_agreement_no);
+    fact(dl, 'admin.agreementNo', x.agreement_no);
+    fact(dl, 'admin.channel', x.channel);
+    fact(dl, 'admin.created', when(x.created_at));
+    fact(dl, 'admin.activatedAt', when(x.activated_at));
+    fact(dl, 'admin.canceledAt', when(x.canceled_at));
+    fact(dl, 'admin.metadata', x.metadata ? JSON.stringify(x.metadata) : null);
+    var ended = x.status === 'canceled' || x.status === 'completed';
+    $('sub-cancel-box').hidden = ended;
+    hideSubCancel();
+    var charges = x.charges || [];
+    var box = $('sub-charges');
+    box.textContent = '';
+    box.appendChild(charges.length ? table(charges.map(function (o) {
+      var r = {};
+      // The contract names it `period`; a backend may say `subscription_period` or keep it in metadata.
+      r[I.t('admin.period')] = o.period != null ? o.period
+        : o.subscription_period != null ? o.subscription_period
+          : o.metadata && o.metadata.period;
+      r[I.t('admin.outTradeNo')] = o.out_trade_no;
+      r[I.t('admin.amount')] = '¥' + o.total_amount;
+      r[I.t('admin.status')] = I.t('status.' + o.status);
+      r[I.t('admin.created')] = when(o.created_at);
+      r[I.t('admin.paidAt')] = when(o.paid_at);
+      return r;
+    }), I.t('admin.charges')) : text(I.t('admin.nothing')));
+  }
+
+  function openSub(id) {
+    say(I.t('admin.loading'));
+    return api('GET', '/v1/subscriptions/' + encodeURIComponent(id)).then(function (x) {
+      say('');
+      renderSub(x);
+      show('sub-detail');
+      $('sub-detail-heading').focus();
+    }).catch(fail);
+  }
+
+  // Step 1: ask, naming the subscription; nothing is sent yet.
+  $('sub-cancel').addEventListener('click', function () {
+    if (!currentSub) return;
+    $('sub-cancel-confirm-text').textContent = I.t('admin.subCancelAsk', {
+      subject: currentSub.subject,
+      amount: currentSub.amount,
+      period: I.period(currentSub.period)
+    });
+    $('sub-cancel-confirm-box').hidden = false;
+    $('sub-cancel-confirm').focus();
+  });
+  $('sub-cancel-keep').addEventListener('click', function () {
+    hideSubCancel();
+    $('sub-cancel').focus();
+  });
+  // Step 2: the confirmed cancellation is sent (the backend unsigns at Alipay).
+  $('sub-cancel-confirm').addEventListener('click', function () {
+    if (!currentSub) { hideSubCancel(); return; }
+    var id = currentSub.id;
+    $('sub-cancel-confirm').disabled = true;
+    api('POST', '/v1/subscriptions/' + encodeURIComponent(id) + '/cancel', {})
+      .then(function () {
+        hideSubCancel();
+        say(I.t('admin.subCanceled'));
+        return api('GET', '/v1/subscriptions/' + encodeURIComponent(id)).then(renderSub);
+      })
+      .catch(fail)
+      .then(function () { $('sub-cancel-confirm').disabled = false; });
+  });
+
+  $('sub-detail-back').addEventListener('click', function () {
+    currentSub = null;
+    show('subs');
+    loadSubs(false).then(function () { $('subs-heading').focus(); });
+  });
+  $('subs-filter-form').addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    loadSubs(false);
+  });
+  $('subs-status-filter').addEventListener('change', function () { loadSubs(false); });
+  $('subs-more').addEventListener('click', function () { loadSubs(true); });
+  $('tab-subscriptions').addEventListener('click', function () {
+    currentSub = null;
+    show('subs');
+    loadSubs(false);
+  });
+  $('tab-orders').addEventListener('click', function () {
+    current = null;
+    show('list');
+    loadList(false);
+  });
+
   $('detail-back').addEventListener('click', function () {
     current = null;
     show('list');
@@ -454,6 +632,8 @@
   I.onChange(function () {
     if (current && !$('detail-view').hidden) renderDetail(current);
     else if (!$('list-view').hidden) loadList(false);
+    else if (currentSub && !$('sub-detail-view').hidden) renderSub(currentSub);
+    else if (!$('subs-view').hidden) loadSubs(false);
   });
 
   if (key()) {

@@ -10,7 +10,11 @@
  * path can be exercised without the app: `tradePay` shows a small cashier
  * and, on "Pay", pays the trade through the sandbox's control API
  * (POST /sandbox/api/trades/pay) — the same as a buyer pressing Pay in the
- * sandbox cashier. It never exists in production (`zhifu serve`). */
+ * sandbox cashier. `getAuthCode` (`{scopeNicks: ['auth_base'], appId?}` →
+ * `{authCode, authSuccessScopes}`) gets a one-time code for the sandbox's
+ * test buyer from POST /sandbox/api/oauth/auth-code, for the app `appId`
+ * names or else the one registered app, as the real app hands one to a page
+ * it opened. It never exists in production (`zhifu serve`). */
 (function (root) {
   'use strict';
   if (root.AlipayJSBridge) return;
@@ -106,11 +110,29 @@
     });
   }
 
+  function getAuthCode(params, cb) {
+    var scopes = (params && (params.scopeNicks || params.scopes)) || ['auth_base'];
+    var appId = params && params.appId
+      ? Promise.resolve(params.appId)
+      : json('GET', '/sandbox/api/apps').then(function (apps) {
+        if (!apps.length) throw new Error('no sandbox app is registered');
+        return apps[0].app_id;
+      });
+    appId.then(function (id) {
+      return json('POST', '/sandbox/api/oauth/auth-code', { app_id: id, scopes: scopes });
+    }).then(function (r) {
+      cb({ authCode: r.authCode, authSuccessScopes: r.authSuccessScopes });
+    }).catch(function (e) {
+      cb({ error: 11, errorMessage: String(e && e.message || e) });
+    });
+  }
+
   root.AlipayJSBridge = {
     sandboxStandIn: true,
     call: function (name, params, cb) {
       cb = typeof cb === 'function' ? cb : function () {};
       if (name === 'tradePay') return tradePay(params, cb);
+      if (name === 'getAuthCode') return getAuthCode(params, cb);
       cb({ error: 1, errorMessage: name + ' is not provided by the sandbox stand-in bridge' });
     }
   };

@@ -7,6 +7,8 @@
   var catalog = null;
   var busy = false;
   var current = null;
+  /** Marks the return from Alipay's authorization page. */
+  var AUTHORIZED = 'zhifu_authorized';
 
   function say(text, isError) {
     var m = $('message');
@@ -57,6 +59,11 @@
         d.textContent = I.lang === 'zh' ? p.description.zh : p.description.en;
         li.appendChild(d);
       }
+      if (p.subscription) {
+        renderSubscription(li, p, h);
+        ul.appendChild(li);
+        return;
+      }
       var price = document.createElement('p');
       price.className = 'price';
       price.textContent = '¥' + p.price;
@@ -96,6 +103,61 @@
     });
   }
 
+  /** How this device signs: a phone (and the Alipay app) on the mobile page, a PC on the page. */
+  function signChannel() {
+    var enabled = (catalog && catalog.channels) || [];
+    var device = Z.detectChannel();
+    var want = device === 'page' ? 'page' : 'wap';
+    if (enabled.indexOf(want) >= 0) return want;
+    return enabled.indexOf('page') >= 0 ? 'page' : enabled.indexOf('wap') >= 0 ? 'wap' : null;
+  }
+
+  /** A subscription product: the price per period, and one Subscribe button (no quantity). */
+  function renderSubscription(li, p, h) {
+    var per = { amount: p.price, period: I.period(p.subscription) };
+    li.classList.add('subscription');
+    var price = document.createElement('p');
+    price.className = 'price';
+    price.textContent = I.t('shop.perPeriod', per);
+    li.appendChild(price);
+    if (p.subscription.max_periods) {
+      var n = document.createElement('p');
+      n.className = 'desc';
+      n.textContent = I.t('shop.periods', { n: p.subscription.max_periods });
+      li.appendChild(n);
+    }
+    var actions = document.createElement('div');
+    actions.className = 'actions';
+    var channel = signChannel();
+    if (channel) {
+      var b = document.createElement('button');
+      b.type = 'button';
+      b.className = 'primary';
+      b.setAttribute('data-action', 'subscribe');
+      b.setAttribute('data-channel', channel);
+      b.textContent = I.t('shop.subscribe', per);
+      b.setAttribute('aria-describedby', h.id);
+      b.addEventListener('click', function () { subscribe(p, channel); });
+      actions.appendChild(b);
+    }
+    li.appendChild(actions);
+  }
+
+  function subscribe(p, channel) {
+    if (busy) return;
+    setBusy(true);
+    say(I.t('shop.working'));
+    Z.subscribe({
+      sku: p.sku,
+      channel: channel,
+      onCreated: function () { say(I.t('shop.signing')); },
+      onError: function (e) {
+        setBusy(false);
+        say(errorText(e), true);
+      }
+    }).catch(function () { /* reported through onError */ });
+  }
+
   function show(view) {
     $('catalog').hidden = view !== 'catalog';
     $('qr-view').hidden = view !== 'qr';
@@ -112,10 +174,16 @@
     }
     setBusy(true);
     say(I.t('shop.working'));
+    // jsapi: the server knows the buyer only after Alipay authorization;
+    // without it, go to Alipay's authorization page and come back here to
+    // resume this purchase (once: back from there, an error is shown).
+    var resumed = new URLSearchParams(location.search).get(AUTHORIZED) === '1';
     Z.checkout({
       sku: p.sku,
       quantity: q,
       channel: channel,
+      authorize: resumed ? false : 'redirect',
+      authorizeReturn: location.pathname + '?buy=' + encodeURIComponent(p.sku) + '&quantity=' + q + '&' + AUTHORIZED + '=1',
       container: '#qr-panel',
       lang: I.lang,
       onCreated: function (c) {
@@ -163,6 +231,21 @@
     if (first) first.focus();
   }
 
+  /** Back from Alipay's authorization page (`?buy=sku&quantity=n`): carry on with that purchase in the app. */
+  function resume() {
+    var q = new URLSearchParams(location.search);
+    var sku = q.get('buy');
+    if (!sku || q.get(AUTHORIZED) !== '1') return;
+    var button = document.querySelector('.product[data-sku="' + CSS.escape(sku) + '"] button[data-channel="jsapi"]');
+    var qty = $('qty-' + sku);
+    if (!button || !qty) return;
+    qty.value = q.get('quantity') || '1';
+    var product = catalog.products.filter(function (p) { return p.sku === sku; })[0];
+    buy(product, qty, 'jsapi');
+    // A reload must not buy again.
+    history.replaceState(null, '', location.pathname);
+  }
+
   function load() {
     fetch('/checkout/catalog', { headers: { Accept: 'application/json' } })
       .then(function (r) { if (!r.ok) throw new Error('HTTP ' + r.status); return r.json(); })
@@ -170,6 +253,7 @@
         catalog = c;
         $('catalog-loading').hidden = true;
         render();
+        resume();
       })
       .catch(function (e) {
         $('catalog-loading').hidden = true;

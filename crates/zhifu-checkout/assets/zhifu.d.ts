@@ -3,6 +3,7 @@
 //   <script src="https://pay.example.com/zhifu.js"></script>
 //   Zhifu.checkout({ endpoint: "https://pay.example.com", sku: "mug", quantity: 1,
 //                    channel: "auto", onPaid: s => ..., onError: e => ... });
+//   Zhifu.subscribe({ endpoint: "https://pay.example.com", sku: "pro-monthly" });
 
 export {};
 
@@ -30,6 +31,8 @@ declare global {
       | "rate_limited"
       | "checkout_not_found"
       | "order_not_payable"
+      | "subscription_only"
+      | "not_a_subscription"
       | "payment_unavailable"
       | "network"
       | "bad_answer"
@@ -113,9 +116,16 @@ declare global {
       container?: Element | string;
       /** Language of the QR panel; default from `<html lang>` or the browser. */
       lang?: "zh" | "en";
-      /** jsapi: the buyer's Alipay user id / open id, if your page has it. */
-      buyerId?: string;
-      buyerOpenId?: string;
+      /**
+       * jsapi: how the buyer is authorized when the server asks for it
+       * (`authorization_required`): `"redirect"` (default) leaves for
+       * Alipay's authorization page and comes back to `authorizeReturn`;
+       * `"bridge"` uses the Alipay app's `getAuthCode`; `false` reports the
+       * error instead. The server never takes a buyer id from the page.
+       */
+      authorize?: "redirect" | "bridge" | false;
+      /** jsapi, `authorize: "redirect"`: the path to come back to; default this page. */
+      authorizeReturn?: string;
       /** Poll interval for qr/jsapi, default 2000 ms. */
       pollIntervalMs?: number;
       onCreated?(checkout: Checkout): void;
@@ -128,6 +138,15 @@ declare global {
       /** jsapi: the buyer cancelled in the Alipay cashier. */
       onCancel?(checkout: Checkout): void;
       onError?(error: ZhifuError): void;
+    }
+
+    interface AuthorizeOptions {
+      /** Base URL of the Zhifu server; default: this page's origin. */
+      endpoint?: string;
+      /** Default `"redirect"`. */
+      via?: "redirect" | "bridge";
+      /** `"redirect"`: a path on the server's site to come back to; default this page. */
+      returnTo?: string;
     }
 
     interface WatchOptions {
@@ -152,6 +171,79 @@ declare global {
       stop(): void;
     }
 
+    /** How the buyer signs a subscription's agreement. `auto`: wap on a phone (and in the Alipay app), page elsewhere. */
+    type SignChannel = "page" | "wap" | "app";
+    type SubscriptionStatus = "pending_signature" | "active" | "past_due" | "canceled" | "completed";
+
+    interface SubscriptionPeriod {
+      unit: "month" | "day";
+      every: number;
+    }
+
+    /** What `GET /checkout/subscriptions/{id}` answers: status only. */
+    interface SubscriptionCheckoutStatus {
+      /** `cs_…`. */
+      checkout_id: string;
+      status: SubscriptionStatus;
+      /** `status === "active"`. */
+      active: boolean;
+      subject: string;
+      /** Charged each period, yuan with two decimals: `"30.00"`. */
+      amount: string;
+      currency: "CNY";
+      period: SubscriptionPeriod;
+      /** At most this many periods are charged; `null`: until cancelled. */
+      max_periods: number | null;
+      periods_charged: number;
+      /** `yyyy-MM-dd` (Beijing date). */
+      first_charge_date: string | null;
+      next_charge_date: string | null;
+      /** Epoch milliseconds. */
+      activated_at: number | null;
+      canceled_at: number | null;
+      now: number;
+    }
+
+    /** What `POST /checkout/subscriptions` answers. */
+    interface SubscriptionCheckout extends SubscriptionCheckoutStatus {
+      sku: string;
+      channel: SignChannel;
+      status_url: string;
+      /** The storefront's result page for this subscription. */
+      result_url: string;
+      sign:
+        | { channel: "page" | "wap"; url?: string | null; form_html?: string | null }
+        | { channel: "app"; app_link: string };
+    }
+
+    interface SubscribeOptions {
+      /** Base URL of the Zhifu server; default: this page's origin. */
+      endpoint?: string;
+      /** A catalog product with a subscription plan; amount and period come from the catalog. */
+      sku: string;
+      /** Default `"auto"`. */
+      channel?: SignChannel | "auto";
+      /** page/wap: `false` resolves with the answer instead of leaving for Alipay. Default `true`. */
+      redirect?: boolean;
+      onCreated?(subscription: SubscriptionCheckout): void;
+      onError?(error: ZhifuError): void;
+    }
+
+    interface WatchSubscriptionOptions {
+      endpoint?: string;
+      checkoutId: string;
+      pollIntervalMs?: number;
+      /** Ask Alipay (server-side, verified) every n-th poll; default 3. */
+      refreshEvery?: number;
+      /** Ask Alipay on the first poll; default true. */
+      refreshFirst?: boolean;
+      maxPolls?: number;
+      onStatus?(status: SubscriptionCheckoutStatus): void;
+      /** The signature is confirmed; polling stops. */
+      onActive?(status: SubscriptionCheckoutStatus): void;
+      onError?(error: ZhifuError): void;
+    }
+
     interface QrView {
       setState(state: "pending" | "paid" | "expired" | "closed"): void;
       panel: HTMLElement;
@@ -169,6 +261,23 @@ declare global {
     interface Static {
       readonly version: string;
       checkout(options: CheckoutOptions): Promise<Checkout>;
+      /**
+       * Alipay user authorization of the buyer for jsapi checkouts (the
+       * server keeps the buyer in an HttpOnly cookie). `"redirect"` leaves
+       * the page (the promise never settles); `"bridge"` resolves once the
+       * server has the buyer.
+       */
+      authorize(options?: AuthorizeOptions): Promise<{ authorized: true }>;
+      /** Creates a subscription and sends the buyer to Alipay to sign (page/wap), or resolves with `sign.app_link` (app). */
+      subscribe(options: SubscribeOptions): Promise<SubscriptionCheckout>;
+      subscriptionStatus(
+        endpoint: string | undefined,
+        checkoutId: string,
+        options?: { refresh?: boolean },
+      ): Promise<SubscriptionCheckoutStatus>;
+      watchSubscription(options: WatchSubscriptionOptions): Watcher;
+      /** The subscription checkout id for a page Alipay returned to after signing (`?zhifu_subscription=`), if any. */
+      returnedSubscriptionId(href?: string): string | null;
       watch(options: WatchOptions): Watcher;
       status(endpoint: string | undefined, checkoutId: string, options?: { refresh?: boolean }): Promise<CheckoutStatus>;
       renderQr(container: Element | string, checkout: Checkout, options?: { lang?: "zh" | "en" }): QrView;

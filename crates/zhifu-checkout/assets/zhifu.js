@@ -2,6 +2,8 @@
  *  No dependencies. Types: /zhifu.d.ts.
  *
  *  Zhifu.checkout({ endpoint, sku, quantity, channel, onPaid, onError })
+ *  Zhifu.authorize({ endpoint, via: 'redirect' | 'bridge', returnTo })  (jsapi buyers)
+ *  Zhifu.subscribe({ endpoint, sku, channel })   // a catalog subscription product
  *
  *  The page never holds a price or a payment secret: the server prices the
  *  order from its catalog, and "paid" is only ever reported after the
@@ -63,8 +65,10 @@
     return (endpoint || '').replace(/\/+$/, '');
   }
 
-  function request(method, url, body) {
-    var init = { method: method, headers: { Accept: 'application/json' }, credentials: 'omit', cache: 'no-store' };
+  function request(method, url, body, credentials) {
+    // Only the jsapi buyer's authorization travels as a cookie (HttpOnly,
+    // this site's own): other calls send none.
+    var init = { method: method, headers: { Accept: 'application/json' }, credentials: credentials || 'omit', cache: 'no-store' };
     if (body !== undefined) {
       init.headers['Content-Type'] = 'application/json';
       init.body = JSON.stringify(body);
@@ -274,6 +278,39 @@
     });
   }
 
+  function getAuthCode() {
+    return bridge().then(function (b) {
+      return new Promise(function (resolve, reject) {
+        b.call('getAuthCode', { scopeNicks: ['auth_base'] }, function (r) {
+          var code = r && (r.authCode || r.auth_code);
+          if (code) resolve(code);
+          else reject(new ZhifuError('authorization_failed', (r && (r.errorMessage || r.error)) || 'getAuthCode gave no authCode'));
+        });
+      });
+    });
+  }
+
+  /**
+   * Alipay user authorization of the buyer, for jsapi checkouts (the
+   * server then knows the buyer from a cookie; the page never does).
+   * `via: 'redirect'` (default) leaves for Alipay's authorization page and
+   * comes back to `returnTo` (a path on the server's site; default this
+   * page), so the promise does not resolve; `via: 'bridge'` asks the
+   * Alipay app's `getAuthCode` and resolves once the server has it.
+   */
+  function authorize(opts) {
+    opts = opts || {};
+    var endpoint = base(opts.endpoint);
+    if (opts.via === 'bridge') {
+      return getAuthCode().then(function (code) {
+        return request('POST', endpoint + '/checkout/authorize/code', { auth_code: code }, 'same-origin');
+      });
+    }
+    var back = opts.returnTo || (root.location.pathname + root.location.search);
+    root.location.assign(endpoint + '/checkout/authorize?return=' + encodeURIComponent(back));
+    return new Promise(function () { /* the page is leaving */ });
+  }
+
   function submitForm(formHtml) {
     var holder = el('div');
     holder.hidden = true;
@@ -300,8 +337,6 @@
     }
     var body = { sku: opts.sku, quantity: opts.quantity == null ? 1 : opts.quantity, channel: channel };
     if (opts.returnUrl) body.return_url = opts.returnUrl;
-    if (opts.buyerId) body.buyer_id = opts.buyerId;
-    if (opts.buyerOpenId) body.buyer_open_id = opts.buyerOpenId;
     var endpoint = base(opts.endpoint);
     var watchOpts = function (c, extra) {
       var w = {
@@ -318,7 +353,18 @@
       for (var k in extra) w[k] = extra[k];
       return w;
     };
-    return request('POST', endpoint + '/checkout', body).then(function (c) {
+    // jsapi: the server takes the buyer only from its authorization cookie;
+    // without one it answers `authorization_required`, and the buyer is
+    // authorized first (once), then the checkout is made again.
+    var create = function (retried) {
+      var credentials = channel === 'jsapi' ? 'same-origin' : 'omit';
+      return request('POST', endpoint + '/checkout', body, credentials).catch(function (e) {
+        if (channel !== 'jsapi' || retried || !e || e.code !== 'authorization_required' || opts.authorize === false) throw e;
+        return authorize({ endpoint: endpoint, via: opts.authorize, returnTo: opts.authorizeReturn })
+          .then(function () { return create(true); });
+      });
+    };
+    return create(false).then(function (c) {
       if (opts.onCreated) opts.onCreated(c);
       if (c.channel === 'page' || c.channel === 'wap') {
         if (c.url) root.location.assign(c.url);
@@ -374,9 +420,126 @@
     });
   }
 
+  // ---- subscriptions (Alipay recurring agreements) ------------------------
+
+  var SIGN_CHANNELS = ['page', 'wap', 'app'];
+  var SUBSCRIPTION_PARAM = 'zhifu_subscription';
+  var SUBSCRIPTION_KEY = 'zhifu.subscription';
+
+  function remember(id) {
+    try { root.localStorage.setItem(SUBSCRIPTION_KEY, id); } catch (e) { /* storage may be disabled */ }
+  }
+
+  function remembered() {
+    try { return root.localStorage.getItem(SUBSCRIPTION_KEY); } catch (e) { return null; }
+  }
+
+  /**
+   * The subscription checkout id for the result page. The signing
+   * return_url cannot carry it (the server learns the id only when it
+   * creates the subscription, in the same call that sets the return_url),
+   * so it says `?zhifu_subscription=returned` and the id is the one
+   * subscribe() remembered in this browser; a `result_url` carries the id
+   * itself.
+   */
+  function returnedSubscriptionId(href) {
+    var v = null;
+    try {
+      v = new URL(href || root.location.href).searchParams.get(SUBSCRIPTION_PARAM);
+    } catch (e) {
+      return null;
+    }
+    if (v == null) return null;
+    if (/^cs_/.test(v)) return v;
+    return remembered();
+  }
+
+  function subscriptionStatus(endpoint, checkoutId, opts) {
+    var q = opts && opts.refresh ? '?refresh=true' : '';
+    return request('GET', base(endpoint) + '/checkout/subscriptions/' + encodeURIComponent(checkoutId) + q);
+  }
+
+  /** Polls a subscription until the buyer's signature is confirmed (or it ends). */
+  function watchSubscription(opts) {
+    var stopped = false;
+    var timer = null;
+    var n = 0;
+    var interval = opts.pollIntervalMs || 2000;
+    var refreshEvery = opts.refreshEvery || 3;
+    function stop() {
+      stopped = true;
+      if (timer) root.clearTimeout(timer);
+    }
+    function tick() {
+      if (stopped) return;
+      // Ask Alipay (the server's verified agreement query) first and every
+      // few polls; the signed notification usually gets there sooner.
+      var refresh = (opts.refreshFirst !== false && n === 0) || (n > 0 && n % refreshEvery === 0);
+      n += 1;
+      subscriptionStatus(opts.endpoint, opts.checkoutId, { refresh: refresh }).then(function (s) {
+        if (stopped) return;
+        if (opts.onStatus) opts.onStatus(s);
+        if (s.status !== 'pending_signature') {
+          stop();
+          if (s.active && opts.onActive) opts.onActive(s);
+          return;
+        }
+        if (opts.maxPolls && n >= opts.maxPolls) { stop(); return; }
+        timer = root.setTimeout(tick, interval);
+      }, function (e) {
+        if (stopped) return;
+        if (opts.onError) opts.onError(e);
+        if (e.code === 'checkout_not_found') { stop(); return; }
+        timer = root.setTimeout(tick, Math.min(interval * 4, 15000));
+      });
+    }
+    tick();
+    return { stop: stop };
+  }
+
+  /**
+   * Subscribes the buyer to a catalog subscription product: the server
+   * creates the subscription (amount and period from its catalog) and this
+   * sends the buyer to Alipay to sign (page/wap), or resolves with the
+   * `alipays://` link for a native app (app).
+   */
+  function subscribe(opts) {
+    opts = opts || {};
+    var onError = function (e) { if (opts.onError) opts.onError(e); };
+    var channel = opts.channel && opts.channel !== 'auto' ? opts.channel : detectChannel();
+    // Inside the Alipay app the mobile signing page works as it does in a phone browser.
+    if (channel === 'jsapi') channel = 'wap';
+    if (SIGN_CHANNELS.indexOf(channel) < 0) {
+      var bad = new ZhifuError('invalid_channel', 'unknown signing channel ' + channel);
+      onError(bad);
+      return Promise.reject(bad);
+    }
+    return request('POST', base(opts.endpoint) + '/checkout/subscriptions', { sku: opts.sku, channel: channel })
+      .then(function (c) {
+        if (opts.onCreated) opts.onCreated(c);
+        if (c.sign && c.sign.app_link) return c;
+        remember(c.checkout_id);
+        if (opts.redirect === false) return c;
+        if (c.sign && c.sign.url) root.location.assign(c.sign.url);
+        else if (c.sign && c.sign.form_html) submitForm(c.sign.form_html);
+        else throw new ZhifuError('bad_answer', 'no signing URL in the answer');
+        return c;
+      })
+      .catch(function (e) {
+        if (!(e instanceof ZhifuError)) e = new ZhifuError('unexpected', String(e && e.message || e));
+        onError(e);
+        throw e;
+      });
+  }
+
   root.Zhifu = {
     version: '1',
     checkout: checkout,
+    authorize: authorize,
+    subscribe: subscribe,
+    subscriptionStatus: subscriptionStatus,
+    watchSubscription: watchSubscription,
+    returnedSubscriptionId: returnedSubscriptionId,
     watch: watch,
     status: status,
     renderQr: renderQr,

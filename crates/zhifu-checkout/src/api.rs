@@ -4,7 +4,8 @@
 //! Errors are `{"error":{"code","message"}}` like the merchant API's, with
 //! these stable codes: `invalid_request`, `unknown_sku`, `invalid_quantity`,
 //! `invalid_channel`, `channel_disabled`, `invalid_return_url`,
-//! `buyer_required`, `rate_limited` (429, with `Retry-After`), `checkout_not_found` (404),
+//! `buyer_not_accepted`, `authorization_required` (401), `invalid_return_path`,
+//! `authorization_failed` (see `api/authorize.rs`), `rate_limited` (429, with `Retry-After`), `checkout_not_found` (404),
 //! `order_not_payable` (409), `payment_unavailable` (502/503).
 
 use std::net::SocketAddr;
@@ -28,6 +29,10 @@ use crate::error::CheckoutError;
 use crate::ratelimit::{RateLimiter, client_ip};
 use crate::{CheckoutState, qr};
 
+mod authorize;
+mod subscriptions;
+pub use self::subscriptions::RETURN_PARAM_SUBSCRIPTION;
+
 /// The query parameter that carries the checkout id back on `return_url`.
 pub const RETURN_PARAM: &str = "zhifu_checkout";
 /// QR images are at least this wide (CSS scales them down on small screens).
@@ -39,7 +44,6 @@ const MAX_RETURN_URL: usize = 256;
 /// `return_url` up front: ids of order ids up to 40 characters fit (the
 /// backend's are 36).
 const RETURN_ID_ROOM: usize = 100;
-const MAX_BUYER_ID: usize = 64;
 
 /// An error answer.
 #[derive(Debug)]
@@ -180,13 +184,15 @@ pub(crate) async fn catalog(State(st): State<CheckoutState>) -> Response {
                 "description": p.description,
                 "price": p.price.to_string(),
                 "max_quantity": p.max_quantity,
+                "subscription": p.subscription,
             })
         })
         .collect();
     let channels: Vec<&str> = c.channels.iter().map(|c| c.as_str()).collect();
-    // Without a buyer id a jsapi checkout cannot be made; the storefront
-    // then pays by wap inside the Alipay app instead.
-    let jsapi_needs_buyer_id = c.dev_buyer_id.is_none();
+    // The checkout obtains the jsapi buyer through user authorization
+    // (`crate::authorize`), so a page never needs one; kept for pages that
+    // read it.
+    let jsapi_needs_buyer_id = false;
     let mut r = Json(json!({
         "currency": CURRENCY,
         "products": products,
@@ -252,7 +258,8 @@ pub fn parse_create_body(body: &[u8]) -> Result<Value, serde_json::Error> {
     request_body = CreateCheckout,
     responses(
         (status = 201, description = "What the browser needs; the fields present depend on the channel", body = CheckoutCreated),
-        (status = 400, description = "`invalid_request`, `unknown_sku`, `invalid_quantity`, `invalid_channel`, `channel_disabled`, `invalid_return_url` or `buyer_required`", body = CheckoutErrorBody),
+        (status = 400, description = "`invalid_request`, `unknown_sku`, `subscription_only`, `invalid_quantity`, `invalid_channel`, `channel_disabled`, `invalid_return_url` or `buyer_not_accepted` (a buyer id in the body: never taken from the page)", body = CheckoutErrorBody),
+        (status = 401, description = "`authorization_required`: jsapi without the buyer's Alipay authorization (`/checkout/authorize`)", body = CheckoutErrorBody),
         (status = 409, description = "`order_not_payable`", body = CheckoutErrorBody),
         (status = 429, description = "`rate_limited`; wait `Retry-After` seconds", body = CheckoutErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
@@ -289,6 +296,12 @@ pub(crate) async fn create(
         .catalog
         .get(sku)
         .ok_or_else(|| ApiError::bad("unknown_sku", "no product with this sku"))?;
+    if product.subscription.is_some() {
+        return Err(ApiError::bad(
+            "subscription_only",
+            "this product is a subscription; subscribe with POST /checkout/subscriptions",
+        ));
+    }
     let quantity = b
         .quantity
         .as_u64()
@@ -346,41 +359,34 @@ pub(crate) async fn create(
         None => Url::parse(&format!("{}/checkout/result", config.public_url))
             .map_err(|_| ApiError::from(CheckoutError::config("ZHIFU_PUBLIC_URL", "not a URL")))?,
     };
-    for (name, v) in [
-        ("buyer_id", &b.buyer_id),
-        ("buyer_open_id", &b.buyer_open_id),
-    ] {
-        if let Some(v) = v
-            && (v.is_empty()
-                || v.len() > MAX_BUYER_ID
-                || !v
-                    .bytes()
-                    .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-'))
-        {
-            return Err(ApiError::bad(
-                "invalid_request",
-                format!("{name} is malformed"),
-            ));
-        }
+    // The buyer of a jsapi trade comes from Alipay user authorization (the
+    // sealed cookie `crate::authorize` sets), never from the page.
+    if b.buyer_id.is_some() || b.buyer_open_id.is_some() {
+        return Err(ApiError::bad(
+            "buyer_not_accepted",
+            "the buyer is never taken from the request: inside the Alipay app, authorize \
+             first (GET /checkout/authorize or POST /checkout/authorize/code)",
+        ));
     }
-    let (buyer_id, buyer_open_id) = match (channel, b.buyer_id, b.buyer_open_id) {
-        (Channel::Jsapi, None, None) => match &config.dev_buyer_id {
-            Some(dev) => (Some(dev.clone()), None),
-            None => {
-                return Err(ApiError::bad(
-                    "buyer_required",
-                    "channel jsapi needs buyer_id or buyer_open_id (from Alipay user authorization)",
-                ));
-            }
-        },
-        (Channel::Jsapi, id, open_id) => (id, open_id),
-        (_, None, None) => (None, None),
-        _ => {
-            return Err(ApiError::bad(
-                "invalid_request",
-                "buyer_id and buyer_open_id apply to the jsapi channel only",
-            ));
+    let (buyer_id, buyer_open_id) = if channel == Channel::Jsapi {
+        match crate::authorize::buyer_from_cookies(&st.inner.secret, &headers, now_ms()) {
+            Some(alipay::BuyerId::OpenId(id)) => (None, Some(id)),
+            Some(alipay::BuyerId::UserId(id)) => (Some(id), None),
+            _ => match &config.dev_buyer_id {
+                Some(dev) => (Some(dev.clone()), None),
+                None => {
+                    return Err(ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        "authorization_required",
+                        "channel jsapi needs the buyer's Alipay authorization first: \
+                         GET /checkout/authorize?return=<this page>, or POST \
+                         /checkout/authorize/code with the app bridge's getAuthCode",
+                    ));
+                }
+            },
         }
+    } else {
+        (None, None)
     };
     let total = product.total(quantity).ok_or_else(|| {
         ApiError::bad(
@@ -554,6 +560,8 @@ pub(crate) fn routes() -> utoipa_axum::router::OpenApiRouter<CheckoutState> {
         .routes(routes!(create))
         .routes(routes!(catalog))
         .routes(routes!(status))
+        .merge(subscriptions::routes())
+        .merge(authorize::routes())
 }
 
 /// The checkout API as OpenAPI paths and schemas, for the document the
@@ -606,6 +614,21 @@ mod schema {
         description: Option<LocalizedText>,
         price: Money,
         max_quantity: u32,
+        /// Set for a subscription product (sold only through `POST
+        /// /checkout/subscriptions`): `price` is charged every `every`
+        /// `unit`s, at most `max_periods` times (null: until cancelled).
+        subscription: Option<CatalogPlan>,
+    }
+
+    /// A subscription product's plan.
+    #[derive(Debug, ToSchema)]
+    pub struct CatalogPlan {
+        /// `month` or `day`.
+        #[schema(example = "month")]
+        unit: String,
+        #[schema(minimum = 1)]
+        every: u32,
+        max_periods: Option<u32>,
     }
 
     /// `GET /checkout/catalog`.
@@ -616,7 +639,8 @@ mod schema {
         products: Vec<CatalogProduct>,
         /// `page`, `wap`, `qr`, `app`, `jsapi`.
         channels: Vec<String>,
-        /// Without a configured buyer id a jsapi checkout cannot be made.
+        /// Always false: the checkout obtains the jsapi buyer through Alipay
+        /// user authorization (`/checkout/authorize`).
         jsapi_needs_buyer_id: bool,
     }
 
@@ -632,10 +656,6 @@ mod schema {
         /// page/wap: where the buyer lands (absolute http(s)); the checkout
         /// id is appended.
         return_url: Option<String>,
-        /// jsapi: the buyer's Alipay user id.
-        buyer_id: Option<String>,
-        /// jsapi: the buyer's Alipay open id.
-        buyer_open_id: Option<String>,
     }
 
     /// The answer to `POST /checkout`.

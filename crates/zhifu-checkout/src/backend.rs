@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-use alipay::Amount;
+use alipay::{Amount, BuyerId};
 use async_trait::async_trait;
 use axum::Router;
 use axum::body::Body;
@@ -19,6 +19,12 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use crate::error::CheckoutError;
+
+mod subscriptions;
+pub use self::subscriptions::{
+    CreatedSubscription, SignChannel, SignParams, SubscriptionInfo, SubscriptionRequest,
+    SubscriptionStatus,
+};
 
 /// How the buyer pays; the backend's `channel`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -201,6 +207,68 @@ pub trait PaymentBackend: Send + Sync + fmt::Debug + 'static {
     /// # Errors
     /// As [`PaymentBackend::pay`].
     async fn order(&self, order_id: &str, refresh: bool) -> Result<OrderInfo, CheckoutError>;
+
+    /// Creates a subscription (a recurring agreement for the buyer to
+    /// sign) and answers how to sign it. The default: a backend without
+    /// subscriptions.
+    ///
+    /// # Errors
+    /// As [`PaymentBackend::create_order`].
+    async fn create_subscription(
+        &self,
+        request: &SubscriptionRequest,
+    ) -> Result<CreatedSubscription, CheckoutError> {
+        let _ = request;
+        Err(CheckoutError::BackendUnavailable(
+            "this backend offers no subscriptions".into(),
+        ))
+    }
+
+    /// The subscription; with `refresh`, the backend first asks Alipay
+    /// (`alipay.user.agreement.query`, verified).
+    ///
+    /// # Errors
+    /// As [`PaymentBackend::pay`].
+    async fn subscription(
+        &self,
+        subscription_id: &str,
+        refresh: bool,
+    ) -> Result<SubscriptionInfo, CheckoutError> {
+        let _ = (subscription_id, refresh);
+        Err(CheckoutError::BackendUnavailable(
+            "this backend offers no subscriptions".into(),
+        ))
+    }
+
+    /// The Alipay user-authorization page URL (`auth_base`) that sends the
+    /// buyer back to `redirect_uri` with `auth_code` and `state`. The
+    /// default: a backend without user authorization.
+    ///
+    /// # Errors
+    /// As [`PaymentBackend::create_order`].
+    async fn authorize_url(
+        &self,
+        redirect_uri: &str,
+        state: &str,
+    ) -> Result<String, CheckoutError> {
+        let _ = (redirect_uri, state);
+        Err(CheckoutError::BackendUnavailable(
+            "this backend offers no user authorization".into(),
+        ))
+    }
+
+    /// Exchanges the buyer's `auth_code` for their Alipay id (the backend
+    /// verifies Alipay's signed answer).
+    ///
+    /// # Errors
+    /// [`CheckoutError::BackendRejected`] when the code is refused (used,
+    /// expired, unknown); otherwise as [`PaymentBackend::create_order`].
+    async fn exchange_auth_code(&self, auth_code: &str) -> Result<BuyerId, CheckoutError> {
+        let _ = auth_code;
+        Err(CheckoutError::BackendUnavailable(
+            "this backend offers no user authorization".into(),
+        ))
+    }
 }
 
 /// [`PaymentBackend`] over the backend's merchant HTTP API, called
@@ -341,6 +409,59 @@ impl PaymentBackend for RouterBackend {
         }
         let v = self.call(Method::GET, &uri, None).await?;
         order_info(&v)
+    }
+
+    async fn create_subscription(
+        &self,
+        request: &SubscriptionRequest,
+    ) -> Result<CreatedSubscription, CheckoutError> {
+        self.create_subscription_over_api(request).await
+    }
+
+    async fn subscription(
+        &self,
+        subscription_id: &str,
+        refresh: bool,
+    ) -> Result<SubscriptionInfo, CheckoutError> {
+        self.subscription_over_api(subscription_id, refresh).await
+    }
+
+    async fn authorize_url(
+        &self,
+        redirect_uri: &str,
+        state: &str,
+    ) -> Result<String, CheckoutError> {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("redirect_uri", redirect_uri)
+            .append_pair("state", state)
+            .append_pair("scope", "auth_base")
+            .finish();
+        let v = self
+            .call(
+                Method::GET,
+                &format!("/v1/oauth/authorize-url?{query}"),
+                None,
+            )
+            .await?;
+        v["url"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| CheckoutError::BackendUnavailable("authorize-url answer: url".into()))
+    }
+
+    async fn exchange_auth_code(&self, auth_code: &str) -> Result<BuyerId, CheckoutError> {
+        let v = self
+            .call(
+                Method::POST,
+                "/v1/oauth/token",
+                Some(json!({ "auth_code": auth_code })),
+            )
+            .await?;
+        let id = |k: &str| v[k].as_str().filter(|s| !s.is_empty()).map(str::to_owned);
+        id("open_id")
+            .map(BuyerId::OpenId)
+            .or_else(|| id("user_id").map(BuyerId::UserId))
+            .ok_or_else(|| CheckoutError::BackendUnavailable("token answer names no buyer".into()))
     }
 }
 

@@ -14,7 +14,17 @@
 //! name = { zh = "支付马克杯", en = "Zhifu mug" }
 //! description = { zh = "…", en = "…" }   # optional
 //! max_quantity = 5                        # optional
+//!
+//! [[product]]
+//! sku = "pro-monthly"
+//! price = "30.00"                         # charged each period
+//! name = { zh = "专业版会员（月付）", en = "Pro plan, monthly" }
+//! subscription = { unit = "month", every = 1, max_periods = 12 }   # max_periods optional
 //! ```
+//!
+//! A product with `subscription` is sold only through `POST
+//! /checkout/subscriptions` (an Alipay recurring agreement), never as a
+//! one-off, and has no quantity; a product without it only as a one-off.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -36,6 +46,12 @@ const QUANTITY_CEILING: u32 = 10_000;
 /// suffix must fit.
 const NAME_MAX_CHARS: usize = 128;
 const DESCRIPTION_MAX_CHARS: usize = 400;
+/// Our own bounds on a plan's period (Alipay's, beyond `period >= 1`, are
+/// not confirmed; see docs/agreements.md): a year either way.
+const MAX_EVERY_MONTHS: u32 = 12;
+const MAX_EVERY_DAYS: u32 = 365;
+/// A plan longer than this many periods is a typo, not a product.
+const MAX_PERIODS_CEILING: u32 = 1_000;
 
 /// A name or text in both languages the pages speak.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +61,63 @@ pub struct Text {
     pub zh: String,
     /// English.
     pub en: String,
+}
+
+/// The unit of a subscription's period (Alipay's `period_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PeriodUnit {
+    /// `DAY`.
+    Day,
+    /// `MONTH`.
+    Month,
+}
+
+impl PeriodUnit {
+    /// The wire name (`day`, `month`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeriodUnit::Day => "day",
+            PeriodUnit::Month => "month",
+        }
+    }
+}
+
+/// A subscription product's plan: the product's price is charged every
+/// `every` `unit`s, at most `max_periods` times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    /// Day or month.
+    pub unit: PeriodUnit,
+    /// How many units one period lasts.
+    pub every: u32,
+    /// How many periods are charged at most; `None`: until cancelled.
+    #[serde(default)]
+    pub max_periods: Option<u32>,
+}
+
+impl Plan {
+    fn check(&self) -> Result<(), String> {
+        let ceiling = match self.unit {
+            PeriodUnit::Month => MAX_EVERY_MONTHS,
+            PeriodUnit::Day => MAX_EVERY_DAYS,
+        };
+        if !(1..=ceiling).contains(&self.every) {
+            return Err(format!(
+                "every must be between 1 and {ceiling} for unit {:?}",
+                self.unit.as_str()
+            ));
+        }
+        if let Some(n) = self.max_periods
+            && !(1..=MAX_PERIODS_CEILING).contains(&n)
+        {
+            return Err(format!(
+                "max_periods must be between 1 and {MAX_PERIODS_CEILING}"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// One product, its price already checked and in fen.
@@ -58,8 +131,10 @@ pub struct Product {
     pub description: Option<Text>,
     /// Unit price.
     pub price: Amount,
-    /// Largest quantity one checkout may buy.
+    /// Largest quantity one checkout may buy (1 for a subscription).
     pub max_quantity: u32,
+    /// Set for a subscription product: `price` is charged each period.
+    pub subscription: Option<Plan>,
 }
 
 impl Product {
@@ -105,6 +180,7 @@ struct RawProduct {
     price: toml::Value,
     description: Option<Text>,
     max_quantity: Option<u32>,
+    subscription: Option<toml::Value>,
 }
 
 impl Catalog {
@@ -179,7 +255,29 @@ impl Catalog {
                     ));
                 }
             };
-            let max_quantity = p.max_quantity.unwrap_or(default_max);
+            // Read by hand rather than by serde so a mistake names the
+            // product (serde's message would only say "line 12").
+            let subscription = match p.subscription {
+                None => None,
+                Some(v) => {
+                    let plan: Plan = v.try_into().map_err(|e: toml::de::Error| {
+                        bad("subscription", e.message().to_owned())
+                    })?;
+                    plan.check().map_err(|m| bad("subscription", m))?;
+                    if p.max_quantity.is_some() {
+                        return Err(bad(
+                            "max_quantity",
+                            "a subscription is bought one at a time; remove max_quantity".into(),
+                        ));
+                    }
+                    Some(plan)
+                }
+            };
+            let max_quantity = if subscription.is_some() {
+                1
+            } else {
+                p.max_quantity.unwrap_or(default_max)
+            };
             check_max_quantity(&p.sku, max_quantity)?;
             let product = Product {
                 sku: p.sku.clone(),
@@ -187,6 +285,7 @@ impl Catalog {
                 description: p.description,
                 price,
                 max_quantity,
+                subscription,
             };
             if product.total(max_quantity).is_none() {
                 return Err(bad(
@@ -319,6 +418,87 @@ mod tests {
             .replace("sku = \"mug\"", "sku = \"mug\"\nmax_quantity = 2");
         let e = Catalog::from_toml_str(&t).unwrap_err().to_string();
         assert!(e.contains("largest amount"), "{e}");
+    }
+
+    const PLAN: &str = r#"
+        [[product]]
+        sku = "pro"
+        price = "30.00"
+        name = { zh = "专业版", en = "Pro" }
+        subscription = { unit = "month", every = 1, max_periods = 12 }
+    "#;
+
+    #[test]
+    fn parses_subscription_plans() {
+        let c = Catalog::from_toml_str(&format!("{ONE}\n{PLAN}")).unwrap();
+        let pro = c.get("pro").unwrap();
+        assert_eq!(
+            pro.subscription,
+            Some(Plan {
+                unit: PeriodUnit::Month,
+                every: 1,
+                max_periods: Some(12)
+            })
+        );
+        assert_eq!(pro.price.fen(), 3000);
+        assert_eq!(pro.max_quantity, 1);
+        assert_eq!(c.get("mug").unwrap().subscription, None);
+        let open_ended = PLAN
+            .replace(", max_periods = 12", "")
+            .replace("month", "day");
+        let p = Catalog::from_toml_str(&open_ended).unwrap();
+        assert_eq!(p.products()[0].subscription.unwrap().max_periods, None);
+        assert_eq!(p.products()[0].subscription.unwrap().unit, PeriodUnit::Day);
+    }
+
+    #[test]
+    fn rejects_bad_plans() {
+        let cases = [
+            (PLAN.replace("\"month\"", "\"week\""), "week"),
+            (PLAN.replace("every = 1", "every = 0"), "every"),
+            (PLAN.replace("every = 1", "every = 13"), "between 1 and 12"),
+            (
+                PLAN.replace("every = 1", "every = 366")
+                    .replace("month", "day"),
+                "between 1 and 365",
+            ),
+            (PLAN.replace("every = 1", "every = -1"), "subscription"),
+            (
+                PLAN.replace("max_periods = 12", "max_periods = 0"),
+                "max_periods",
+            ),
+            (
+                PLAN.replace("max_periods = 12", "max_periods = 1001"),
+                "max_periods",
+            ),
+            (PLAN.replace(", max_periods = 12", ", trial = 7"), "trial"),
+            (PLAN.replace("unit = \"month\", ", ""), "unit"),
+            (PLAN.replace("{ unit", "\"monthly\" #"), "subscription"),
+            (
+                PLAN.replace("sku = \"pro\"", "sku = \"pro\"\nmax_quantity = 2"),
+                "one at a time",
+            ),
+            (PLAN.replace("30.00", "0.00"), "price"),
+        ];
+        for (text, needle) in cases {
+            let e = Catalog::from_toml_str(&text).unwrap_err().to_string();
+            assert!(e.contains(needle), "{needle:?} not in {e:?}");
+            assert!(e.contains("pro") || needle == "subscription", "{e}");
+        }
+    }
+
+    #[test]
+    fn demo_catalog_has_a_subscription_after_the_one_offs() {
+        let c = Catalog::demo();
+        let subs: Vec<_> = c
+            .products()
+            .iter()
+            .filter(|p| p.subscription.is_some())
+            .collect();
+        assert_eq!(subs.len(), 1);
+        assert_eq!(subs[0].price.to_string(), "30.00");
+        // The first product stays a one-off: the OpenAPI test buys products[0].
+        assert!(c.products()[0].subscription.is_none());
     }
 
     #[test]

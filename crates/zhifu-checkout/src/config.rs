@@ -51,13 +51,16 @@ pub struct CheckoutConfig {
     /// `AlipayJSBridge` at `/sandbox/jsbridge.js` and injects it into the
     /// storefront for user agents that claim to be the Alipay app.
     pub dev_bridge: bool,
-    /// The buyer a `jsapi` checkout uses when the page sends none.
+    /// The buyer a `jsapi` checkout uses when the request carries no
+    /// authorization cookie.
     ///
     /// Alipay needs the buyer's `buyer_id`/`buyer_open_id` for a jsapi
-    /// trade; a real merchant page gets it through Alipay user
-    /// authorization (`alipay.system.oauth.token`) and sends it. `zhifu dev`
-    /// sets this to a sandbox buyer so the demo storefront works in the
-    /// stand-in "Alipay app"; leave it `None` in production.
+    /// trade; the checkout gets it through Alipay user authorization
+    /// (`/checkout/authorize`, a verified `alipay.system.oauth.token`) and
+    /// never from the page. This stand-in is for tests that skip
+    /// authorization ([`CheckoutConfig::development`] sets it; `zhifu dev`
+    /// clears it and authorizes on the sandbox's page); leave it `None` in
+    /// production.
     pub dev_buyer_id: Option<String>,
     /// The shop's name, tagline and logo (`ZHIFU_SHOP_NAME`,
     /// `ZHIFU_SHOP_TAGLINE`, `ZHIFU_SHOP_LOGO_URL`; see [`Branding`]).

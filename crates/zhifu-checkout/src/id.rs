@@ -77,7 +77,62 @@ impl CheckoutSecret {
         }
         String::from_utf8(id).ok()
     }
+
+    /// The checkout id for a subscription id: like [`CheckoutSecret::seal`]
+    /// with prefix `cs_`, the tag computed over a domain label and the id,
+    /// so an order's checkout id never opens as a subscription's (nor the
+    /// other way round).
+    pub fn seal_subscription(&self, subscription_id: &str) -> String {
+        let tag = self.subscription_tag(subscription_id.as_bytes());
+        format!(
+            "{SUBSCRIPTION_PREFIX}{}.{}",
+            B64.encode(subscription_id),
+            B64.encode(&tag.as_ref()[..TAG_LEN])
+        )
+    }
+
+    /// The subscription id inside a `cs_` checkout id, if it is genuine.
+    pub fn open_subscription(&self, checkout_id: &str) -> Option<String> {
+        let rest = checkout_id.strip_prefix(SUBSCRIPTION_PREFIX)?;
+        let (id_b64, tag_b64) = rest.split_once('.')?;
+        if id_b64.len() > MAX_ORDER_ID * 4 / 3 + 4 || tag_b64.len() > 32 {
+            return None;
+        }
+        let id = B64.decode(id_b64).ok()?;
+        let tag = B64.decode(tag_b64).ok()?;
+        let want = self.subscription_tag(&id);
+        if tag.len() != TAG_LEN
+            || constant_time::verify_slices_are_equal(&want.as_ref()[..TAG_LEN], &tag).is_err()
+        {
+            return None;
+        }
+        String::from_utf8(id).ok()
+    }
+
+    fn subscription_tag(&self, id: &[u8]) -> hmac::Tag {
+        let mut ctx = hmac::Context::with_key(&self.0);
+        ctx.update(SUBSCRIPTION_LABEL);
+        ctx.update(id);
+        ctx.sign()
+    }
 }
+
+impl CheckoutSecret {
+    /// HMAC-SHA256 under this secret of `label` (a domain label ending in
+    /// `\0`, so that no two labels' messages collide) then `data`: what
+    /// the authorization state and buyer cookie ([`crate::authorize`]) are
+    /// sealed with.
+    pub(crate) fn tag(&self, label: &[u8], data: &[u8]) -> hmac::Tag {
+        let mut ctx = hmac::Context::with_key(&self.0);
+        ctx.update(label);
+        ctx.update(data);
+        ctx.sign()
+    }
+}
+
+const SUBSCRIPTION_PREFIX: &str = "cs_";
+/// Domain separation of subscription ids from order ids under one key.
+const SUBSCRIPTION_LABEL: &[u8] = b"zhifu-checkout-subscription/v1\0";
 
 #[cfg(test)]
 mod tests {
@@ -123,6 +178,23 @@ mod tests {
         ] {
             assert_eq!(s.open(junk), None, "{junk}");
         }
+    }
+
+    #[test]
+    fn subscription_ids_are_sealed_apart_from_order_ids() {
+        let s = CheckoutSecret::derive_from("zk_test_key_0123456789");
+        let id = s.seal_subscription("sub_01J9ZQ");
+        assert!(id.starts_with("cs_"), "{id}");
+        assert_eq!(s.open_subscription(&id).as_deref(), Some("sub_01J9ZQ"));
+        // Neither kind opens as the other, even with the prefix swapped.
+        assert_eq!(s.open(&id), None);
+        assert_eq!(s.open(&id.replacen("cs_", "co_", 1)), None);
+        let order = s.seal("sub_01J9ZQ");
+        assert_eq!(s.open_subscription(&order), None);
+        assert_eq!(s.open_subscription(&order.replacen("co_", "cs_", 1)), None);
+        let other = CheckoutSecret::derive_from("key-two-key-two-key-two");
+        assert_eq!(other.open_subscription(&id), None);
+        assert_eq!(s.open_subscription(&id[..id.len() - 2]), None);
     }
 
     #[test]

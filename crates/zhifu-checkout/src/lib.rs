@@ -9,13 +9,20 @@
 //!   quantity, channel → what the browser needs plus an opaque, unforgeable
 //!   checkout id), `GET /checkout/{id}` (status only), `GET
 //!   /checkout/catalog`, rate-limited per client ([`RateLimiter`]);
+//!   and for subscription products ([`Plan`]) `POST
+//!   /checkout/subscriptions` / `GET /checkout/subscriptions/{id}`
+//!   (a recurring agreement to sign; its status);
 //! - the **pages**, embedded in the binary: the storefront at `/`, the
 //!   result page at `/checkout/result` (the `return_url` target; it asks the
 //!   backend for the verified status and ignores the redirect's
 //!   parameters), the QR view with countdown, the merchant's orders view at
 //!   `/admin`, and `zhifu.js` + `zhifu.d.ts` for merchants' own pages;
 //! - in development only, the stand-in `AlipayJSBridge` at
-//!   `/sandbox/jsbridge.js`.
+//!   `/sandbox/jsbridge.js`;
+//! - **user authorization** for in-app (jsapi) payments
+//!   (`/checkout/authorize…`, `src/authorize.rs`): the buyer's Alipay id comes
+//!   from a verified `alipay.system.oauth.token` and lives in a sealed,
+//!   HttpOnly cookie, never in what the page sends.
 //!
 //! It talks to the payment backend only through [`PaymentBackend`]
 //! (create an order, get payment parameters, read it back);
@@ -38,6 +45,7 @@
 #![deny(missing_docs)]
 
 pub mod api;
+mod authorize;
 mod backend;
 pub mod branding;
 mod catalog;
@@ -62,8 +70,13 @@ pub use crate::backend::{
     Channel, OrderInfo, OrderRequest, OrderStatus, PayParams, PayRequest, PaymentBackend,
     RouterBackend,
 };
+pub use crate::backend::{
+    CreatedSubscription, SignChannel, SignParams, SubscriptionInfo, SubscriptionRequest,
+    SubscriptionStatus,
+};
 pub use crate::branding::Branding;
 pub use crate::catalog::{CURRENCY, Catalog, DEMO_TOML, Product, Text};
+pub use crate::catalog::{PeriodUnit, Plan};
 pub use crate::config::{CheckoutConfig, DEV_BUYER_ID};
 pub use crate::error::CheckoutError;
 pub use crate::id::CheckoutSecret;
@@ -131,6 +144,9 @@ impl CheckoutState {
 /// | `GET /checkout/catalog` | products and channels (JSON) |
 /// | `POST /checkout` | create a checkout (JSON) |
 /// | `GET /checkout/{id}` | its status (JSON; `?refresh=true` asks Alipay) |
+/// | `POST /checkout/subscriptions` | subscribe to a catalog subscription product (JSON) |
+/// | `GET /checkout/subscriptions/{id}` | its status (JSON; `?refresh=true` asks Alipay) |
+/// | `GET /checkout/authorize`, `GET /checkout/authorize/callback`, `POST /checkout/authorize/code` | the jsapi buyer from Alipay user authorization (sealed cookie) |
 /// | `GET /sandbox/jsbridge.js` | stand-in `AlipayJSBridge`, only with [`CheckoutConfig::dev_bridge`] |
 ///
 /// Per-client rate limiting keys on the socket peer, which axum provides

@@ -27,6 +27,11 @@ struct App {
 }
 
 async fn spawn() -> App {
+    spawn_with(|_| {}).await
+}
+
+/// [`spawn`] with the checkout's configuration adjusted.
+async fn spawn_with(tweak: impl FnOnce(&mut CheckoutConfig)) -> App {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let db = fresh_database(Backend::Sqlite).await.unwrap();
@@ -47,9 +52,12 @@ async fn spawn() -> App {
         default_expiry_minutes: 30,
         money: Default::default(),
     };
-    let backend = zhifu_server::router(AppState::new(settings, store));
-    // What `zhifu dev` does.
-    let config = CheckoutConfig::development(&base, |_| None).unwrap();
+    // What `zhifu dev` does: authorization on the sandbox's page.
+    let state = AppState::new(settings, store)
+        .with_oauth_authorize_url(format!("{base}/sandbox/oauth2/publicAppAuthorize.htm"));
+    let backend = zhifu_server::router(state);
+    let mut config = CheckoutConfig::development(&base, |_| None).unwrap();
+    tweak(&mut config);
     let app_router = zhifu_checkout::router_over_backend(config, backend.clone(), API_KEY)
         .unwrap()
         .merge(sb.router())
@@ -361,4 +369,228 @@ async fn unknown_ids_are_404_and_every_page_is_served() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
+}
+
+/// A subscription product, end to end: `POST /checkout/subscriptions` →
+/// the sandbox gateway → its signing page → Agree → back on our result
+/// page; the signed `dut_user_sign` notification makes it active at the
+/// backend, and the buyer's status endpoint says so.
+#[tokio::test]
+async fn subscribe_sign_on_the_sandbox_and_become_active() {
+    let app = spawn().await;
+    let r = app
+        .http
+        .post(format!("{}/checkout/subscriptions", app.base))
+        .json(&json!({"sku": "pro-monthly", "channel": "page"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let c: Value = r.json().await.unwrap();
+    assert_eq!(c["status"], "pending_signature");
+    assert_eq!(c["amount"], "30.00");
+    let id = c["checkout_id"].as_str().unwrap();
+
+    // The buyer's browser: gateway → the signing page, which shows the plan.
+    let r = app
+        .http
+        .get(c["sign"]["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let sign = app.follow(r).await;
+    assert!(sign.contains("/sandbox/sign/"), "{sign}");
+    let html = app
+        .http
+        .get(&sign)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("30.00"), "{html}");
+    let r = app.http.post(format!("{sign}/agree")).send().await.unwrap();
+    let back = app.follow(r).await;
+    assert_eq!(
+        back,
+        format!("{}/checkout/result?zhifu_subscription=returned", app.base)
+    );
+
+    // Without refresh: only the verified notification can make it active.
+    let mut status = Value::Null;
+    for _ in 0..100 {
+        status = app
+            .http
+            .get(format!("{}/checkout/subscriptions/{id}", app.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if status["status"] == "active" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status["status"], "active", "{status}");
+    assert_eq!(status["active"], true);
+    assert!(status.get("agreement_no").is_none());
+
+    // The merchant sees it with the catalog's plan.
+    let list: Value = app
+        .http
+        .get(format!("{}/v1/subscriptions?limit=10", app.base))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let s = &list["data"][0];
+    assert_eq!(
+        (
+            s["status"].as_str(),
+            s["amount"].as_str(),
+            s["max_periods"].as_u64()
+        ),
+        (Some("active"), Some("30.00"), Some(12))
+    );
+    assert_eq!(s["period"], json!({"unit": "month", "every": 1}));
+    assert_eq!(s["metadata"]["sku"], "pro-monthly");
+
+    // The merchant cancels; the buyer's status follows the backend.
+    let r = app
+        .http
+        .post(format!(
+            "{}/v1/subscriptions/{}/cancel",
+            app.base,
+            s["id"].as_str().unwrap()
+        ))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let status: Value = app
+        .http
+        .get(format!("{}/checkout/subscriptions/{id}", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (status["status"].as_str(), status["active"].as_bool()),
+        (Some("canceled"), Some(false))
+    );
+    assert!(status["canceled_at"].is_i64(), "{status}");
+}
+
+/// Inside the Alipay app without a development buyer: the storefront
+/// authorizes (checkout → sandbox authorize page → callback), and the jsapi
+/// trade is created for the authorized buyer and paid.
+#[tokio::test]
+async fn jsapi_buyer_comes_from_authorization_only() {
+    let app = spawn_with(|c| c.dev_buyer_id = None).await;
+    let body = json!({"sku": "tea", "quantity": 1, "channel": "jsapi"});
+    let post = |body: &Value, cookie: Option<&str>| {
+        let mut r = app.http.post(format!("{}/checkout", app.base)).json(body);
+        if let Some(c) = cookie {
+            r = r.header("cookie", c);
+        }
+        r.send()
+    };
+    let r = post(&body, None).await.unwrap();
+    assert_eq!(r.status(), 401);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "authorization_required");
+
+    // The buyer's browser: our redirect → the authorize page → back.
+    let r = app
+        .http
+        .get(format!(
+            "{}/checkout/authorize?return=%2F%3Fbuy%3Dtea",
+            app.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let to_alipay = app.follow(r).await;
+    assert!(
+        to_alipay.starts_with(&format!(
+            "{}/sandbox/oauth2/publicAppAuthorize.htm?",
+            app.base
+        )),
+        "{to_alipay}"
+    );
+    let r = app.http.get(&to_alipay).send().await.unwrap();
+    assert!(r.status().is_redirection(), "{}", r.status());
+    let callback = app.follow(r).await;
+    assert!(
+        callback.starts_with(&format!("{}/checkout/authorize/callback?", app.base)),
+        "{callback}"
+    );
+    let r = app.http.get(&callback).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/?buy=tea");
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    // The same link again: the code is spent, nothing is set.
+    let again = app.http.get(&callback).send().await.unwrap();
+    assert_eq!(again.status(), 400);
+    assert!(again.headers().get("set-cookie").is_none());
+
+    // A buyer named by the page is refused, cookie or not.
+    let mut forged = body.clone();
+    forged["buyer_id"] = json!("2088000000000009");
+    for c in [None, Some(cookie.as_str())] {
+        let r = post(&forged, c).await.unwrap();
+        assert_eq!(r.status(), 400);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "buyer_not_accepted");
+    }
+
+    let r = post(&body, Some(&cookie)).await.unwrap();
+    assert_eq!(r.status(), 201);
+    let c: Value = r.json().await.unwrap();
+    let requests: Value = app
+        .http
+        .get(format!(
+            "{}/sandbox/api/requests?method=alipay.trade.create",
+            app.base
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let create = requests["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["out_trade_no"] == c["out_trade_no"])
+        .expect("alipay.trade.create was called");
+    let open_id = create["biz_content"]["buyer_open_id"].as_str().unwrap();
+    assert!(!open_id.is_empty());
+    assert!(create["biz_content"].get("buyer_id").is_none(), "{create}");
+    let r = app
+        .http
+        .post(format!("{}/sandbox/api/trades/pay", app.base))
+        .json(&json!({"out_trade_no": c["out_trade_no"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    app.until_paid(c["checkout_id"].as_str().unwrap()).await;
 }

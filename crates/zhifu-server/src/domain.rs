@@ -10,8 +10,8 @@
 //! corrupt, never rounded.
 
 use alipay::Amount;
-use time::OffsetDateTime;
-use zhifu_store::StoreError;
+use time::{Date, Month, OffsetDateTime, Time, UtcOffset};
+use zhifu_store::{StoreError, Subscription};
 
 /// Longest payment deadline: Alipay's `timeout_express` maximum, 15 days.
 pub const MAX_EXPIRY_MINUTES: i64 = 15 * 24 * 60;
@@ -199,4 +199,101 @@ mod tests {
         assert_eq!(request_hash(&["x"]).len(), 64);
         assert_eq!(hex(&[0, 255, 16]), "00ff10");
     }
+}
+
+// Subscription periods: calendar dates in Beijing, where Alipay dates
+// agreements and charges.
+
+/// The unit of a subscription's period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeriodUnit {
+    /// Days.
+    Day,
+    /// Months (the first charge's day of month, at most 28).
+    Month,
+}
+
+impl PeriodUnit {
+    /// Wire and stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeriodUnit::Day => "day",
+            PeriodUnit::Month => "month",
+        }
+    }
+
+    /// Parses the wire name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "day" => Some(PeriodUnit::Day),
+            "month" => Some(PeriodUnit::Month),
+            _ => None,
+        }
+    }
+}
+
+/// Beijing time, +08:00.
+pub fn beijing() -> UtcOffset {
+    // +08:00 is always a valid offset.
+    UtcOffset::from_hms(8, 0, 0).unwrap_or(UtcOffset::UTC)
+}
+
+/// Today in Beijing at `now_ms`.
+pub fn beijing_date(now_ms: i64) -> Option<Date> {
+    crate::domain::from_epoch_ms(now_ms).map(|t| t.to_offset(beijing()).date())
+}
+
+/// When a charge dated `d` is due: the start of that day in Beijing.
+pub fn due_at(d: Date) -> i64 {
+    epoch_ms(d.with_time(Time::MIDNIGHT).assume_offset(beijing()))
+}
+
+/// `d` moved by whole calendar months (the day must exist in the target
+/// month; plans keep it at most 28).
+pub fn add_months(d: Date, months: i64) -> Option<Date> {
+    let index = i64::from(d.year()) * 12 + i64::from(u8::from(d.month())) - 1 + months;
+    let year = i32::try_from(index.div_euclid(12)).ok()?;
+    let month = Month::try_from(u8::try_from(index.rem_euclid(12) + 1).ok()?).ok()?;
+    Date::from_calendar_date(year, month, d.day()).ok()
+}
+
+/// The date `period` (1-based) of a plan is charged on.
+pub fn period_date(first: Date, unit: PeriodUnit, every: i64, period: i64) -> Option<Date> {
+    let steps = (period - 1).checked_mul(every)?;
+    match unit {
+        PeriodUnit::Day => first.checked_add(time::Duration::days(steps)),
+        PeriodUnit::Month => add_months(first, steps),
+    }
+}
+
+/// A `yyyy-MM-dd` date.
+pub fn parse_date(s: &str) -> Option<Date> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    Date::parse(s, &format).ok()
+}
+
+/// A date as `yyyy-MM-dd`.
+pub fn format_date(d: Date) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    d.format(&format).unwrap_or_default()
+}
+
+/// A stored subscription's period unit.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] when the stored text is not a unit.
+pub fn stored_unit(sub: &Subscription) -> Result<PeriodUnit, StoreError> {
+    PeriodUnit::parse(&sub.period_unit).ok_or(StoreError::Corrupt {
+        column: "period_unit",
+    })
+}
+
+/// The date the subscription's next period is charged on, if any.
+pub fn next_charge_date(sub: &Subscription) -> Option<String> {
+    if sub.status.is_final() {
+        return None;
+    }
+    let first = parse_date(&sub.first_charge_date)?;
+    let unit = PeriodUnit::parse(&sub.period_unit)?;
+    period_date(first, unit, sub.period_every, sub.next_period).map(format_date)
 }

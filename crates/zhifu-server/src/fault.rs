@@ -17,6 +17,10 @@ pub const REFUND_CALLED: &str = "refund.called";
 /// In a reconcile pass, after the first order was brought up to date.
 pub const RECONCILE_MID_PASS: &str = "reconcile.mid_pass";
 
+/// In a subscription charging pass: Alipay charged the period, Zhifu has
+/// not recorded it.
+pub const SUBSCRIPTION_CHARGED: &str = "subscription.charged";
+
 /// Stops here when the test build was told to (see the module docs).
 #[cfg(feature = "fault-injection")]
 pub async fn point(name: &str) {

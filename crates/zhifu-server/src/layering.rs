@@ -153,6 +153,10 @@ fn http_only_reads_the_store() {
         "list_orphan_notifications",
         "count_orders_by_status",
         "count_events_by_state",
+        "get_subscription",
+        "list_subscriptions",
+        "list_subscription_charges",
+        "list_subscription_events",
         "ping",
     ];
     let mut checked = 0;

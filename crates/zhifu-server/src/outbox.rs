@@ -26,8 +26,17 @@ use std::time::Instant;
 
 use alipay::Clock;
 use zhifu_store::{
-    DeliveryNext, EventQuery, NewDeliveryAttempt, OrderEvent, Store, StoreError, WebhookState,
+    DeliveryNext, EventQuery, NewDeliveryAttempt, OrderEvent, Store, StoreError, SubscriptionEvent,
+    WebhookState,
 };
+
+/// What one POST to the merchant's endpoint came to.
+struct Posted {
+    at: i64,
+    http_status: Option<u16>,
+    error: Option<String>,
+    duration_ms: i64,
+}
 
 use crate::config::WebhookConfig;
 use crate::domain::epoch_ms;
@@ -107,43 +116,13 @@ impl Outbox {
     pub async fn deliver_claimed(&self, e: &OrderEvent) -> Result<DeliveryResult, StoreError> {
         let current = self.store.get_order(&e.order_id).await?;
         let body = view::webhook_payload(e, current.as_ref()).to_string();
-        let at = self.now_ms();
-        let t = at / 1000;
-        let header = webhook::sign(body.as_bytes(), self.config.secret.as_bytes(), t);
-        let standard =
-            webhook::sign_standard(&e.id, body.as_bytes(), self.config.secret.as_bytes(), t);
-        let started = Instant::now();
-        let sent = self
-            .http()
-            .post(&self.config.url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(webhook::SIGNATURE_HEADER, header)
-            .header(webhook::EVENT_ID_HEADER, &e.id)
-            .header("Zhifu-Event-Type", e.event_type.as_str())
-            .header(webhook::STANDARD_ID_HEADER, &e.id)
-            .header(webhook::STANDARD_TIMESTAMP_HEADER, t.to_string())
-            .header(webhook::STANDARD_SIGNATURE_HEADER, standard)
-            .body(body)
-            .send()
-            .await;
-        let duration_ms = crate::domain::duration_ms(started.elapsed());
-        let (http_status, error) = match sent {
-            Ok(resp) if resp.status().is_success() => (Some(resp.status().as_u16()), None),
-            Ok(resp) => (
-                Some(resp.status().as_u16()),
-                Some(format!("HTTP {}", resp.status().as_u16())),
-            ),
-            // `without_url`: the URL may carry the merchant's own token.
-            Err(err) => (None, Some(chain(&err.without_url()))),
-        };
-        let next = if error.is_none() {
-            DeliveryNext::Delivered
-        } else if e.attempts + 1 >= self.config.max_attempts {
-            DeliveryNext::GiveUp
-        } else {
-            let wait = crate::domain::duration_ms(webhook::backoff(e.attempts + 1));
-            DeliveryNext::RetryAt(self.now_ms().saturating_add(wait))
-        };
+        let Posted {
+            at,
+            http_status,
+            error,
+            duration_ms,
+        } = self.post(&e.id, e.event_type.as_str(), body).await;
+        let next = self.next_after(e.attempts, error.is_none());
         let attempt = NewDeliveryAttempt {
             at,
             http_status: http_status.map(i64::from),
@@ -185,6 +164,146 @@ impl Outbox {
             http_status,
             error,
         })
+    }
+
+    /// One signed POST of `body` to the merchant's endpoint.
+    async fn post(&self, event_id: &str, event_type: &str, body: String) -> Posted {
+        let at = self.now_ms();
+        let t = at / 1000;
+        let header = webhook::sign(body.as_bytes(), self.config.secret.as_bytes(), t);
+        let standard =
+            webhook::sign_standard(event_id, body.as_bytes(), self.config.secret.as_bytes(), t);
+        let started = Instant::now();
+        let sent = self
+            .http()
+            .post(&self.config.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(webhook::SIGNATURE_HEADER, header)
+            .header(webhook::EVENT_ID_HEADER, event_id)
+            .header("Zhifu-Event-Type", event_type)
+            .header(webhook::STANDARD_ID_HEADER, event_id)
+            .header(webhook::STANDARD_TIMESTAMP_HEADER, t.to_string())
+            .header(webhook::STANDARD_SIGNATURE_HEADER, standard)
+            .body(body)
+            .send()
+            .await;
+        let duration_ms = crate::domain::duration_ms(started.elapsed());
+        let (http_status, error) = match sent {
+            Ok(resp) if resp.status().is_success() => (Some(resp.status().as_u16()), None),
+            Ok(resp) => (
+                Some(resp.status().as_u16()),
+                Some(format!("HTTP {}", resp.status().as_u16())),
+            ),
+            // `without_url`: the URL may carry the merchant's own token.
+            Err(err) => (None, Some(chain(&err.without_url()))),
+        };
+        Posted {
+            at,
+            http_status,
+            error,
+            duration_ms,
+        }
+    }
+
+    /// What follows attempt number `attempts + 1`.
+    fn next_after(&self, attempts: i64, delivered: bool) -> DeliveryNext {
+        if delivered {
+            DeliveryNext::Delivered
+        } else if attempts + 1 >= self.config.max_attempts {
+            DeliveryNext::GiveUp
+        } else {
+            let wait = crate::domain::duration_ms(webhook::backoff(attempts + 1));
+            DeliveryNext::RetryAt(self.now_ms().saturating_add(wait))
+        }
+    }
+
+    /// Delivers one claimed subscription event (same signatures, headers
+    /// and retry schedule as order events).
+    ///
+    /// # Errors
+    /// Store failures (the lease then expires and the event is retried).
+    pub async fn deliver_subscription_event(
+        &self,
+        e: &SubscriptionEvent,
+    ) -> Result<DeliveryNext, StoreError> {
+        let current = self.store.get_subscription(&e.subscription_id).await?;
+        let order = match &e.order_id {
+            Some(id) => self.store.get_order(id).await?,
+            None => None,
+        };
+        let body =
+            view::subscription_webhook_payload(e, current.as_ref(), order.as_ref()).to_string();
+        let posted = self.post(&e.id, e.event_type.as_str(), body).await;
+        let next = self.next_after(e.attempts, posted.error.is_none());
+        self.store
+            .finish_subscription_event_delivery(&e.id, posted.at, posted.error.as_deref(), next)
+            .await?;
+        let state = match next {
+            DeliveryNext::Delivered => "delivered",
+            DeliveryNext::RetryAt(_) => "pending",
+            DeliveryNext::GiveUp => "failed",
+        };
+        self.metrics.webhook_attempt(state);
+        tracing::info!(
+            target: ACTIVITY_TARGET,
+            kind = "webhook",
+            event_id = %e.id,
+            event_type = e.event_type.as_str(),
+            url = %loggable_url(&self.config.url),
+            http_status = posted.http_status,
+            ms = posted.duration_ms,
+            attempt = e.attempts + 1,
+            state,
+            error = posted.error.as_deref().unwrap_or(""),
+            "subscription webhook attempt"
+        );
+        Ok(next)
+    }
+
+    /// Right after a subscription change commits: tries its due events
+    /// once. Failures stay in the outbox for the reconcile pass.
+    pub async fn flush_subscription(&self, subscription_id: &str) {
+        let now = self.now_ms();
+        let claimed = self
+            .store
+            .claim_due_subscription_events(
+                now,
+                now + ATTEMPT_LEASE_MS,
+                FLUSH_LIMIT,
+                Some(subscription_id),
+            )
+            .await;
+        match claimed {
+            Ok(events) => {
+                for e in events {
+                    if let Err(err) = self.deliver_subscription_event(&e).await {
+                        tracing::warn!(error = %chain(&err), "webhook attempt not recorded");
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %chain(&e), "outbox not read; the reconcile pass will deliver");
+            }
+        }
+    }
+
+    /// Delivers up to `limit` due subscription events (the reconcile pass).
+    ///
+    /// # Errors
+    /// Store failures while claiming.
+    pub async fn deliver_due_subscription_events(&self, limit: i64) -> Result<usize, StoreError> {
+        let now = self.now_ms();
+        let events = self
+            .store
+            .claim_due_subscription_events(now, now + ATTEMPT_LEASE_MS, limit, None)
+            .await?;
+        let mut delivered = 0;
+        for e in &events {
+            if self.deliver_subscription_event(e).await? == DeliveryNext::Delivered {
+                delivered += 1;
+            }
+        }
+        Ok(delivered)
     }
 
     /// Where deliveries go, as it may be shown ([`loggable_url`]).

@@ -25,6 +25,12 @@ use crate::rotation::{CertRotation, Learnt};
 #[derive(Clone, Debug)]
 pub struct AppState {
     inner: Arc<Inner>,
+    /// Where buyers authorize the app (`ZHIFU_ALIPAY_AUTHORIZE_URL`); set
+    /// after construction ([`AppState::with_oauth_authorize_url`]) so the
+    /// constructors keep their signatures.
+    oauth_authorize_url: Arc<str>,
+    /// `sign_scene` of the agreements buyers sign (`ZHIFU_AGREEMENT_SIGN_SCENE`).
+    agreement_sign_scene: Arc<str>,
 }
 
 #[derive(Debug)]
@@ -138,6 +144,8 @@ impl AppState {
         let outbox =
             webhooks.map(|w| Outbox::new(store.clone(), w, metrics.clone(), clock.clone()));
         AppState {
+            oauth_authorize_url: Arc::from(alipay::oauth::OAUTH_AUTHORIZE_URL),
+            agreement_sign_scene: Arc::from(crate::config::DEFAULT_AGREEMENT_SIGN_SCENE),
             inner: Arc::new(Inner {
                 store,
                 alipay,
@@ -174,6 +182,8 @@ impl AppState {
             store.migrate().await?;
         }
         tracing::debug!(backend = ?store.backend(), "database pool ready");
+        let oauth_authorize_url = config.oauth_authorize_url;
+        let sign_scene = config.agreement_sign_scene;
         let state = Self::assemble(
             config.settings,
             config.signing,
@@ -182,7 +192,9 @@ impl AppState {
             config.webhook,
             config.reconcile,
             config.metrics,
-        );
+        )
+        .with_oauth_authorize_url(oauth_authorize_url)
+        .with_agreement_sign_scene(sign_scene);
         state.load_learnt_certs().await;
         Ok(state)
     }
@@ -201,6 +213,31 @@ impl AppState {
     /// The store.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store
+    }
+
+    /// This state with another user-authorization page (the sandbox's under
+    /// `zhifu dev`).
+    #[must_use]
+    pub fn with_oauth_authorize_url(mut self, url: impl Into<String>) -> Self {
+        self.oauth_authorize_url = Arc::from(url.into());
+        self
+    }
+
+    /// This state with another agreement `sign_scene`.
+    #[must_use]
+    pub fn with_agreement_sign_scene(mut self, scene: impl Into<String>) -> Self {
+        self.agreement_sign_scene = Arc::from(scene.into());
+        self
+    }
+
+    /// The `sign_scene` of the agreements buyers sign.
+    pub fn agreement_sign_scene(&self) -> &str {
+        &self.agreement_sign_scene
+    }
+
+    /// The user-authorization page buyers are sent to.
+    pub fn oauth_authorize_url(&self) -> &str {
+        &self.oauth_authorize_url
     }
 
     /// The Alipay client.

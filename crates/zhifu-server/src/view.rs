@@ -4,7 +4,9 @@
 //! `"88.88"`, times as RFC 3339 UTC.
 
 use serde_json::{Value, json};
-use zhifu_store::{DeliveryAttempt, NotificationRecord, Order, OrderEvent, Refund};
+use zhifu_store::{
+    DeliveryAttempt, NotificationRecord, Order, OrderEvent, Refund, Subscription, SubscriptionEvent,
+};
 
 use crate::domain::{rfc3339, yuan};
 
@@ -112,4 +114,67 @@ pub fn webhook_payload(e: &OrderEvent, current: Option<&Order>) -> Value {
 /// A list answer: `{"data": [...]}`.
 pub fn list(items: impl IntoIterator<Item = Value>) -> Value {
     json!({ "data": items.into_iter().collect::<Vec<_>>() })
+}
+
+/// A subscription (its charges, when given, newest period first).
+pub fn subscription(s: &Subscription, charges: Option<&[(i64, Order)]>) -> Value {
+    let metadata = s
+        .metadata
+        .as_deref()
+        .and_then(|m| serde_json::from_str::<Value>(m).ok())
+        .unwrap_or(Value::Null);
+    let mut v = json!({
+        "id": s.id,
+        "object": "subscription",
+        "status": s.status.as_str(),
+        "subject": s.subject,
+        "amount": yuan(s.amount_fen),
+        "currency": "CNY",
+        "period": {"unit": s.period_unit, "every": s.period_every},
+        "first_charge_date": s.first_charge_date,
+        "max_periods": s.max_periods,
+        "periods_charged": s.periods_charged,
+        "next_charge_date": crate::domain::next_charge_date(s),
+        "failed_attempts": s.failed_attempts,
+        "external_agreement_no": s.external_agreement_no,
+        "agreement_no": s.agreement_no,
+        "channel": s.channel,
+        "metadata": metadata,
+        "created_at": rfc3339(s.created_at),
+        "updated_at": rfc3339(s.updated_at),
+        "activated_at": s.activated_at.and_then(rfc3339),
+        "canceled_at": s.canceled_at.and_then(rfc3339),
+    });
+    if let Some(charges) = charges {
+        v["charges"] = charges.iter().map(|(p, o)| charge(*p, o)).collect();
+    }
+    v
+}
+
+/// A subscription's charge: its order, with the period it charged.
+pub fn charge(period: i64, o: &Order) -> Value {
+    let mut v = order(o);
+    v["subscription_period"] = json!(period);
+    v
+}
+
+/// The webhook body of a subscription event: the subscription as it is
+/// now and, for charges, the period's order.
+pub fn subscription_webhook_payload(
+    e: &SubscriptionEvent,
+    current: Option<&Subscription>,
+    charge_order: Option<&Order>,
+) -> Value {
+    json!({
+        "id": e.id,
+        "type": e.event_type.as_str(),
+        "created_at": rfc3339(e.created_at),
+        "data": {
+            "subscription_id": e.subscription_id,
+            "period": e.period,
+            "order_id": e.order_id,
+            "subscription": current.map(|s| subscription(s, None)),
+            "order": charge_order.map(order),
+        },
+    })
 }

@@ -410,6 +410,61 @@ async fn real_answers_match_their_documented_schemas() {
         .await;
     o("post", "/v1/reconcile", &report);
 
+    // A subscription: created, signed on the sandbox's page, charged once.
+    let sub = app
+        .call(
+            "POST",
+            "/v1/subscriptions",
+            Some(json!({"subject": "Pro", "amount": "30.00",
+                        "period": {"unit": "month", "every": 1}, "metadata": {"k": "v"}})),
+        )
+        .await;
+    assert_eq!(sub.status, 201, "{}", sub.body);
+    o("post", "/v1/subscriptions", &sub);
+    let sub_id = sub.body["id"].as_str().unwrap().to_owned();
+    let opened = app
+        .http
+        .get(sub.body["sign"]["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let page = format!(
+        "{}{}",
+        app.base,
+        opened.headers()["location"].to_str().unwrap()
+    );
+    let agreed = app.http.post(format!("{page}/agree")).send().await.unwrap();
+    assert_eq!(agreed.status(), 200);
+    app.sandbox.advance(Duration::ZERO).await.unwrap();
+    let charged = app
+        .call("POST", "/v1/reconcile", Some(json!({"min_age_seconds": 0})))
+        .await;
+    assert_eq!(
+        charged.body["subscription_periods_charged"], 1,
+        "{}",
+        charged.body
+    );
+    let got = app
+        .call(
+            "GET",
+            &format!("/v1/subscriptions/{sub_id}?refresh=true"),
+            None,
+        )
+        .await;
+    assert_eq!(got.body["status"], "active", "{}", got.body);
+    assert_eq!(got.body["charges"][0]["status"], "paid", "{}", got.body);
+    o("get", "/v1/subscriptions/{id}", &got);
+    let list = app.call("GET", "/v1/subscriptions?limit=5", None).await;
+    o("get", "/v1/subscriptions", &list);
+    let canceled = app
+        .call("POST", &format!("/v1/subscriptions/{sub_id}/cancel"), None)
+        .await;
+    assert_eq!(canceled.body["status"], "canceled", "{}", canceled.body);
+    o("post", "/v1/subscriptions/{id}/cancel", &canceled);
+    let none = app.call("GET", "/v1/subscriptions/sub_none", None).await;
+    assert_eq!(none.status, 404);
+    o("get", "/v1/subscriptions/{id}", &none);
+
     // Errors carry the documented error body.
     let missing = app.call("GET", "/v1/orders/ord_none", None).await;
     assert_eq!(missing.status, 404);

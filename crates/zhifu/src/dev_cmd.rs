@@ -309,7 +309,9 @@ async fn run_dev(a: DevArgs) -> anyhow::Result<()> {
         store,
         Arc::new(alipay::SystemClock),
         webhooks.map(|(w, _)| w),
-    );
+    )
+    // In-app (jsapi) buyers authorize on the sandbox's page.
+    .with_oauth_authorize_url(format!("{public}/sandbox/oauth2/publicAppAuthorize.htm"));
     // The local scheduler: refunds waiting for their spacing, closing
     // orders, lost notifications and webhook retries move by themselves.
     let _ticker = AbortOnDrop(zhifu_server::jobs::reconcile::spawn_ticker(
@@ -322,8 +324,12 @@ async fn run_dev(a: DevArgs) -> anyhow::Result<()> {
     ));
     // The checkout (storefront, result page, /admin, zhifu.js) orders through
     // the backend's merchant API in-process.
-    let checkout = zhifu_checkout::CheckoutConfig::development(&public, |k| std::env::var(k).ok())
-        .context("checkout configuration")?;
+    let mut checkout =
+        zhifu_checkout::CheckoutConfig::development(&public, |k| std::env::var(k).ok())
+            .context("checkout configuration")?;
+    // The storefront gets the jsapi buyer through authorization (the
+    // sandbox's authorize page), not from the stand-in buyer.
+    checkout.dev_buyer_id = None;
     // `/openapi.json` also describes the checkout API served on this port.
     let backend =
         zhifu_server::http::router_with_api_docs(state, vec![zhifu_checkout::api::openapi()]);

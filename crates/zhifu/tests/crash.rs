@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use zhifu_sandbox::{DeliveryState, Faults};
-use zhifu_server::fault::{NOTIFY_COMMITTED, RECONCILE_MID_PASS, REFUND_CALLED};
+use zhifu_server::fault::{
+    NOTIFY_COMMITTED, RECONCILE_MID_PASS, REFUND_CALLED, SUBSCRIPTION_CHARGED,
+};
 use zhifu_store::{OrderStatus, SqlStore, Store, StoreOptions};
 
 use support::*;
@@ -29,6 +31,7 @@ support::backend_tests!(
     killed_after_notification_commit,
     killed_after_refund_call,
     killed_mid_reconcile_pass,
+    subscription_pass_killed_after_the_charge,
 );
 
 /// Killed after a notification's change committed, before `success` was
@@ -288,6 +291,95 @@ async fn killed_mid_reconcile_pass(db: Db) {
         // No notification got through: the sandbox dropped them all.
         assert_eq!(count(&notes, "source", "notify"), 0, "{notes:?}");
     }
+}
+
+/// A subscription's charging pass killed after Alipay charged the period
+/// and before Zhifu recorded it, while a second pass runs at the same time:
+/// the second pass leaves the leased subscription alone, the passes after
+/// the lease find the same order and `out_trade_no` (Alipay: already paid),
+/// and the period is charged exactly once.
+async fn subscription_pass_killed_after_the_charge(db: Db) {
+    // Every notification is dropped: Zhifu learns only by asking Alipay.
+    let t = sandbox(Faults {
+        drop_rate: 1.0,
+        ..Default::default()
+    })
+    .await;
+    let env = Env::new(&t, &db);
+    let _server = serve(&env, "zhifu serve", None).await;
+    let http = http();
+    let sub = call(
+        &http,
+        "POST",
+        &format!("{}/v1/subscriptions", env.base),
+        Some(json!({"subject": "Crash plan", "amount": "30.00",
+                    "period": {"unit": "month", "every": 1}})),
+    )
+    .await;
+    let id = sub["id"].as_str().unwrap();
+    // The buyer agrees on the signing page.
+    let opened = http
+        .get(sub["sign"]["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let page = format!(
+        "{}{}",
+        t.base,
+        opened.headers()["location"].to_str().unwrap()
+    );
+    let agreed = http.post(format!("{page}/agree")).send().await.unwrap();
+    assert_eq!(agreed.status(), 200);
+    // The dut_user_sign notification was dropped: the signed query says NORMAL.
+    let sub_url = format!("{}/v1/subscriptions/{id}", env.base);
+    let active = call(&http, "GET", &format!("{sub_url}?refresh=true"), None).await;
+    assert_eq!(active["status"], "active", "{active}");
+    let agreement_no = active["agreement_no"].as_str().unwrap().to_owned();
+
+    let mut killed = reconcile_proc(&env, "zhifu reconcile (killed)", Some(SUBSCRIPTION_CHARGED));
+    killed.wait_fault(SUBSCRIPTION_CHARGED).await;
+    // Alipay has charged; a second pass at this moment finds the
+    // subscription leased and charges nothing.
+    let concurrent = reconcile(&env).await;
+    assert_eq!(concurrent["subscriptions_checked"], 0, "{concurrent}");
+    assert_eq!(
+        concurrent["subscription_periods_charged"], 0,
+        "{concurrent}"
+    );
+    killed.kill();
+    let deducted = |t: &zhifu_sandbox::testing::TestSandbox| {
+        let no = agreement_no.clone();
+        let sandbox = t.sandbox.clone();
+        async move {
+            sandbox
+                .agreements()
+                .await
+                .into_iter()
+                .find(|a| a.agreement_no == no)
+                .map(|a| a.deductions)
+        }
+    };
+    assert_eq!(deducted(&t).await, Some(1));
+    let before = call(&http, "GET", &sub_url, None).await;
+    assert_eq!(
+        before["periods_charged"], 0,
+        "not recorded before the kill: {before}"
+    );
+
+    // After the killed pass's lease (2 s), the next passes finish the period.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    reconcile_until_quiet(&env).await;
+    let after = call(&http, "GET", &sub_url, None).await;
+    assert_eq!(after["periods_charged"], 1, "{after}");
+    let charges = after["charges"].as_array().unwrap();
+    assert_eq!(charges.len(), 1, "{after}");
+    assert_eq!(charges[0]["status"], "paid", "{after}");
+    let no = charges[0]["out_trade_no"].as_str().unwrap();
+    assert_eq!(trade(&t, no).await.trade_status, "TRADE_SUCCESS");
+    assert_eq!(deducted(&t).await, Some(1), "charged once at Alipay");
+    let more = reconcile(&env).await;
+    assert_eq!(more["subscription_periods_charged"], 0, "{more}");
+    assert_eq!(deducted(&t).await, Some(1));
 }
 
 /// PostgreSQL restarted (down for 3 s) while orders are created and paid

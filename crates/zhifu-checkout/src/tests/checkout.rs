@@ -124,8 +124,8 @@ async fn browsers_cannot_set_prices_or_bad_input() {
         ),
         (
             json!({"sku": "mug", "quantity": 1, "channel": "page", "buyer_id": "2088000000000001"}),
-            "invalid_request",
-            "jsapi",
+            "buyer_not_accepted",
+            "authorize",
         ),
         (json!(["mug"]), "invalid_request", ""),
     ];
@@ -199,27 +199,35 @@ async fn qr_checkout_renders_svg() {
 }
 
 #[tokio::test]
-async fn jsapi_needs_a_buyer_unless_in_development() {
+async fn jsapi_needs_authorization_unless_in_development() {
     let h = harness(|_| {});
     let (s, v) = h
         .post(json!({"sku": "mug", "quantity": 1, "channel": "jsapi"}))
         .await;
     assert_eq!(
         (s, v["error"]["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("buyer_required"))
+        (StatusCode::UNAUTHORIZED, Some("authorization_required"))
     );
-    let (s, v) = h
-        .post(json!({"sku": "mug", "quantity": 1, "channel": "jsapi", "buyer_open_id": "074a1CcTG1LelxKe4xQC0zgNdId0nxi95b5lsNpazWYoCo5"}))
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
-    assert_eq!(v["trade_no"], "2024010122001400000000000001");
-    let (s, v) = h
-        .post(json!({"sku": "mug", "quantity": 1, "channel": "jsapi", "buyer_id": "2088/../x"}))
-        .await;
-    assert_eq!(
-        (s, v["error"]["code"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("invalid_request"))
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/checkout/authorize")
     );
+    // A buyer id from the page is refused, well-formed or not.
+    for body in [
+        json!({"sku": "mug", "quantity": 1, "channel": "jsapi", "buyer_open_id": "074a1CcTG1LelxKe4xQC0zgNdId0nxi95b5lsNpazWYoCo5"}),
+        json!({"sku": "mug", "quantity": 1, "channel": "jsapi", "buyer_id": "2088000000000001"}),
+        json!({"sku": "mug", "quantity": 1, "channel": "jsapi", "buyer_id": "2088/../x"}),
+    ] {
+        let (s, v) = h.post(body.clone()).await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("buyer_not_accepted")),
+            "{body}"
+        );
+    }
+    assert_eq!(h.backend_calls(), 0);
 
     let dev = harness(|c| c.dev_buyer_id = Some("2088102177846880".into()));
     let (s, v) = dev
@@ -230,4 +238,9 @@ async fn jsapi_needs_a_buyer_unless_in_development() {
         dev.backend.pays.lock().unwrap()[0].2.buyer_id.as_deref(),
         Some("2088102177846880")
     );
+    // Even with the development buyer configured, the page cannot name one.
+    let (s, _) = dev
+        .post(json!({"sku": "mug", "quantity": 1, "channel": "jsapi", "buyer_id": "2088000000000009"}))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
 }

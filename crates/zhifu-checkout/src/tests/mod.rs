@@ -14,9 +14,11 @@ use tower::ServiceExt;
 
 use crate::*;
 
+mod authorize;
 mod checkout;
 mod pages;
 mod status_and_limits;
+mod subscriptions;
 
 /// Records every call; answers like the merchant API would.
 #[derive(Debug, Default)]
@@ -26,6 +28,8 @@ struct FakeBackend {
     pays: Mutex<Vec<(String, Channel, PayRequest)>>,
     reads: Mutex<Vec<(String, bool)>>,
     fail: Mutex<Option<fn() -> CheckoutError>>,
+    /// Authorization codes already exchanged.
+    codes_used: Mutex<Vec<String>>,
 }
 
 #[async_trait]
@@ -84,6 +88,37 @@ impl PaymentBackend for FakeBackend {
             .find(|o| o.id == order_id)
             .cloned()
             .ok_or(CheckoutError::OrderNotFound)
+    }
+
+    /// `https://auth.test/authorize?redirect_uri=…&state=…`, as the
+    /// backend's `GET /v1/oauth/authorize-url` builds it.
+    async fn authorize_url(
+        &self,
+        redirect_uri: &str,
+        state: &str,
+    ) -> Result<String, CheckoutError> {
+        let q = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("app_id", "2021000000000001")
+            .append_pair("redirect_uri", redirect_uri)
+            .append_pair("state", state)
+            .finish();
+        Ok(format!("https://auth.test/authorize?{q}"))
+    }
+
+    /// `open-<x>` codes are the buyer with open id `<x>`, once each.
+    async fn exchange_auth_code(&self, auth_code: &str) -> Result<alipay::BuyerId, CheckoutError> {
+        let mut used = self.codes_used.lock().unwrap();
+        if used.iter().any(|c| c == auth_code) || !auth_code.starts_with("open-") {
+            return Err(CheckoutError::BackendRejected {
+                status: 400,
+                code: "auth_code_invalid".into(),
+                message: "refused".into(),
+            });
+        }
+        used.push(auth_code.to_owned());
+        Ok(alipay::BuyerId::OpenId(
+            auth_code["open-".len()..].to_owned(),
+        ))
     }
 }
 

@@ -9,7 +9,8 @@ async fn catalog_endpoint_lists_products_and_channels() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["currency"], "CNY");
     assert_eq!(v["channels"], json!(["page", "qr"]));
-    assert_eq!(v["jsapi_needs_buyer_id"], true);
+    // The checkout authorizes the jsapi buyer itself.
+    assert_eq!(v["jsapi_needs_buyer_id"], false);
     let dev = harness(|c| c.dev_buyer_id = Some(DEV_BUYER_ID.into()));
     assert_eq!(
         dev.get_json("/checkout/catalog").await.1["jsapi_needs_buyer_id"],

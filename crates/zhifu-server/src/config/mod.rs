@@ -251,6 +251,41 @@ pub struct Config {
     /// Who may read `GET /metrics` (`ZHIFU_METRICS_TOKEN`,
     /// `ZHIFU_METRICS_PUBLIC`).
     pub metrics: MetricsAccess,
+    /// `ZHIFU_ALIPAY_AUTHORIZE_URL`: `production` (default), `sandbox` or a
+    /// URL — the user-authorization page `GET /v1/oauth/authorize-url`
+    /// sends buyers to (see [`resolve_authorize_url`]).
+    pub oauth_authorize_url: String,
+    /// `ZHIFU_AGREEMENT_SIGN_SCENE`: the `sign_scene` Alipay assigned to the
+    /// merchant's periodic-deduction product (default
+    /// [`DEFAULT_AGREEMENT_SIGN_SCENE`]).
+    pub agreement_sign_scene: String,
+}
+
+/// The `sign_scene` subscriptions are signed under unless
+/// `ZHIFU_AGREEMENT_SIGN_SCENE` says otherwise: the digital-media scene of
+/// Alipay's periodic-deduction examples (docs/agreements.md §1).
+pub const DEFAULT_AGREEMENT_SIGN_SCENE: &str = "INDUSTRY|DIGITAL_MEDIA";
+
+/// Reads `ZHIFU_AGREEMENT_SIGN_SCENE`: `INDUSTRY|…`-style, ASCII letters,
+/// digits, `_` and one `|`, not `DEFAULT|DEFAULT` (refused by Alipay when an
+/// `external_agreement_no` is sent).
+fn agreement_sign_scene(v: Option<&str>) -> Result<String, ConfigError> {
+    let Some(v) = v else {
+        return Ok(DEFAULT_AGREEMENT_SIGN_SCENE.to_owned());
+    };
+    let ok = v.len() <= 64
+        && v.split('|').count() == 2
+        && v.split('|')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        && v != "DEFAULT|DEFAULT";
+    if ok {
+        Ok(v.to_owned())
+    } else {
+        Err(ConfigError::new(
+            "ZHIFU_AGREEMENT_SIGN_SCENE",
+            "must look like INDUSTRY|DIGITAL_MEDIA (two parts of letters, digits and _), not DEFAULT|DEFAULT",
+        ))
+    }
 }
 
 /// Who may read `GET /metrics`. Its counters are business figures (orders
@@ -459,6 +494,18 @@ pub fn resolve_gateway(v: Option<&str>) -> Result<String, ConfigError> {
     }
 }
 
+/// Resolves `ZHIFU_ALIPAY_AUTHORIZE_URL` like `ALIPAY_GATEWAY`: the
+/// page where buyers authorize the app (`auth_base` gives their id for
+/// in-app payments). The sandbox page is separate from the sandbox gateway
+/// on Alipay's side too, so it is its own setting.
+pub fn resolve_authorize_url(v: Option<&str>) -> Result<String, ConfigError> {
+    match v {
+        None | Some("production") => Ok(alipay::oauth::OAUTH_AUTHORIZE_URL.to_owned()),
+        Some("sandbox") => Ok(alipay::oauth::SANDBOX_OAUTH_AUTHORIZE_URL.to_owned()),
+        Some(url) => check_base_url("ZHIFU_ALIPAY_AUTHORIZE_URL", url),
+    }
+}
+
 impl Settings {
     /// Reads the backend settings. In certificate mode this keeps only the
     /// key of Alipay's certificate: [`Settings::from_source_with_signing`]
@@ -590,6 +637,12 @@ impl Config {
             },
             listener: listener_limits(src)?,
             metrics: MetricsAccess::from_source(src)?,
+            oauth_authorize_url: resolve_authorize_url(
+                src.get("ZHIFU_ALIPAY_AUTHORIZE_URL").as_deref(),
+            )?,
+            agreement_sign_scene: agreement_sign_scene(
+                src.get("ZHIFU_AGREEMENT_SIGN_SCENE").as_deref(),
+            )?,
         })
     }
 

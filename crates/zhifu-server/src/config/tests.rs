@@ -324,3 +324,57 @@ fn the_pooler_setting_reaches_the_store_and_is_postgres_only() {
     let err = with(&[("ZHIFU_DB_POOLER", "transaction")]).unwrap_err();
     assert_eq!(err.var, "ZHIFU_DB_POOLER");
 }
+
+#[test]
+fn authorize_url_defaults_to_production_and_takes_sandbox_or_a_url() {
+    assert_eq!(
+        with(&[]).unwrap().oauth_authorize_url,
+        alipay::oauth::OAUTH_AUTHORIZE_URL
+    );
+    assert_eq!(
+        with(&[("ZHIFU_ALIPAY_AUTHORIZE_URL", "sandbox")])
+            .unwrap()
+            .oauth_authorize_url,
+        alipay::oauth::SANDBOX_OAUTH_AUTHORIZE_URL
+    );
+    assert_eq!(
+        with(&[(
+            "ZHIFU_ALIPAY_AUTHORIZE_URL",
+            "http://127.0.0.1:8080/sandbox/oauth2/publicAppAuthorize.htm"
+        )])
+        .unwrap()
+        .oauth_authorize_url,
+        "http://127.0.0.1:8080/sandbox/oauth2/publicAppAuthorize.htm"
+    );
+    for bad in ["ftp://x", "not a url", "https://a.example/?app_id=1"] {
+        let e = with(&[("ZHIFU_ALIPAY_AUTHORIZE_URL", bad)]).unwrap_err();
+        assert!(e.to_string().contains("ZHIFU_ALIPAY_AUTHORIZE_URL"), "{e}");
+    }
+}
+
+#[test]
+fn agreement_sign_scene_has_a_default_and_is_checked() {
+    assert_eq!(
+        with(&[]).unwrap().agreement_sign_scene,
+        super::DEFAULT_AGREEMENT_SIGN_SCENE
+    );
+    assert_eq!(
+        with(&[("ZHIFU_AGREEMENT_SIGN_SCENE", "INDUSTRY|MEMBERSHIP")])
+            .unwrap()
+            .agreement_sign_scene,
+        "INDUSTRY|MEMBERSHIP"
+    );
+    for bad in [
+        "DEFAULT|DEFAULT",
+        "INDUSTRY",
+        "A|B|C",
+        "INDUSTRY|会员",
+        "|X",
+    ] {
+        let e = with(&[("ZHIFU_AGREEMENT_SIGN_SCENE", bad)]).unwrap_err();
+        assert!(
+            e.to_string().contains("ZHIFU_AGREEMENT_SIGN_SCENE"),
+            "{bad}: {e}"
+        );
+    }
+}

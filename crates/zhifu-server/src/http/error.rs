@@ -67,11 +67,18 @@ pub enum ErrorCode {
     AlipayMismatch,
     /// The database is not available; retry.
     DatabaseUnavailable,
+    /// Alipay refused a user-authorization code (unknown, used or expired):
+    /// send the buyer to authorize again.
+    AuthCodeInvalid,
+    /// No such subscription.
+    SubscriptionNotFound,
+    /// A completed subscription cannot be canceled.
+    SubscriptionNotCancelable,
 }
 
 impl ErrorCode {
     /// Every code, in the order the API document lists them.
-    pub const ALL: [ErrorCode; 24] = [
+    pub const ALL: [ErrorCode; 27] = [
         ErrorCode::InvalidJson,
         ErrorCode::UnknownField,
         ErrorCode::InvalidField,
@@ -96,6 +103,9 @@ impl ErrorCode {
         ErrorCode::AlipayUnavailable,
         ErrorCode::AlipayMismatch,
         ErrorCode::DatabaseUnavailable,
+        ErrorCode::AuthCodeInvalid,
+        ErrorCode::SubscriptionNotFound,
+        ErrorCode::SubscriptionNotCancelable,
     ];
 
     /// The stable code in the body.
@@ -125,6 +135,9 @@ impl ErrorCode {
             ErrorCode::AlipayUnavailable => "alipay_unavailable",
             ErrorCode::AlipayMismatch => "alipay_mismatch",
             ErrorCode::DatabaseUnavailable => "database_unavailable",
+            ErrorCode::AuthCodeInvalid => "auth_code_invalid",
+            ErrorCode::SubscriptionNotFound => "subscription_not_found",
+            ErrorCode::SubscriptionNotCancelable => "subscription_not_cancelable",
         }
     }
 
@@ -136,9 +149,12 @@ impl ErrorCode {
             | ErrorCode::InvalidField
             | ErrorCode::InvalidAmount
             | ErrorCode::InvalidQuery
-            | ErrorCode::InvalidIdempotencyKey => StatusCode::BAD_REQUEST,
+            | ErrorCode::InvalidIdempotencyKey
+            | ErrorCode::AuthCodeInvalid => StatusCode::BAD_REQUEST,
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
-            ErrorCode::OrderNotFound | ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::OrderNotFound | ErrorCode::NotFound | ErrorCode::SubscriptionNotFound => {
+                StatusCode::NOT_FOUND
+            }
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::IdempotencyKeyReused
             | ErrorCode::OutTradeNoTaken
@@ -146,7 +162,8 @@ impl ErrorCode {
             | ErrorCode::OrderExpired
             | ErrorCode::OrderNotRefundable
             | ErrorCode::RefundExceedsRemaining
-            | ErrorCode::OrderNotClosable => StatusCode::CONFLICT,
+            | ErrorCode::OrderNotClosable
+            | ErrorCode::SubscriptionNotCancelable => StatusCode::CONFLICT,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
@@ -262,6 +279,9 @@ impl From<PaymentError> for ApiError {
             P::RefundExceedsRemaining { .. } => ErrorCode::RefundExceedsRemaining,
             P::NotClosable(_) | P::PaidWhileClosing(_) => ErrorCode::OrderNotClosable,
             P::AlipayMismatch(_) => ErrorCode::AlipayMismatch,
+            P::AuthCodeRejected(_) => ErrorCode::AuthCodeInvalid,
+            P::SubscriptionNotFound => ErrorCode::SubscriptionNotFound,
+            P::NotCancelable(_) => ErrorCode::SubscriptionNotCancelable,
             // Returned above; listed so that a new variant must be mapped.
             P::Alipay(_) | P::Store(_) => ErrorCode::InternalError,
         };
@@ -326,7 +346,10 @@ mod tests {
                 | ErrorCode::AlipayError
                 | ErrorCode::AlipayUnavailable
                 | ErrorCode::AlipayMismatch
-                | ErrorCode::DatabaseUnavailable => true,
+                | ErrorCode::DatabaseUnavailable
+                | ErrorCode::AuthCodeInvalid
+                | ErrorCode::SubscriptionNotFound
+                | ErrorCode::SubscriptionNotCancelable => true,
             };
             assert!(listed);
             assert!(c.status().is_client_error() || c.status().is_server_error());
@@ -338,6 +361,16 @@ mod tests {
         let cases = [
             (PaymentError::OrderNotFound, "order_not_found", 404),
             (PaymentError::Expired, "order_expired", 409),
+            (
+                PaymentError::SubscriptionNotFound,
+                "subscription_not_found",
+                404,
+            ),
+            (
+                PaymentError::NotCancelable(zhifu_store::SubscriptionStatus::Completed),
+                "subscription_not_cancelable",
+                409,
+            ),
             (
                 PaymentError::NotClosable(zhifu_store::OrderStatus::Paid),
                 "order_not_closable",

@@ -7,6 +7,8 @@
 //! | module | owns |
 //! |---|---|
 //! | [`orders`] | `/v1/orders…` |
+//! | [`subscriptions`] | `/v1/subscriptions…`: recurring agreements and their charges |
+//! | [`oauth`] | `/v1/oauth/…`: the authorize URL, `auth_code` → buyer id (in-app payments) |
 //! | [`activity`] | `GET /v1/activity`, the feed `zhifu logs tail` polls |
 //! | [`alipay`] | `POST /alipay/notify`, `GET /alipay/return` |
 //! | [`ops`] | `/healthz`, `/metrics`, `/v1/reconcile`, the FC timer router, fallbacks |
@@ -22,10 +24,12 @@ pub mod body;
 pub mod context;
 pub mod error;
 pub mod listener;
+pub mod oauth;
 pub mod openapi;
 pub mod ops;
 pub mod orders;
 pub mod schema;
+pub mod subscriptions;
 
 use std::future::Future;
 
@@ -73,7 +77,15 @@ fn merchant_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(orders::order_refunds, orders::refund_order))
         .routes(routes!(orders::order_notifications))
         .routes(routes!(orders::list_events))
+        .routes(routes!(
+            subscriptions::create_subscription,
+            subscriptions::list_subscriptions
+        ))
+        .routes(routes!(subscriptions::get_subscription))
+        .routes(routes!(subscriptions::cancel_subscription))
         .routes(routes!(activity::list_activity))
+        .routes(routes!(oauth::authorize_url))
+        .routes(routes!(oauth::token))
         .routes(routes!(ops::reconcile_now))
 }
 

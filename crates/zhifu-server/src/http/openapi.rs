@@ -24,7 +24,7 @@ use utoipa::openapi::{
     Required, Response as ApiResponse, ResponseBuilder, ServerBuilder,
 };
 use utoipa::{PartialSchema, ToSchema};
-use zhifu_store::EventType;
+use zhifu_store::{EventType, SubscriptionEventType};
 
 use super::schema;
 use crate::webhook;
@@ -136,6 +136,11 @@ fn base() -> OpenApi {
                 bearer("`Authorization: Bearer <ZHIFU_METRICS_TOKEN>`"),
             )
             .schema(schema::ErrorBody::name(), schema::ErrorBody::schema())
+            // Subscription webhooks are not the body of any route: named
+            // here, with what they refer to, for the `webhooks` section.
+            .schema_from::<schema::SubscriptionWebhookEvent>()
+            .schema_from::<schema::SubscriptionWebhookData>()
+            .schema_from::<schema::SubscriptionEventType>()
             .build(),
     );
     doc.tags = Some(
@@ -148,6 +153,10 @@ fn base() -> OpenApi {
             ),
             ("operations", "Health, metrics, reconcile and this document"),
             ("alipay", "Endpoints Alipay and the buyer's browser call"),
+            (
+                "oauth",
+                "Alipay user authorization: the buyer's id for in-app (jsapi) payments",
+            ),
             (
                 "checkout",
                 "The public checkout API for browsers; served when the checkout is on \
@@ -317,6 +326,36 @@ fn webhook_event_types() -> Vec<(EventType, &'static str, &'static str)> {
     .collect()
 }
 
+/// Every subscription event type (exhaustive, as above).
+fn subscription_event_types() -> Vec<(SubscriptionEventType, &'static str, &'static str)> {
+    let describe = |e: SubscriptionEventType| match e {
+        SubscriptionEventType::Active => (
+            "subscriptionActive",
+            "The buyer signed the agreement (Alipay's verified word): charging starts.",
+        ),
+        SubscriptionEventType::Charged => (
+            "subscriptionCharged",
+            "A period was charged; `data.order` is the paid order of that period.",
+        ),
+        SubscriptionEventType::PaymentFailed => (
+            "subscriptionPaymentFailed",
+            "Alipay refused a period's charge; it is retried on a bounded schedule, then the \
+             subscription is `past_due`.",
+        ),
+        SubscriptionEventType::Canceled => (
+            "subscriptionCanceled",
+            "The agreement ended (unsigned by the buyer, the merchant or Alipay): no more charges.",
+        ),
+    };
+    SubscriptionEventType::ALL
+        .into_iter()
+        .map(|e| {
+            let (id, what) = describe(e);
+            (e, id, what)
+        })
+        .collect()
+}
+
 fn header_param(name: &str, description: &str, example: &str) -> ParameterBuilder {
     ParameterBuilder::new()
         .name(name)
@@ -329,15 +368,26 @@ fn header_param(name: &str, description: &str, example: &str) -> ParameterBuilde
 
 fn webhooks() -> utoipa::openapi::path::Paths {
     let mut paths = PathsBuilder::new();
-    for (event, id, what) in webhook_event_types() {
+    let orders = webhook_event_types()
+        .into_iter()
+        .map(|(e, id, what)| (e.as_str(), id, what, schema::WebhookEvent::name()));
+    let subscriptions = subscription_event_types().into_iter().map(|(e, id, what)| {
+        (
+            e.as_str(),
+            id,
+            what,
+            schema::SubscriptionWebhookEvent::name(),
+        )
+    });
+    for (event, id, what, body_schema) in orders.chain(subscriptions) {
         let body = AllOfBuilder::new()
-            .item(Ref::from_schema_name(schema::WebhookEvent::name()))
+            .item(Ref::from_schema_name(body_schema))
             .item(
                 ObjectBuilder::new().property(
                     "type",
                     ObjectBuilder::new()
                         .schema_type(Type::String)
-                        .enum_values(Some([event.as_str()])),
+                        .enum_values(Some([event])),
                 ),
             );
         let params = [
@@ -353,7 +403,7 @@ fn webhooks() -> utoipa::openapi::path::Paths {
                 "The event id (as in the body)",
                 "evt_0190f6c5a2b37e61b0c1d2e3f4a5b6c7",
             ),
-            header_param("Zhifu-Event-Type", "The event type", event.as_str()),
+            header_param("Zhifu-Event-Type", "The event type", event),
             header_param(
                 webhook::STANDARD_ID_HEADER,
                 "Standard Webhooks: the event id",
@@ -373,7 +423,7 @@ fn webhooks() -> utoipa::openapi::path::Paths {
         ];
         let mut op = Operation::new();
         op.operation_id = Some(format!("webhook{}", capitalised(id)));
-        op.summary = Some(format!("`{}`", event.as_str()));
+        op.summary = Some(format!("`{event}`"));
         op.description = Some(what.to_owned());
         op.tags = Some(vec!["webhooks".to_owned()]);
         op.parameters = Some(params.into_iter().map(|p| RefOr::T(p.build())).collect());
@@ -401,7 +451,7 @@ fn webhooks() -> utoipa::openapi::path::Paths {
                 )
                 .into(),
         );
-        paths = paths.path(event.as_str(), PathItem::new(HttpMethod::Post, op));
+        paths = paths.path(event, PathItem::new(HttpMethod::Post, op));
     }
     paths.build()
 }
@@ -429,7 +479,14 @@ mod tests {
             );
             assert_eq!(EventType::parse(event.as_str()), Some(event));
         }
-        assert_eq!(hooks.paths.len(), 5);
+        for (event, _, _) in subscription_event_types() {
+            assert!(
+                hooks.paths.contains_key(event.as_str()),
+                "{}",
+                event.as_str()
+            );
+        }
+        assert_eq!(hooks.paths.len(), 9);
     }
 
     /// The crate README's table of codes is the contract merchants read:

@@ -379,3 +379,224 @@ pub struct Health {
 #[derive(Debug, ToSchema, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmptyBody {}
+
+/// `GET /v1/oauth/authorize-url`.
+#[derive(Debug, ToSchema)]
+pub struct OauthAuthorizeUrl {
+    /// The authorization page with `app_id`, `scope`, `redirect_uri` and
+    /// `state`.
+    #[schema(format = "uri")]
+    url: String,
+}
+
+/// `POST /v1/oauth/token`.
+#[derive(Debug, ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OauthTokenRequest {
+    /// The `auth_code` Alipay handed the buyer (authorize redirect, or the
+    /// app bridge's `getAuthCode`).
+    #[schema(min_length = 1, max_length = 128, pattern = r"^[A-Za-z0-9_-]+$")]
+    auth_code: String,
+}
+
+/// The buyer as authorization identified them: one of the two is set.
+#[derive(Debug, ToSchema)]
+pub struct OauthBuyer {
+    /// The buyer's `2088…` user id (apps still on user ids), else null.
+    user_id: Option<String>,
+    /// The buyer's open id (apps on open ids), else null.
+    open_id: Option<String>,
+}
+
+/// A subscription's status.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum SubscriptionStatus {
+    /// Created; the buyer has not signed (as far as Alipay has said).
+    PendingSignature,
+    /// Signed: each period is charged when due.
+    Active,
+    /// A period's charge failed and its retries ran out.
+    PastDue,
+    /// Ended by the buyer, the merchant or Alipay.
+    Canceled,
+    /// Every period of `max_periods` was charged.
+    Completed,
+}
+
+/// A period unit.
+#[derive(Debug, ToSchema, Deserialize)]
+#[schema(rename_all = "snake_case")]
+pub enum PeriodUnit {
+    Day,
+    /// The first charge's day of month must be 1–28.
+    Month,
+}
+
+/// How often a subscription is charged.
+#[derive(Debug, ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Period {
+    unit: PeriodUnit,
+    #[schema(minimum = 1, maximum = 366)]
+    every: i64,
+}
+
+/// How the buyer signs an agreement.
+#[derive(Debug, ToSchema, Deserialize)]
+#[schema(rename_all = "snake_case")]
+pub enum SignChannel {
+    Page,
+    Wap,
+    App,
+}
+
+/// `POST /v1/subscriptions`.
+#[derive(Debug, ToSchema, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSubscription {
+    #[schema(max_length = 256)]
+    subject: String,
+    /// Charged each period.
+    amount: Money,
+    period: Period,
+    /// `yyyy-MM-dd`, Beijing; today when absent.
+    #[schema(format = Date)]
+    first_charge_date: Option<String>,
+    #[schema(minimum = 1, maximum = 1200)]
+    max_periods: Option<i64>,
+    /// Default `page`.
+    channel: Option<SignChannel>,
+    /// Where Alipay sends the buyer after signing.
+    #[schema(format = "uri")]
+    return_url: Option<String>,
+    /// At most 4096 bytes serialised.
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<serde_json::Map<String, Value>>,
+}
+
+/// What the buyer opens to sign (present while `pending_signature`).
+#[derive(Debug, ToSchema)]
+pub struct SignParams {
+    channel: SignChannel,
+    /// page/wap: send the buyer here (GET).
+    url: Option<String>,
+    /// page/wap: an auto-submitting POST form.
+    form_html: Option<String>,
+    /// app: open this `alipays://` link.
+    app_link: Option<String>,
+}
+
+/// A period's charge: the order that charged it (the fields of
+/// [`Order`]) with the period.
+#[derive(Debug, ToSchema)]
+pub struct Charge {
+    /// `ord_…`
+    id: String,
+    /// `{external_agreement_no}P{period}`.
+    out_trade_no: String,
+    subject: String,
+    body: Option<String>,
+    total_amount: Money,
+    status: OrderStatus,
+    refunded_amount: Money,
+    refund_pending_amount: Money,
+    paid_after_close: bool,
+    trade_no: Option<String>,
+    buyer_logon_id: Option<String>,
+    channel: Option<String>,
+    paid_at: Option<Timestamp>,
+    closed_at: Option<Timestamp>,
+    created_at: Timestamp,
+    expires_at: Timestamp,
+    /// `{"subscription_id", "period"}`.
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<Value>,
+    /// The period this order charged (1-based).
+    subscription_period: i64,
+}
+
+/// A subscription (an Alipay recurring agreement).
+#[derive(Debug, ToSchema)]
+pub struct Subscription {
+    /// `sub_…`
+    id: String,
+    /// Always `subscription`.
+    object: String,
+    status: SubscriptionStatus,
+    subject: String,
+    amount: Money,
+    /// Always `CNY`.
+    currency: String,
+    period: Period,
+    #[schema(format = Date)]
+    first_charge_date: String,
+    max_periods: Option<i64>,
+    periods_charged: i64,
+    /// `null` once canceled or completed.
+    #[schema(format = Date)]
+    next_charge_date: Option<String>,
+    /// Failed attempts at the current period.
+    failed_attempts: i64,
+    external_agreement_no: String,
+    /// Alipay's agreement number, once signed.
+    agreement_no: Option<String>,
+    channel: String,
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<Value>,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    activated_at: Option<Timestamp>,
+    canceled_at: Option<Timestamp>,
+    /// On `GET /v1/subscriptions/{id}`: its charges, newest period first.
+    charges: Option<Vec<Charge>>,
+    /// On create: what the buyer opens to sign.
+    sign: Option<SignParams>,
+}
+
+/// A page of subscriptions, newest first.
+#[derive(Debug, ToSchema)]
+pub struct SubscriptionList {
+    data: Vec<Subscription>,
+    has_more: bool,
+    /// Pass as `cursor` for the next page; `null` on the last one.
+    next_cursor: Option<String>,
+}
+
+/// A subscription webhook's type.
+#[derive(Debug, ToSchema)]
+pub enum SubscriptionEventType {
+    #[schema(rename = "subscription.active")]
+    Active,
+    #[schema(rename = "subscription.charged")]
+    Charged,
+    #[schema(rename = "subscription.payment_failed")]
+    PaymentFailed,
+    #[schema(rename = "subscription.canceled")]
+    Canceled,
+}
+
+/// What a subscription event is about.
+#[derive(Debug, ToSchema)]
+pub struct SubscriptionWebhookData {
+    subscription_id: String,
+    /// The period charged (charged, payment_failed).
+    period: Option<i64>,
+    /// The period's order (charged, payment_failed).
+    order_id: Option<String>,
+    /// The subscription as it is now.
+    subscription: Option<Subscription>,
+    /// The period's order as it is now.
+    order: Option<Order>,
+}
+
+/// The body of a subscription webhook delivery.
+#[derive(Debug, ToSchema)]
+pub struct SubscriptionWebhookEvent {
+    /// `evt_…`, also in the `webhook-id` header; de-duplicate on it.
+    id: String,
+    #[schema(rename = "type")]
+    r#type: SubscriptionEventType,
+    created_at: Timestamp,
+    data: SubscriptionWebhookData,
+}

@@ -12,8 +12,12 @@
 //! 2. refunds still `pending` (outcome unknown) are re-sent with their own
 //!    `out_request_no`, which Alipay never executes twice, and re-queried when
 //!    the answer says no money moved ([`payments::drive_refund`]);
-//! 3. webhook events whose delivery is due are delivered (retries with
-//!    backoff, see [`crate::outbox`]).
+//! 3. subscriptions whose next period is due are charged, each claimed
+//!    with the pass's lease; a period is charged by one order with a
+//!    derived `out_trade_no` however many passes try
+//!    ([`payments::subscriptions::charge_due`]);
+//! 4. webhook events (orders' and subscriptions') whose delivery is due are
+//!    delivered (retries with backoff, see [`crate::outbox`]).
 //!
 //! Every row is *claimed* with a lease before it is worked on (see
 //! `zhifu_store::Store::claim_reconcile_orders`), in small batches: passes
@@ -48,6 +52,12 @@ pub struct ReconcileReport {
     pub refunds_succeeded: Vec<String>,
     /// Refunds that became `failed`.
     pub refunds_failed: Vec<String>,
+    /// Subscriptions whose due period was worked on.
+    pub subscriptions_checked: usize,
+    /// Subscription periods charged in this pass.
+    pub subscription_periods_charged: usize,
+    /// Subscription charges Alipay refused in this pass.
+    pub subscription_charges_failed: usize,
     /// Webhook deliveries attempted.
     pub webhooks_attempted: usize,
     /// Events delivered.
@@ -70,6 +80,8 @@ impl ReconcileReport {
             && self.closed.is_empty()
             && self.refunds_succeeded.is_empty()
             && self.refunds_failed.is_empty()
+            && self.subscription_periods_charged == 0
+            && self.subscription_charges_failed == 0
             && self.webhooks_delivered.is_empty()
             && self.webhooks_given_up.is_empty())
     }
@@ -113,6 +125,7 @@ pub async fn run_pass(st: &AppState, opts: &ReconcileOptions) -> ReconcileReport
     let mut report = ReconcileReport::default();
     orders(st, opts, &mut report).await;
     refunds(st, opts, &mut report).await;
+    subscriptions(st, opts, &mut report).await;
     webhooks(st, opts, &mut report).await;
     prune(st, &mut report).await;
     tracing::info!(
@@ -244,6 +257,27 @@ async fn refunds(st: &AppState, opts: &ReconcileOptions, report: &mut ReconcileR
     }
 }
 
+async fn subscriptions(st: &AppState, opts: &ReconcileOptions, report: &mut ReconcileReport) {
+    let mut budget = Budget { opts, done: 0 };
+    while let Some(n) = budget.next_batch(report) {
+        match payments::subscriptions::charge_due(st, n, ms(opts.lease)).await {
+            Ok(pass) => {
+                report.subscriptions_checked += pass.claimed;
+                report.subscription_periods_charged += pass.charged;
+                report.subscription_charges_failed += pass.failed;
+                if pass.claimed == 0 {
+                    return;
+                }
+                budget.done += pass.claimed;
+            }
+            Err(e) => {
+                report.errors.push(format!("subscriptions: {e}"));
+                return;
+            }
+        }
+    }
+}
+
 async fn webhooks(st: &AppState, opts: &ReconcileOptions, report: &mut ReconcileReport) {
     let Some(outbox) = st.outbox() else {
         return;
@@ -274,5 +308,10 @@ async fn webhooks(st: &AppState, opts: &ReconcileOptions, report: &mut Reconcile
                 Err(e) => report.errors.push(format!("{}: {e}", event.id)),
             }
         }
+    }
+    let limit = i64::try_from(opts.limit).unwrap_or(i64::MAX);
+    match outbox.deliver_due_subscription_events(limit).await {
+        Ok(n) => report.webhooks_attempted += n,
+        Err(e) => report.errors.push(format!("subscription webhooks: {e}")),
     }
 }

@@ -1,7 +1,7 @@
 //! [`PaymentError`]: why a payment operation did not happen. The HTTP layer
 //! maps each variant to a status and a stable code; jobs log them.
 
-use zhifu_store::{AnomalyReason, OrderStatus, StoreError};
+use zhifu_store::{AnomalyReason, OrderStatus, StoreError, SubscriptionStatus};
 
 /// Why a payment operation did not happen. Nothing changed when one is
 /// returned, except where a variant says what was recorded.
@@ -51,6 +51,16 @@ pub enum PaymentError {
     /// as an anomaly).
     #[error("Alipay's answer does not match the order ({}); nothing was changed", .0.as_str())]
     AlipayMismatch(AnomalyReason),
+    /// Alipay refused a user-authorization code (unknown, used, expired or
+    /// another app's; its `sub_code`). Nothing was stored.
+    #[error("Alipay refused the authorization code ({0}); authorize again for a new one")]
+    AuthCodeRejected(String),
+    /// No subscription with that id.
+    #[error("no such subscription")]
+    SubscriptionNotFound,
+    /// A completed subscription has nothing left to cancel.
+    #[error("only unfinished subscriptions can be canceled; this one is {0}")]
+    NotCancelable(SubscriptionStatus),
     /// The call to Alipay failed: refused, unreachable, or not verifiable.
     #[error("the call to Alipay failed")]
     Alipay(#[source] alipay::Error),

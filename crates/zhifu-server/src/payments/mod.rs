@@ -9,6 +9,8 @@
 //! | [`trade`] | active query (`refresh_order`), close, applying a verified query answer |
 //! | [`orders`] | creating orders, payment parameters per [`crate::domain::Channel`] |
 //! | [`refunds`] | creating and driving refunds |
+//! | [`oauth`] | user authorization for in-app payments: the authorize URL, `auth_code` → buyer id |
+//! | [`subscriptions`] | recurring agreements: create + signing parameters, status from verified agreement notifications or queries, the charging pass, cancel |
 //! | [`settled`] | notifications already answered `success`, so a replay skips the database |
 //! | [`commit`] | the one way a change is made: commit, then the single after-commit hook (webhooks) |
 //! | [`error`] | [`PaymentError`] |
@@ -16,9 +18,11 @@
 pub mod commit;
 pub mod error;
 pub mod notification;
+pub mod oauth;
 pub mod orders;
 pub mod refunds;
 pub mod settled;
+pub mod subscriptions;
 pub mod trade;
 
 pub use self::commit::{Report, commit_report};

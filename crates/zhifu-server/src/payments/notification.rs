@@ -5,6 +5,8 @@
 //! 2. verify the signature over those parameters ([`NotifyVerifier::verify`]);
 //! 3. answer at once a body this instance already settled
 //!    ([`super::settled`]: a replay costs a verification and nothing else);
+//!    An agreement notification (`notify_type` `dut_user_sign` /
+//!    `dut_user_unsign`) leaves here for [`super::subscriptions`];
 //! 4. type the verified fields ([`TradeNotification::from_verified`]);
 //! 5. find the order by `out_trade_no` and match `app_id`, `seller_id` (when
 //!    configured) and `total_amount` ([`TradeNotification::check_against`]);
@@ -222,6 +224,18 @@ async fn process(st: &AppState, raw: &[u8], seen: &mut Seen) -> Result<NotifyAns
     if st.settled().contains(&digest) {
         st.metrics().notification("duplicate", None);
         return Ok(NotifyAnswer::Success);
+    }
+    // An agreement's sign/unsign notification comes to the same URL, signed
+    // the same way; it has its own record and rules.
+    if super::subscriptions::is_agreement(&verified) {
+        use super::subscriptions::{AgreementAnswer, handle_agreement_notification};
+        return Ok(match handle_agreement_notification(st, &verified).await? {
+            AgreementAnswer::Success => {
+                st.settled().insert(digest);
+                NotifyAnswer::Success
+            }
+            AgreementAnswer::Refused(reasons) => NotifyAnswer::Refused(reasons),
+        });
     }
     // From here on, its fields are the audit payload.
     let payload = || Evidence::Verified(Some(verified.get().to_json().to_string()));
