@@ -22,6 +22,7 @@ use zhifu_store::testing::TestDatabase;
 zhifu_store::backend_tests!(
     sign_charge_three_periods_retry_then_the_buyer_unsigns,
     concurrent_passes_charge_a_period_once,
+    refused_charges_are_retried_then_past_due,
     merchant_cancel_unsigns_at_alipay,
     agreement_notifications_tamper_matrix,
     create_is_validated_and_idempotent,
@@ -272,6 +273,60 @@ async fn concurrent_passes_charge_a_period_once(db: TestDatabase) {
             1
         );
     }
+}
+
+async fn refused_charges_are_retried_then_past_due(db: TestDatabase) {
+    let app = app(db).await;
+    let id = s(&signed(&app).await, "id").to_owned();
+    app.sandbox()
+        .set_withholding_balance(Some("1.00".parse().unwrap()))
+        .await;
+    // Attempt 1 now, 2 a day later, 3 two days after that: then past due.
+    let mut failed = 0;
+    for wait in [Duration::ZERO, DAY, 2 * DAY] {
+        advance(&app, wait + Duration::from_secs(1)).await;
+        let r = pass(&app).await;
+        failed += r.subscription_charges_failed;
+        assert_eq!(r.subscription_periods_charged, 0, "{r:?}");
+    }
+    assert_eq!(failed, 3);
+    let sub = subscription(&app, &id).await;
+    assert_eq!(sub["status"], "past_due", "{sub}");
+    assert_eq!(sub["failed_attempts"], 3, "{sub}");
+    assert_eq!(sub["periods_charged"], 0, "{sub}");
+    let charges = sub["charges"].as_array().unwrap();
+    assert_eq!(charges.len(), 1, "one order for the period: {sub}");
+    assert_eq!(charges[0]["status"], "pending", "{sub}");
+    // Nothing more is tried, even with money back and time passing.
+    app.sandbox().set_withholding_balance(None).await;
+    advance(&app, 40 * DAY).await;
+    let r = pass(&app).await;
+    assert_eq!(
+        (r.subscriptions_checked, r.subscription_periods_charged),
+        (0, 0),
+        "{r:?}"
+    );
+    let no = s(&charges[0], "out_trade_no");
+    assert_eq!(
+        app.gateway_calls(Some("alipay.trade.pay"), Some(no)).len(),
+        3
+    );
+    let events = app.store.list_subscription_events(&id).await.unwrap();
+    let kinds: Vec<_> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "subscription.active",
+            "subscription.payment_failed",
+            "subscription.payment_failed",
+            "subscription.payment_failed"
+        ]
+    );
+    // The merchant can still end it.
+    let r = app
+        .api("POST", &format!("/v1/subscriptions/{id}/cancel"), None)
+        .await;
+    assert_eq!(r.body["status"], "canceled", "{:?}", r.body);
 }
 
 async fn merchant_cancel_unsigns_at_alipay(db: TestDatabase) {

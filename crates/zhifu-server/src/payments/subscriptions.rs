@@ -36,6 +36,7 @@ use super::commit::{Claim, Evidence, Report, commit_report, record_refused};
 use super::error::PaymentError;
 use super::orders::{Created, MAX_METADATA_BYTES, MAX_RETURN_URL_LEN};
 use super::trade::{apply_query, refresh_order};
+use crate::config::WebhookDelivery;
 pub use crate::domain::{PeriodUnit, next_charge_date, period_date};
 use crate::domain::{
     add_months, amount, beijing_date, due_at, epoch_ms, fen, format_date, parse_date, request_hash,
@@ -469,10 +470,31 @@ pub async fn handle_agreement_notification(
     }
 }
 
-/// The single after-commit hook of subscription events.
+/// The after-commit hook of subscription events, delivered as order
+/// events are ([`crate::config::WebhookDelivery`]): after the answer on a
+/// long-running server, inline within the budget on a function. Never
+/// fails the caller; the outbox keeps what was not delivered.
 async fn flush(st: &AppState, subscription_id: &str) {
-    if let Some(outbox) = st.outbox() {
-        outbox.flush_subscription(subscription_id).await;
+    let Some(outbox) = st.outbox() else {
+        return;
+    };
+    match outbox.delivery() {
+        WebhookDelivery::AfterAnswer => {
+            let (st, id) = (st.clone(), subscription_id.to_owned());
+            tokio::spawn(async move {
+                if let Some(outbox) = st.outbox() {
+                    outbox.flush_subscription(&id).await;
+                }
+            });
+        }
+        WebhookDelivery::Inline { budget } => {
+            if tokio::time::timeout(budget, outbox.flush_subscription(subscription_id))
+                .await
+                .is_err()
+            {
+                tracing::info!(subscription = %subscription_id, ?budget, "webhook budget spent; the reconcile pass delivers the rest");
+            }
+        }
     }
 }
 
