@@ -412,11 +412,18 @@ pub(super) async fn record_charge(
             next_charge_at,
         } => {
             let n = sqlx::query(
+                // A subscription canceled while its charge was in flight
+                // still counts the money Alipay took (and says so with its
+                // event); it stays canceled. MySQL assigns left to right:
+                // `next_charge_at` reads `status` before it is assigned.
                 "UPDATE subscriptions SET periods_charged = periods_charged + 1, \
                  next_period = next_period + 1, failed_attempts = 0, lease_until = NULL, \
-                 next_charge_at = $3, updated_at = $4, \
-                 status = CASE WHEN CAST($3 AS BIGINT) IS NULL THEN 'completed' ELSE 'active' END \
-                 WHERE id = $1 AND next_period = $2 AND status IN ('active', 'past_due')",
+                 next_charge_at = CASE WHEN status = 'canceled' THEN NULL ELSE $3 END, \
+                 updated_at = $4, \
+                 status = CASE WHEN status = 'canceled' THEN 'canceled' \
+                 WHEN CAST($3 AS BIGINT) IS NULL THEN 'completed' ELSE 'active' END \
+                 WHERE id = $1 AND next_period = $2 \
+                 AND status IN ('active', 'past_due', 'canceled')",
             )
             .bind(id)
             .bind(period)
