@@ -157,6 +157,7 @@ fn http_only_reads_the_store() {
         "list_subscriptions",
         "list_subscription_charges",
         "list_subscription_events",
+        "recent_subscription_events",
         "ping",
     ];
     let mut checked = 0;

@@ -461,6 +461,22 @@ async fn real_answers_match_their_documented_schemas() {
         .await;
     assert_eq!(canceled.body["status"], "canceled", "{}", canceled.body);
     o("post", "/v1/subscriptions/{id}/cancel", &canceled);
+    let events = app.call("GET", "/v1/events?limit=100", None).await;
+    let types: Vec<&str> = events.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["type"].as_str())
+        .collect();
+    for t in [
+        "subscription.canceled",
+        "subscription.charged",
+        "subscription.active",
+        "order.paid",
+    ] {
+        assert!(types.contains(&t), "{t} missing in {types:?}");
+    }
+    o("get", "/v1/events", &events);
     let none = app.call("GET", "/v1/subscriptions/sub_none", None).await;
     assert_eq!(none.status, 404);
     o("get", "/v1/subscriptions/{id}", &none);

@@ -302,6 +302,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// A subscription's events, oldest first.
     async fn list_subscription_events(&self, id: &str) -> Result<Vec<SubscriptionEvent>>;
 
+    /// The newest subscription events of all subscriptions, newest first.
+    async fn recent_subscription_events(&self, limit: i64) -> Result<Vec<SubscriptionEvent>>;
+
     /// Takes up to `limit` subscription events whose webhook is due
     /// (optionally of one subscription), leasing each until `lease_until`.
     async fn claim_due_subscription_events(

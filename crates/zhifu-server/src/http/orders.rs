@@ -382,7 +382,7 @@ pub async fn order_events(
     path = "/v1/events",
     operation_id = "listEvents",
     tag = "events",
-    summary = "The newest events of all orders, newest first, each as its webhook payload",
+    summary = "The newest events of all orders and subscriptions, newest first, each as its webhook payload",
     params(("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "How many (default 20)")),
     responses(
         (status = 200, description = "The events as webhooks carry them (what `zhifu listen` forwards)", body = schema::WebhookEventList),
@@ -426,10 +426,42 @@ pub async fn list_events(
             limit,
         })
         .await?;
-    let mut data = Vec::with_capacity(events.len());
-    for e in &events {
-        let current = st.store().get_order(&e.order_id).await?;
-        data.push(view::webhook_payload(e, current.as_ref()));
+    // Subscription events are webhooks too (what `zhifu listen` forwards):
+    // both kinds, newest first, at most `limit` together.
+    let subscription_events = st.store().recent_subscription_events(limit).await?;
+    let mut merged: Vec<(
+        i64,
+        &str,
+        Option<&zhifu_store::OrderEvent>,
+        Option<&zhifu_store::SubscriptionEvent>,
+    )> = events
+        .iter()
+        .map(|e| (e.created_at, e.id.as_str(), Some(e), None))
+        .chain(
+            subscription_events
+                .iter()
+                .map(|e| (e.created_at, e.id.as_str(), None, Some(e))),
+        )
+        .collect();
+    merged.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+    merged.truncate(usize::try_from(limit).unwrap_or(0));
+    let mut data = Vec::with_capacity(merged.len());
+    for (_, _, order_event, subscription_event) in merged {
+        if let Some(e) = order_event {
+            let current = st.store().get_order(&e.order_id).await?;
+            data.push(view::webhook_payload(e, current.as_ref()));
+        } else if let Some(e) = subscription_event {
+            let current = st.store().get_subscription(&e.subscription_id).await?;
+            let order = match &e.order_id {
+                Some(id) => st.store().get_order(id).await?,
+                None => None,
+            };
+            data.push(view::subscription_webhook_payload(
+                e,
+                current.as_ref(),
+                order.as_ref(),
+            ));
+        }
     }
     Ok(Json(view::list(data)))
 }

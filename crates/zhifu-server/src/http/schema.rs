@@ -347,10 +347,18 @@ pub struct WebhookEvent {
     data: WebhookEventData,
 }
 
-/// The newest events of all orders, newest first.
+/// The newest events of all orders and subscriptions, newest first.
 #[derive(Debug, ToSchema)]
 pub struct WebhookEventList {
-    data: Vec<WebhookEvent>,
+    data: Vec<AnyWebhookEvent>,
+}
+
+/// An order event's or a subscription event's webhook body.
+#[derive(Debug, ToSchema)]
+#[serde(untagged)]
+pub enum AnyWebhookEvent {
+    Order(WebhookEvent),
+    Subscription(SubscriptionWebhookEvent),
 }
 
 /// `POST /v1/reconcile`; every field is optional.

@@ -246,6 +246,10 @@ impl Store for SqlStore {
         subscriptions::events(self, id).await
     }
 
+    async fn recent_subscription_events(&self, limit: i64) -> Result<Vec<SubscriptionEvent>> {
+        subscriptions::recent_events(self, limit).await
+    }
+
     async fn claim_due_subscription_events(
         &self,
         now: i64,

@@ -527,6 +527,18 @@ pub(super) async fn events(s: &SqlStore, id: &str) -> Result<Vec<SubscriptionEve
     rows.iter().map(event_from_row).collect()
 }
 
+pub(super) async fn recent_events(s: &SqlStore, limit: i64) -> Result<Vec<SubscriptionEvent>> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        sub_event_cols!(),
+        " FROM subscription_events ORDER BY created_at DESC, id DESC LIMIT $1"
+    ))
+    .bind(limit)
+    .fetch_all(&s.pool)
+    .await?;
+    rows.iter().map(event_from_row).collect()
+}
+
 /// Pending subscription events whose attempt is due (`$1` now).
 macro_rules! sub_events_due {
     () => {
