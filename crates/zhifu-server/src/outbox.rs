@@ -225,7 +225,7 @@ impl Outbox {
     pub async fn deliver_subscription_event(
         &self,
         e: &SubscriptionEvent,
-    ) -> Result<DeliveryNext, StoreError> {
+    ) -> Result<DeliveryResult, StoreError> {
         let current = self.store.get_subscription(&e.subscription_id).await?;
         let order = match &e.order_id {
             Some(id) => self.store.get_order(id).await?,
@@ -239,11 +239,11 @@ impl Outbox {
             .finish_subscription_event_delivery(&e.id, posted.at, posted.error.as_deref(), next)
             .await?;
         let state = match next {
-            DeliveryNext::Delivered => "delivered",
-            DeliveryNext::RetryAt(_) => "pending",
-            DeliveryNext::GiveUp => "failed",
+            DeliveryNext::Delivered => WebhookState::Delivered,
+            DeliveryNext::RetryAt(_) => WebhookState::Pending,
+            DeliveryNext::GiveUp => WebhookState::Failed,
         };
-        self.metrics.webhook_attempt(state);
+        self.metrics.webhook_attempt(state.as_str());
         tracing::info!(
             target: ACTIVITY_TARGET,
             kind = "webhook",
@@ -253,11 +253,16 @@ impl Outbox {
             http_status = posted.http_status,
             ms = posted.duration_ms,
             attempt = e.attempts + 1,
-            state,
+            state = state.as_str(),
             error = posted.error.as_deref().unwrap_or(""),
             "subscription webhook attempt"
         );
-        Ok(next)
+        Ok(DeliveryResult {
+            event_id: e.id.clone(),
+            state,
+            http_status: posted.http_status,
+            error: posted.error,
+        })
     }
 
     /// Right after a subscription change commits: tries its due events
@@ -299,7 +304,7 @@ impl Outbox {
             .await?;
         let mut delivered = 0;
         for e in &events {
-            if self.deliver_subscription_event(e).await? == DeliveryNext::Delivered {
+            if self.deliver_subscription_event(e).await?.state == WebhookState::Delivered {
                 delivered += 1;
             }
         }
@@ -366,9 +371,10 @@ impl Outbox {
             .await
     }
 
-    /// Delivers one event now, whatever its state or schedule (`zhifu
-    /// webhooks resend`): a delivered or failed event is re-armed with a
-    /// fresh retry budget. `Ok(None)` when the event is unknown.
+    /// Delivers one event now, an order's or a subscription's, whatever its
+    /// state or schedule (`zhifu webhooks resend`): a delivered or failed
+    /// event is re-armed with a fresh retry budget. `Ok(None)` when the
+    /// event is unknown.
     ///
     /// # Errors
     /// Store failures.
@@ -380,7 +386,14 @@ impl Outbox {
             .await?
         {
             Some(e) => self.deliver_claimed(&e).await.map(Some),
-            None => Ok(None),
+            None => match self
+                .store
+                .claim_subscription_event_for_resend(event_id, now + ATTEMPT_LEASE_MS)
+                .await?
+            {
+                Some(e) => self.deliver_subscription_event(&e).await.map(Some),
+                None => Ok(None),
+            },
         }
     }
 }

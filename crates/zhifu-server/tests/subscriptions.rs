@@ -244,6 +244,23 @@ async fn sign_charge_three_periods_retry_then_the_buyer_unsigns(db: TestDatabase
             ("subscription.canceled".to_owned(), None),
         ]
     );
+    // An operator's resend (`zhifu webhooks resend evt_…`) works on
+    // subscription events too: the same event id, delivered again.
+    let active_event = app.store.list_subscription_events(id).await.unwrap()[0].clone();
+    assert_eq!(active_event.event_type.as_str(), "subscription.active");
+    let before = rx.deliveries().len();
+    let resent = app
+        .state
+        .outbox()
+        .unwrap()
+        .resend(&active_event.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(resent.state.as_str(), "delivered");
+    let deliveries = rx.deliveries();
+    assert_eq!(deliveries.len(), before + 1);
+    assert_eq!(deliveries.last().unwrap().event_id, active_event.id);
     let list = app
         .api("GET", "/v1/subscriptions?status=canceled", None)
         .await;

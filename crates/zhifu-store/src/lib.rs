@@ -315,6 +315,15 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         subscription_id: Option<&str>,
     ) -> Result<Vec<SubscriptionEvent>>;
 
+    /// Takes one subscription event for a manual resend, whatever its state
+    /// (a delivered or failed one gets a fresh retry budget). `None` when
+    /// it does not exist.
+    async fn claim_subscription_event_for_resend(
+        &self,
+        event_id: &str,
+        lease_until: i64,
+    ) -> Result<Option<SubscriptionEvent>>;
+
     /// Records a delivery attempt's outcome on a subscription event.
     async fn finish_subscription_event_delivery(
         &self,

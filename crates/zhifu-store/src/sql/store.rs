@@ -260,6 +260,14 @@ impl Store for SqlStore {
         subscriptions::claim_due_events(self, now, lease_until, limit, subscription_id).await
     }
 
+    async fn claim_subscription_event_for_resend(
+        &self,
+        event_id: &str,
+        lease_until: i64,
+    ) -> Result<Option<SubscriptionEvent>> {
+        subscriptions::claim_event_for_resend(self, event_id, lease_until).await
+    }
+
     async fn finish_subscription_event_delivery(
         &self,
         event_id: &str,

@@ -595,6 +595,42 @@ pub(super) async fn claim_due_events(
     Ok(out)
 }
 
+/// Takes one event for an operator's resend, whatever its state: a
+/// delivered or failed one is re-armed with a fresh retry budget. MySQL
+/// assigns left to right: `attempts` reads `webhook_state` before it is
+/// assigned, as on the other backends.
+pub(super) async fn claim_event_for_resend(
+    s: &SqlStore,
+    event_id: &str,
+    lease_until: i64,
+) -> Result<Option<SubscriptionEvent>> {
+    let mut tx = s.begin_write().await?;
+    let taken = sqlx::query(
+        "UPDATE subscription_events SET next_attempt_at = $2, \
+         attempts = CASE WHEN webhook_state = 'pending' THEN attempts ELSE 0 END, \
+         webhook_state = 'pending' WHERE id = $1",
+    )
+    .bind(event_id)
+    .bind(lease_until)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    let row = if taken == 1 {
+        sqlx::query(concat!(
+            "SELECT ",
+            sub_event_cols!(),
+            " FROM subscription_events WHERE id = $1"
+        ))
+        .bind(event_id)
+        .fetch_optional(&mut *tx)
+        .await?
+    } else {
+        None
+    };
+    tx.commit().await?;
+    row.as_ref().map(event_from_row).transpose()
+}
+
 pub(super) async fn finish_event_delivery(
     s: &SqlStore,
     event_id: &str,
