@@ -158,6 +158,7 @@ fn http_only_reads_the_store() {
         "list_subscription_charges",
         "list_subscription_events",
         "recent_subscription_events",
+        "count_subscriptions_by_status",
         "ping",
     ];
     let mut checked = 0;

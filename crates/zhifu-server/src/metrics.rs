@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use zhifu_store::{OrderStatus, WebhookState};
+use zhifu_store::{OrderStatus, SubscriptionStatus, WebhookState};
 
 /// The `tracing` target of the one-line-per-thing activity log: each
 /// Alipay gateway call, each notification received, each webhook attempt
@@ -38,6 +38,7 @@ struct Inner {
     alipay_calls: BTreeMap<(String, String), u64>,
     webhook_attempts: BTreeMap<String, u64>,
     paid_after_close: u64,
+    subscription_charges: BTreeMap<&'static str, u64>,
     alipay_latency: BTreeMap<String, Histogram>,
     /// Route template → status → latency.
     http: BTreeMap<String, BTreeMap<u16, Histogram>>,
@@ -121,6 +122,12 @@ impl Metrics {
         self.with(|i| i.paid_after_close += 1);
     }
 
+    /// Counts a subscription period's charge attempt by its result
+    /// (`charged`, `refused`, `unknown`).
+    pub fn subscription_charge(&self, result: &'static str) {
+        self.with(|i| *i.subscription_charges.entry(result).or_default() += 1);
+    }
+
     /// Counts a webhook delivery attempt by its result (`delivered`,
     /// `pending` for a failure that will be retried, `failed` when the budget
     /// ran out).
@@ -142,7 +149,25 @@ impl Metrics {
         orders: &[(OrderStatus, i64)],
         events: &[(WebhookState, i64)],
     ) -> String {
+        self.render_all(orders, events, &[])
+    }
+
+    /// [`Metrics::render_with`], plus subscriptions by status (read from
+    /// the database too).
+    pub fn render_all(
+        &self,
+        orders: &[(OrderStatus, i64)],
+        events: &[(WebhookState, i64)],
+        subscriptions: &[(SubscriptionStatus, i64)],
+    ) -> String {
         let mut out = String::new();
+        if !subscriptions.is_empty() {
+            out.push_str("# HELP zhifu_subscriptions Subscriptions in the database by status.\n");
+            out.push_str("# TYPE zhifu_subscriptions gauge\n");
+            for (status, n) in subscriptions {
+                let _ = writeln!(out, "zhifu_subscriptions{{status=\"{status}\"}} {n}");
+            }
+        }
         out.push_str("# HELP zhifu_orders Orders in the database by status.\n");
         out.push_str("# TYPE zhifu_orders gauge\n");
         for (status, n) in orders {
@@ -168,6 +193,13 @@ impl Metrics {
             out.push_str("# TYPE zhifu_webhook_attempts_total counter\n");
             for (outcome, n) in &i.webhook_attempts {
                 let _ = writeln!(out, "zhifu_webhook_attempts_total{{result=\"{outcome}\"}} {n}");
+            }
+            out.push_str(
+                "# HELP zhifu_subscription_charges_total Subscription charge attempts by this instance, by result.\n",
+            );
+            out.push_str("# TYPE zhifu_subscription_charges_total counter\n");
+            for (result, n) in &i.subscription_charges {
+                let _ = writeln!(out, "zhifu_subscription_charges_total{{result=\"{result}\"}} {n}");
             }
             out.push_str(
                 "# HELP zhifu_paid_after_close_total Payments taken for orders already closed, seen by this instance.\n",

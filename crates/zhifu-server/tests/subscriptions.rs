@@ -244,6 +244,17 @@ async fn sign_charge_three_periods_retry_then_the_buyer_unsigns(db: TestDatabase
             ("subscription.canceled".to_owned(), None),
         ]
     );
+    // The figures an operator alerts on.
+    let by_status = app.store.count_subscriptions_by_status().await.unwrap();
+    let text = app.state.metrics().render_all(&[], &[], &by_status);
+    for line in [
+        "zhifu_subscriptions{status=\"canceled\"} 1\n",
+        "zhifu_subscriptions{status=\"active\"} 0\n",
+        "zhifu_subscription_charges_total{result=\"charged\"} 3\n",
+        "zhifu_subscription_charges_total{result=\"refused\"} 1\n",
+    ] {
+        assert!(text.contains(line), "{line} missing in {text}");
+    }
     // An operator's resend (`zhifu webhooks resend evt_…`) works on
     // subscription events too: the same event id, delivered again.
     let active_event = app.store.list_subscription_events(id).await.unwrap()[0].clone();

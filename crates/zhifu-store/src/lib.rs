@@ -302,6 +302,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// A subscription's events, oldest first.
     async fn list_subscription_events(&self, id: &str) -> Result<Vec<SubscriptionEvent>>;
 
+    /// Number of subscriptions per status (for metrics).
+    async fn count_subscriptions_by_status(&self) -> Result<Vec<(SubscriptionStatus, i64)>>;
+
     /// The newest subscription events of all subscriptions, newest first.
     async fn recent_subscription_events(&self, limit: i64) -> Result<Vec<SubscriptionEvent>>;
 

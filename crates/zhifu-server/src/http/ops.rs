@@ -125,7 +125,8 @@ pub async fn metrics(
     }
     let counts = st.store().count_orders_by_status().await?;
     let events = st.store().count_events_by_state().await?;
-    let text = st.metrics().render_with(&counts, &events);
+    let subscriptions = st.store().count_subscriptions_by_status().await?;
+    let text = st.metrics().render_all(&counts, &events, &subscriptions);
     Ok((
         [(
             header::CONTENT_TYPE,

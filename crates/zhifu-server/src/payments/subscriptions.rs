@@ -649,11 +649,21 @@ pub async fn charge_due(
     };
     for sub in subs {
         match charge_period(st, &sub).await {
-            Ok(Charged::Paid) => pass.charged += 1,
-            Ok(Charged::Failed) => pass.failed += 1,
-            Ok(Charged::Unknown) => pass.unknown += 1,
+            Ok(Charged::Paid) => {
+                pass.charged += 1;
+                st.metrics().subscription_charge("charged");
+            }
+            Ok(Charged::Failed) => {
+                pass.failed += 1;
+                st.metrics().subscription_charge("refused");
+            }
+            Ok(Charged::Unknown) => {
+                pass.unknown += 1;
+                st.metrics().subscription_charge("unknown");
+            }
             Err(e) => {
                 pass.unknown += 1;
+                st.metrics().subscription_charge("unknown");
                 tracing::warn!(subscription = %sub.id, error = %chain(&e), "charge not made; retried after the lease");
             }
         }

@@ -246,6 +246,10 @@ impl Store for SqlStore {
         subscriptions::events(self, id).await
     }
 
+    async fn count_subscriptions_by_status(&self) -> Result<Vec<(SubscriptionStatus, i64)>> {
+        subscriptions::count_by_status(self).await
+    }
+
     async fn recent_subscription_events(&self, limit: i64) -> Result<Vec<SubscriptionEvent>> {
         subscriptions::recent_events(self, limit).await
     }

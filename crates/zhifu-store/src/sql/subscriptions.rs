@@ -657,3 +657,25 @@ pub(super) async fn finish_event_delivery(
     .await?;
     Ok(())
 }
+
+pub(super) async fn count_by_status(s: &SqlStore) -> Result<Vec<(SubscriptionStatus, i64)>> {
+    let rows = sqlx::query(
+        "SELECT status, CAST(COUNT(*) AS BIGINT) AS n FROM subscriptions GROUP BY status",
+    )
+    .fetch_all(&s.pool)
+    .await?;
+    let mut out: Vec<(SubscriptionStatus, i64)> = SubscriptionStatus::ALL
+        .into_iter()
+        .map(|s| (s, 0))
+        .collect();
+    for r in rows {
+        let status: String = r.try_get("status")?;
+        let n: i64 = r.try_get("n")?;
+        let st =
+            SubscriptionStatus::parse(&status).ok_or(StoreError::Corrupt { column: "status" })?;
+        if let Some(slot) = out.iter_mut().find(|(k, _)| *k == st) {
+            slot.1 = n;
+        }
+    }
+    Ok(out)
+}
