@@ -12,6 +12,7 @@
 //! | [`activity`] | `GET /v1/activity`, the feed `zhifu logs tail` polls |
 //! | [`alipay`] | `POST /alipay/notify`, `GET /alipay/return` |
 //! | [`ops`] | `/healthz`, `/metrics`, `/v1/reconcile`, the FC timer router, fallbacks |
+//! | [`query`] | strict query strings: known parameters, `refresh`, `limit`, cursors |
 //! | [`body`] | strict JSON bodies, `Idempotency-Key` |
 //! | [`context`] | every request's id, log span and metrics |
 //! | [`error`] | [`ErrorCode`] and [`ApiError`]: one status per code |
@@ -28,6 +29,7 @@ pub mod oauth;
 pub mod openapi;
 pub mod ops;
 pub mod orders;
+pub mod query;
 pub mod schema;
 pub mod subscriptions;
 

@@ -3,30 +3,21 @@
 //! [`crate::view`]. No payment decision is made here, and nothing here
 //! changes the store's state except through `payments`.
 
-use std::collections::HashMap;
-
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
 use serde_json::{Value, json};
-use zhifu_store::{Order, OrderQuery, OrderStatus};
+use zhifu_store::{OrderQuery, OrderStatus};
 
 use super::body::{Fields, JsonObject, canonical_json, idempotency_key};
 use super::error::{ApiError, ErrorCode};
+use super::query::{RawQuery, encode_cursor, only_params, page_after, page_limit, refresh_flag};
 use super::schema;
 use crate::domain::Channel;
 use crate::payments::{self, OrderRequest, PayParams, PayRequest, RefundRequest};
 use crate::state::AppState;
 use crate::view;
-
-/// Default and largest page of `GET /v1/orders`.
-const DEFAULT_PAGE: i64 = 20;
-const MAX_PAGE: i64 = 100;
-
-type RawQuery = Result<Query<HashMap<String, String>>, QueryRejection>;
 
 fn created(body: Value, replayed: bool) -> Response {
     let mut resp = (StatusCode::CREATED, Json(body)).into_response();
@@ -35,26 +26,6 @@ fn created(body: Value, replayed: bool) -> Response {
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     resp
-}
-
-fn only_params(q: &RawQuery, allowed: &[&str]) -> Result<HashMap<String, String>, ApiError> {
-    let Ok(Query(q)) = q else {
-        return Err(ApiError::new(
-            ErrorCode::InvalidQuery,
-            "the query string could not be parsed",
-        ));
-    };
-    if let Some(k) = q.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(ApiError::new(
-            ErrorCode::InvalidQuery,
-            format!(
-                "unknown query parameter `{}` (accepted: {})",
-                k.chars().take(64).collect::<String>(),
-                allowed.join(", ")
-            ),
-        ));
-    }
-    Ok(q.clone())
 }
 
 /// `POST /v1/orders`.
@@ -128,16 +99,7 @@ pub async fn get_order(
     q: RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let q = only_params(&q, &["refresh"])?;
-    let refresh = match q.get("refresh").map(String::as_str) {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(_) => {
-            return Err(ApiError::new(
-                ErrorCode::InvalidQuery,
-                "`refresh` must be true or false",
-            ));
-        }
-    };
+    let refresh = refresh_flag(&q)?;
     let mut order = payments::load(&st, &id).await?;
     if refresh {
         order = payments::refresh_order(&st, order).await?;
@@ -263,19 +225,6 @@ pub async fn refund_order(
     Ok(created(view::refund(&c.value), c.replayed))
 }
 
-fn encode_cursor(o: &Order) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}:{}", o.created_at, o.id))
-}
-
-fn decode_cursor(c: &str) -> Option<(i64, String)> {
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(c)
-        .ok()?;
-    let text = String::from_utf8(raw).ok()?;
-    let (at, id) = text.split_once(':')?;
-    Some((at.parse().ok()?, id.to_owned()))
-}
-
 /// `GET /v1/orders?status=&limit=&cursor=`.
 #[utoipa::path(
     get,
@@ -304,28 +253,8 @@ pub async fn list_orders(State(st): State<AppState>, q: RawQuery) -> Result<Json
             )
         })?),
     };
-    let limit = match q.get("limit") {
-        None => DEFAULT_PAGE,
-        Some(l) => l
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=MAX_PAGE).contains(n))
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::InvalidQuery,
-                    format!("`limit` must be an integer between 1 and {MAX_PAGE}"),
-                )
-            })?,
-    };
-    let after = match q.get("cursor").filter(|c| !c.is_empty()) {
-        None => None,
-        Some(c) => Some(decode_cursor(c).ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::InvalidQuery,
-                "`cursor` is not a cursor this API returned",
-            )
-        })?),
-    };
+    let limit = page_limit(&q)?;
+    let after = page_after(&q)?;
     let mut orders = st
         .store()
         .list_orders(&OrderQuery {
@@ -337,7 +266,7 @@ pub async fn list_orders(State(st): State<AppState>, q: RawQuery) -> Result<Json
     let more = orders.len() as i64 > limit;
     orders.truncate(usize::try_from(limit).unwrap_or(0));
     let next = if more {
-        orders.last().map(encode_cursor)
+        orders.last().map(|o| encode_cursor(o.created_at, &o.id))
     } else {
         None
     };
@@ -511,42 +440,4 @@ pub async fn order_notifications(
     let order = payments::load(&st, &id).await?;
     let records = st.store().list_notifications(&order.id).await?;
     Ok(Json(view::list(records.iter().map(view::notification))))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursor_roundtrip_and_garbage() {
-        let o = Order {
-            id: "ord_1".into(),
-            out_trade_no: "X".into(),
-            subject: "s".into(),
-            body: None,
-            total_fen: 1,
-            refunded_fen: 0,
-            refund_pending_fen: 0,
-            status: OrderStatus::Pending,
-            trade_no: None,
-            buyer_logon_id: None,
-            buyer_id: None,
-            channel: None,
-            metadata: None,
-            idempotency_key: None,
-            request_hash: None,
-            created_at: 1234,
-            updated_at: 1234,
-            expires_at: 5678,
-            paid_at: None,
-            closed_at: None,
-            paid_after_close: false,
-        };
-        assert_eq!(
-            decode_cursor(&encode_cursor(&o)),
-            Some((1234, "ord_1".into()))
-        );
-        assert_eq!(decode_cursor("!!"), None);
-        assert_eq!(decode_cursor("eHl6"), None);
-    }
 }

@@ -1,50 +1,22 @@
 //! Handlers of `/v1/subscriptions…`: read the request strictly, call
 //! [`crate::payments::subscriptions`], answer with [`crate::view`].
 
-use std::collections::HashMap;
-
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
 use serde_json::{Value, json};
 use zhifu_store::{Subscription, SubscriptionQuery, SubscriptionStatus};
 
 use super::body::{Fields, JsonObject, canonical_json, idempotency_key};
 use super::error::{ApiError, ErrorCode};
+use super::query::{RawQuery, encode_cursor, only_params, page_after, page_limit, refresh_flag};
 use super::schema;
 use crate::payments::subscriptions::{
     self as subs, PeriodUnit, SignChannel, SignParams, SubscriptionRequest,
 };
 use crate::state::AppState;
 use crate::view;
-
-type RawQuery = Result<Query<HashMap<String, String>>, QueryRejection>;
-
-const DEFAULT_PAGE: i64 = 20;
-const MAX_PAGE: i64 = 100;
-
-fn query(q: &RawQuery, allowed: &[&str]) -> Result<HashMap<String, String>, ApiError> {
-    let Ok(Query(q)) = q else {
-        return Err(ApiError::new(
-            ErrorCode::InvalidQuery,
-            "the query string could not be parsed",
-        ));
-    };
-    if let Some(k) = q.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(ApiError::new(
-            ErrorCode::InvalidQuery,
-            format!(
-                "unknown query parameter `{}` (accepted: {})",
-                k.chars().take(64).collect::<String>(),
-                allowed.join(", ")
-            ),
-        ));
-    }
-    Ok(q.clone())
-}
 
 fn invalid(msg: &str) -> ApiError {
     ApiError::new(ErrorCode::InvalidField, msg)
@@ -167,17 +139,8 @@ pub async fn get_subscription(
     Path(id): Path<String>,
     q: RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let q = query(&q, &["refresh"])?;
-    let refresh = match q.get("refresh").map(String::as_str) {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(_) => {
-            return Err(ApiError::new(
-                ErrorCode::InvalidQuery,
-                "`refresh` must be true or false",
-            ));
-        }
-    };
+    let q = only_params(&q, &["refresh"])?;
+    let refresh = refresh_flag(&q)?;
     let mut sub = subs::load(&st, &id).await?;
     if refresh {
         sub = subs::refresh_subscription(&st, sub).await?;
@@ -215,19 +178,6 @@ pub async fn cancel_subscription(
     Ok(Json(view::subscription(&sub, None)))
 }
 
-fn encode_cursor(s: &Subscription) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}:{}", s.created_at, s.id))
-}
-
-fn decode_cursor(c: &str) -> Option<(i64, String)> {
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(c)
-        .ok()?;
-    let text = String::from_utf8(raw).ok()?;
-    let (at, id) = text.split_once(':')?;
-    Some((at.parse().ok()?, id.to_owned()))
-}
-
 /// `GET /v1/subscriptions?status=&limit=&cursor=`.
 #[utoipa::path(
     get,
@@ -249,7 +199,7 @@ pub async fn list_subscriptions(
     State(st): State<AppState>,
     q: RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let q = query(&q, &["status", "limit", "cursor"])?;
+    let q = only_params(&q, &["status", "limit", "cursor"])?;
     let status = match q.get("status").filter(|s| !s.is_empty()) {
         None => None,
         Some(s) => Some(SubscriptionStatus::parse(s).ok_or_else(|| {
@@ -259,28 +209,8 @@ pub async fn list_subscriptions(
             )
         })?),
     };
-    let limit = match q.get("limit") {
-        None => DEFAULT_PAGE,
-        Some(l) => l
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=MAX_PAGE).contains(n))
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::InvalidQuery,
-                    format!("`limit` must be an integer between 1 and {MAX_PAGE}"),
-                )
-            })?,
-    };
-    let after = match q.get("cursor").filter(|c| !c.is_empty()) {
-        None => None,
-        Some(c) => Some(decode_cursor(c).ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::InvalidQuery,
-                "`cursor` is not a cursor this API returned",
-            )
-        })?),
-    };
+    let limit = page_limit(&q)?;
+    let after = page_after(&q)?;
     let mut items = st
         .store()
         .list_subscriptions(&SubscriptionQuery {
@@ -292,7 +222,7 @@ pub async fn list_subscriptions(
     let more = items.len() as i64 > limit;
     items.truncate(usize::try_from(limit).unwrap_or(0));
     let next = if more {
-        items.last().map(encode_cursor)
+        items.last().map(|s| encode_cursor(s.created_at, &s.id))
     } else {
         None
     };

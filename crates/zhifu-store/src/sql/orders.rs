@@ -30,9 +30,8 @@ const INSERT_ORDER: &str = concat!(
      $9, $9, $10, NULL, NULL, 0)"
 );
 
-/// Inserts a pending order inside `tx` (a subscription's charge, written
-/// with its link to the period).
-pub(super) async fn insert_order(tx: &mut Tx, o: &NewOrder) -> Result<()> {
+/// The insert of a pending order, bound: written once for both callers.
+fn insert_order_query(o: &NewOrder) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
     sqlx::query(INSERT_ORDER)
         .bind(&o.id)
         .bind(&o.out_trade_no)
@@ -44,25 +43,17 @@ pub(super) async fn insert_order(tx: &mut Tx, o: &NewOrder) -> Result<()> {
         .bind(o.request_hash.as_deref())
         .bind(o.created_at)
         .bind(o.expires_at)
-        .execute(&mut **tx)
-        .await?;
+}
+
+/// Inserts a pending order inside `tx` (a subscription's charge, written
+/// with its link to the period).
+pub(super) async fn insert_order(tx: &mut Tx, o: &NewOrder) -> Result<()> {
+    insert_order_query(o).execute(&mut **tx).await?;
     Ok(())
 }
 
 pub(super) async fn create_order(s: &SqlStore, o: NewOrder) -> Result<CreateOrderOutcome> {
-    let inserted = sqlx::query(INSERT_ORDER)
-        .bind(&o.id)
-        .bind(&o.out_trade_no)
-        .bind(&o.subject)
-        .bind(o.body.as_deref())
-        .bind(o.total_fen)
-        .bind(o.metadata.as_deref())
-        .bind(o.idempotency_key.as_deref())
-        .bind(o.request_hash.as_deref())
-        .bind(o.created_at)
-        .bind(o.expires_at)
-        .execute(s.writer())
-        .await;
+    let inserted = insert_order_query(&o).execute(s.writer()).await;
     match inserted {
         Ok(_) => {
             let order = get_order(s, &o.id)
