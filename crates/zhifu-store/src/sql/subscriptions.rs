@@ -293,45 +293,74 @@ macro_rules! subscriptions_due {
     };
 }
 
+/// Claims rows one by one: `pick` (binds `$1` now, `$2` limit) lists due
+/// ids; for each, `take` (binds `$1` now, `$2` lease until, `$3` id)
+/// repeats the due test in a conditional update, so whoever's update
+/// matches holds the row and a concurrent claimer matches nothing; the
+/// taken row is read back with `read` (binds `$1` id) in the same
+/// transaction.
+async fn claim_each(
+    s: &SqlStore,
+    (pick, take, read): (&'static str, &'static str, &'static str),
+    now: i64,
+    lease_until: i64,
+    limit: i64,
+    subscription_id: Option<&str>,
+) -> Result<Vec<AnyRow>> {
+    let ids: Vec<String> = sqlx::query(pick)
+        .bind(now)
+        .bind(limit)
+        .bind(subscription_id)
+        .fetch_all(&s.pool)
+        .await?
+        .iter()
+        .map(|r| r.try_get::<String, _>("id"))
+        .collect::<std::result::Result<_, _>>()?;
+    let mut out = Vec::new();
+    for id in ids {
+        let mut tx = s.begin_write().await?;
+        let taken = sqlx::query(take)
+            .bind(now)
+            .bind(lease_until)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if taken == 1 {
+            out.push(sqlx::query(read).bind(&id).fetch_one(&mut *tx).await?);
+        }
+        tx.commit().await?;
+    }
+    Ok(out)
+}
+
 pub(super) async fn claim_due(
     s: &SqlStore,
     now: i64,
     lease_until: i64,
     limit: i64,
 ) -> Result<Vec<Subscription>> {
-    let ids: Vec<String> = sqlx::query(concat!(
-        "SELECT id FROM subscriptions WHERE ",
-        subscriptions_due!(),
-        " ORDER BY next_charge_at, id LIMIT $2"
-    ))
-    .bind(now)
-    .bind(limit)
-    .fetch_all(&s.pool)
-    .await?
-    .iter()
-    .map(|r| r.try_get::<String, _>("id"))
-    .collect::<std::result::Result<_, _>>()?;
-    let mut out = Vec::new();
-    for id in ids {
-        // The due test is repeated in the update: whoever's update matches
-        // holds the row; a concurrent claimer matches nothing.
-        let mut tx = s.begin_write().await?;
-        let taken = sqlx::query(concat!(
-            "UPDATE subscriptions SET lease_until = $2 WHERE id = $3 AND ",
-            subscriptions_due!()
-        ))
-        .bind(now)
-        .bind(lease_until)
-        .bind(&id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if taken == 1 {
-            out.push(fetch(&mut tx, &id).await?);
-        }
-        tx.commit().await?;
-    }
-    Ok(out)
+    let rows = claim_each(
+        s,
+        (
+            concat!(
+                "SELECT id FROM subscriptions WHERE ",
+                subscriptions_due!(),
+                " AND CAST($3 AS TEXT) IS NULL ORDER BY next_charge_at, id LIMIT $2"
+            ),
+            concat!(
+                "UPDATE subscriptions SET lease_until = $2 WHERE id = $3 AND ",
+                subscriptions_due!()
+            ),
+            SELECT_BY_ID,
+        ),
+        now,
+        lease_until,
+        limit,
+        None,
+    )
+    .await?;
+    rows.iter().map(subscription_from_row).collect()
 }
 
 /// The order charging `period`, created with its link when there is none:
@@ -553,46 +582,32 @@ pub(super) async fn claim_due_events(
     limit: i64,
     subscription_id: Option<&str>,
 ) -> Result<Vec<SubscriptionEvent>> {
-    let ids: Vec<String> = sqlx::query(concat!(
-        "SELECT id FROM subscription_events WHERE ",
-        sub_events_due!(),
-        " AND (CAST($3 AS TEXT) IS NULL OR subscription_id = $3) ORDER BY next_attempt_at, id LIMIT $2"
-    ))
-    .bind(now)
-    .bind(limit)
-    .bind(subscription_id)
-    .fetch_all(&s.pool)
-    .await?
-    .iter()
-    .map(|r| r.try_get::<String, _>("id"))
-    .collect::<std::result::Result<_, _>>()?;
-    let mut out = Vec::new();
-    for id in ids {
-        let mut tx = s.begin_write().await?;
-        let taken = sqlx::query(concat!(
-            "UPDATE subscription_events SET next_attempt_at = $2 WHERE id = $3 AND ",
-            sub_events_due!()
-        ))
-        .bind(now)
-        .bind(lease_until)
-        .bind(&id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if taken == 1 {
-            let row = sqlx::query(concat!(
+    let rows = claim_each(
+        s,
+        (
+            concat!(
+                "SELECT id FROM subscription_events WHERE ",
+                sub_events_due!(),
+                " AND (CAST($3 AS TEXT) IS NULL OR subscription_id = $3) \
+                 ORDER BY next_attempt_at, id LIMIT $2"
+            ),
+            concat!(
+                "UPDATE subscription_events SET next_attempt_at = $2 WHERE id = $3 AND ",
+                sub_events_due!()
+            ),
+            concat!(
                 "SELECT ",
                 sub_event_cols!(),
                 " FROM subscription_events WHERE id = $1"
-            ))
-            .bind(&id)
-            .fetch_one(&mut *tx)
-            .await?;
-            out.push(event_from_row(&row)?);
-        }
-        tx.commit().await?;
-    }
-    Ok(out)
+            ),
+        ),
+        now,
+        lease_until,
+        limit,
+        subscription_id,
+    )
+    .await?;
+    rows.iter().map(event_from_row).collect()
 }
 
 /// Takes one event for an operator's resend, whatever its state: a
