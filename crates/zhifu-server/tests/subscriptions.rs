@@ -316,6 +316,11 @@ async fn refused_charges_are_retried_then_past_due(db: TestDatabase) {
         let r = pass(&app).await;
         failed += r.subscription_charges_failed;
         assert_eq!(r.subscription_periods_charged, 0, "{r:?}");
+        // Between attempts, passes leave the period's order alone: a
+        // refused deduction left no trade to ask about.
+        advance(&app, Duration::from_secs(6 * 3600)).await;
+        let quiet = pass(&app).await;
+        assert_eq!(quiet.orders_checked, 0, "{quiet:?}");
     }
     assert_eq!(failed, 3);
     let sub = subscription(&app, &id).await;

@@ -489,6 +489,19 @@ pub(super) async fn record_charge(
         tx.commit().await?;
         return Ok(None);
     }
+    if let ChargeResult::Failed { retry_at, .. } = result {
+        // A refused deduction left no trade at Alipay: the reconcile pass
+        // need not ask about the period's order before its retry (or, once
+        // past due, before it expires and is closed).
+        sqlx::query(
+            "UPDATE orders SET reconcile_after = COALESCE(CAST($2 AS BIGINT), expires_at) \
+             WHERE id = $1 AND status = 'pending'",
+        )
+        .bind(order_id)
+        .bind(*retry_at)
+        .execute(&mut *tx)
+        .await?;
+    }
     insert_event(&mut tx, id, event, Some(order_id), Some(period), at).await?;
     let sub = fetch(&mut tx, id).await?;
     tx.commit().await?;
