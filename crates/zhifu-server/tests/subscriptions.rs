@@ -157,9 +157,17 @@ async fn sign_charge_three_periods_retry_then_the_buyer_unsigns(db: TestDatabase
     let ext = s(&sub, "external_agreement_no");
     assert_eq!(first["out_trade_no"], format!("{ext}P1"));
     assert_eq!(first["metadata"]["subscription_id"], id);
-    // The charge is an ordinary order of the merchant API.
+    // The charge is an ordinary order of the merchant API, paid on the
+    // deduction's signed answer (its audit record says so).
     let order = app.order(s(first, "id")).await;
     assert_eq!(order["status"], "paid");
+    let records = app.store.list_notifications(s(first, "id")).await.unwrap();
+    assert!(
+        records
+            .iter()
+            .any(|n| n.source == "deduction" && n.outcome == "applied"),
+        "{records:?}"
+    );
 
     // Period 2, thirty days later.
     advance(&app, 30 * DAY).await;

@@ -390,7 +390,8 @@ mod tests {
             UpdateSource::Notify => Some(UpdateSource::Query),
             UpdateSource::Query => Some(UpdateSource::Refund),
             UpdateSource::Refund => Some(UpdateSource::Close),
-            UpdateSource::Close => None,
+            UpdateSource::Close => Some(UpdateSource::Deduction),
+            UpdateSource::Deduction => None,
         })
     }
 

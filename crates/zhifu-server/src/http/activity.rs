@@ -360,6 +360,7 @@ fn notification_entry(n: &NotificationRecord) -> ActivityEntry {
         "query" => Some("alipay.trade.query"),
         "close" => Some("alipay.trade.close"),
         "refund" => Some("alipay.trade.refund"),
+        "deduction" => Some("alipay.trade.pay"),
         _ => Some("alipay"),
     };
     let kind = if method.is_some() {

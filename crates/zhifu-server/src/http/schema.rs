@@ -249,6 +249,8 @@ pub enum EventSource {
     Query,
     Refund,
     Close,
+    /// A subscription's deduction answer (`alipay.trade.pay`).
+    Deduction,
 }
 
 /// The state of an event's webhook.

@@ -725,7 +725,7 @@ async fn charge_period(st: &AppState, sub: &Subscription) -> Result<Charged, Pay
                     return Err(PaymentError::AlipayMismatch(AnomalyReason::AmountMismatch));
                 }
                 let report = Report {
-                    source: UpdateSource::Query,
+                    source: UpdateSource::Deduction,
                     notify_id: None,
                     trade_status: TradeStatus::TradeSuccess,
                     trade_no: Some(resp.trade_no.clone()),

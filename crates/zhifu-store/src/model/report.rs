@@ -40,6 +40,9 @@ pub enum UpdateSource {
     Refund,
     /// A successful `alipay.trade.close` (or a trade Alipay never created).
     Close,
+    /// The answer of a subscription's deduction (`alipay.trade.pay` with
+    /// `GENERAL_WITHHOLDING`).
+    Deduction,
 }
 
 impl UpdateSource {
@@ -50,6 +53,7 @@ impl UpdateSource {
             UpdateSource::Query => "query",
             UpdateSource::Refund => "refund",
             UpdateSource::Close => "close",
+            UpdateSource::Deduction => "deduction",
         }
     }
 }
