@@ -23,6 +23,7 @@ zhifu_store::backend_tests!(
     sign_charge_three_periods_retry_then_the_buyer_unsigns,
     concurrent_passes_charge_a_period_once,
     refused_charges_are_retried_then_past_due,
+    a_lost_unsign_is_found_when_the_charge_is_refused,
     merchant_cancel_unsigns_at_alipay,
     agreement_notifications_tamper_matrix,
     create_is_validated_and_idempotent,
@@ -368,6 +369,56 @@ async fn refused_charges_are_retried_then_past_due(db: TestDatabase) {
         .api("POST", &format!("/v1/subscriptions/{id}/cancel"), None)
         .await;
     assert_eq!(r.body["status"], "canceled", "{:?}", r.body);
+}
+
+/// The buyer unsigns and the `dut_user_unsign` notification has not
+/// reached us when the next period is due: the refusal
+/// (`ACQ.AGREEMENT_STATUS_NOT_NORMAL`) makes the pass ask Alipay, which
+/// says UNSIGN: canceled, and no failure is counted.
+async fn a_lost_unsign_is_found_when_the_charge_is_refused(db: TestDatabase) {
+    let app = app(db).await;
+    let id = s(&signed(&app).await, "id").to_owned();
+    assert_eq!(pass(&app).await.subscription_periods_charged, 1);
+    let agreement_no = s(&subscription(&app, &id).await, "agreement_no").to_owned();
+    let r = app
+        .http
+        .post(app.url(&format!("/sandbox/agreements/{agreement_no}/unsign")))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_redirection() || r.status().is_success());
+    // Not delivered (explicit mode): the notification is still queued.
+    assert_eq!(subscription(&app, &id).await["status"], "active");
+    app.clock.advance(30 * DAY);
+    let r = pass(&app).await;
+    assert_eq!(
+        (
+            r.subscription_periods_charged,
+            r.subscription_charges_failed
+        ),
+        (0, 0),
+        "{r:?}"
+    );
+    let sub = subscription(&app, &id).await;
+    assert_eq!(sub["status"], "canceled", "{sub}");
+    assert_eq!(sub["failed_attempts"], 0, "{sub}");
+    assert_eq!(
+        app.gateway_calls(Some("alipay.user.agreement.query"), None)
+            .len(),
+        1
+    );
+    // The notification arrives late: answered success, nothing new.
+    app.deliver_due().await;
+    let events = app.store.list_subscription_events(&id).await.unwrap();
+    let kinds: Vec<_> = events.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "subscription.active",
+            "subscription.charged",
+            "subscription.canceled"
+        ]
+    );
 }
 
 async fn merchant_cancel_unsigns_at_alipay(db: TestDatabase) {

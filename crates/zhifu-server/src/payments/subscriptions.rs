@@ -64,9 +64,13 @@ pub const MAX_PERIODS: i64 = 1200;
 /// The personal product of periodic deduction.
 const CYCLE_PAY: &str = "CYCLE_PAY_AUTH_P";
 
-/// Alipay's answers that refuse a charge for good (this attempt); any
-/// other refusal is treated the same, except the unknown outcomes.
+/// Alipay's answer to a rerun of a period it already charged.
 const CHARGE_PAID_ALREADY: &str = "ACQ.TRADE_HAS_SUCCESS";
+
+/// Refusals about the agreement rather than the buyer's money: before one
+/// counts as a failed attempt, the agreement is queried (it may have ended).
+const AGREEMENT_REFUSALS: [&str; 2] =
+    ["ACQ.AGREEMENT_NOT_EXIST", "ACQ.AGREEMENT_STATUS_NOT_NORMAL"];
 
 /// How the buyer signs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -661,6 +665,7 @@ pub async fn charge_due(
                 pass.unknown += 1;
                 st.metrics().subscription_charge("unknown");
             }
+            Ok(Charged::Ended) => st.metrics().subscription_charge("ended"),
             Err(e) => {
                 pass.unknown += 1;
                 st.metrics().subscription_charge("unknown");
@@ -675,6 +680,8 @@ enum Charged {
     Paid,
     Failed,
     Unknown,
+    /// The agreement turned out to be over: the subscription is canceled.
+    Ended,
 }
 
 /// The order that charges the subscription's current period.
@@ -768,6 +775,22 @@ async fn charge_period(st: &AppState, sub: &Subscription) -> Result<Charged, Pay
             }
             Err(alipay::Error::Gateway(g)) => {
                 let reason = g.reason().to_owned();
+                // Refused because of the agreement itself: the buyer may
+                // have ended it and its `dut_user_unsign` not reached us
+                // (dropped, or still on its way). Alipay's signed word on
+                // the agreement decides before a failure is counted.
+                if AGREEMENT_REFUSALS.contains(&reason.as_str()) {
+                    match refresh_subscription(st, sub.clone()).await {
+                        Ok(now) if now.status == SubscriptionStatus::Canceled => {
+                            tracing::info!(subscription = %sub.id, period, reason, "charge refused: the agreement has ended");
+                            return Ok(Charged::Ended);
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(subscription = %sub.id, error = %chain(&e), "agreement not confirmed; counted as a refusal");
+                        }
+                    }
+                }
                 let retry_at = usize::try_from(sub.failed_attempts)
                     .ok()
                     .and_then(|i| CHARGE_RETRY_DELAYS.get(i))
