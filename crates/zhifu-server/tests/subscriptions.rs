@@ -369,6 +369,39 @@ async fn refused_charges_are_retried_then_past_due(db: TestDatabase) {
         .api("POST", &format!("/v1/subscriptions/{id}/cancel"), None)
         .await;
     assert_eq!(r.body["status"], "canceled", "{:?}", r.body);
+
+    // A period whose order the merchant closed between attempts stops the
+    // subscription (past due) rather than trying it forever.
+    let id = s(&signed(&app).await, "id").to_owned();
+    app.sandbox()
+        .set_withholding_balance(Some("1.00".parse().unwrap()))
+        .await;
+    assert_eq!(pass(&app).await.subscription_charges_failed, 1);
+    let sub = subscription(&app, &id).await;
+    let order_id = s(&sub["charges"][0], "id").to_owned();
+    let closed = app
+        .api("POST", &format!("/v1/orders/{order_id}/close"), None)
+        .await;
+    assert_eq!(closed.body["status"], "closed", "{:?}", closed.body);
+    app.sandbox().set_withholding_balance(None).await;
+    advance(&app, DAY + Duration::from_secs(1)).await;
+    let r = pass(&app).await;
+    assert_eq!(
+        (
+            r.subscription_periods_charged,
+            r.subscription_charges_failed
+        ),
+        (0, 1),
+        "{r:?}"
+    );
+    let sub = subscription(&app, &id).await;
+    assert_eq!(sub["status"], "past_due", "{sub}");
+    let no = s(&sub["charges"][0], "out_trade_no");
+    assert_eq!(
+        app.gateway_calls(Some("alipay.trade.pay"), Some(no)).len(),
+        1,
+        "a closed order is never charged"
+    );
 }
 
 /// The buyer unsigns and the `dut_user_unsign` notification has not

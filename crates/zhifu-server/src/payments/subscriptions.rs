@@ -715,6 +715,30 @@ async fn charge_period(st: &AppState, sub: &Subscription) -> Result<Charged, Pay
         column: "agreement_no",
     })?;
     let mut order = period_order(st, sub).await?;
+    if matches!(order.status, OrderStatus::Closed | OrderStatus::Closing) {
+        // The period's one order can no longer be paid (closed by the
+        // merchant, or expired while Alipay could not be asked): another
+        // `out_trade_no` would break "one order per period", so the
+        // subscription stops, visibly, for the merchant to decide.
+        tracing::warn!(subscription = %sub.id, period, order = %order.id, "the period's order is closed; past due");
+        if let Some(s) = st
+            .store()
+            .record_charge(
+                &sub.id,
+                period,
+                &ChargeResult::Failed {
+                    order_id: order.id.clone(),
+                    retry_at: None,
+                    reason: "period order closed".into(),
+                },
+                st.now_ms(),
+            )
+            .await?
+        {
+            flush(st, &s.id).await;
+        }
+        return Ok(Charged::Failed);
+    }
     if order.status == OrderStatus::Pending {
         let req = TradeAgreementPay::new(
             OutTradeNo::new(order.out_trade_no.clone()).map_err(PaymentError::Alipay)?,
