@@ -153,7 +153,52 @@ pub fn hex(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use time::macros::date;
+
     use super::*;
+
+    #[test]
+    fn period_dates_step_by_days_and_by_calendar_months() {
+        let first = date!(2026 - 11 - 28);
+        assert_eq!(
+            period_date(first, PeriodUnit::Month, 1, 1),
+            Some(date!(2026 - 11 - 28))
+        );
+        assert_eq!(
+            period_date(first, PeriodUnit::Month, 1, 2),
+            Some(date!(2026 - 12 - 28))
+        );
+        assert_eq!(
+            period_date(first, PeriodUnit::Month, 1, 4),
+            Some(date!(2027 - 02 - 28))
+        );
+        assert_eq!(
+            period_date(first, PeriodUnit::Month, 3, 5),
+            Some(date!(2027 - 11 - 28))
+        );
+        assert_eq!(
+            period_date(first, PeriodUnit::Day, 7, 3),
+            Some(date!(2026 - 12 - 12))
+        );
+        assert_eq!(period_date(first, PeriodUnit::Day, i64::MAX, 3), None);
+    }
+
+    #[test]
+    fn a_charge_is_due_at_the_start_of_its_beijing_day() {
+        // 2026-12-07 00:00 +08:00 is 2026-12-06 16:00 UTC.
+        assert_eq!(
+            due_at(date!(2026 - 12 - 07)),
+            1_796_601_600_000 - 8 * 3_600_000
+        );
+        assert_eq!(
+            beijing_date(1_796_601_600_000 - 8 * 3_600_000),
+            Some(date!(2026 - 12 - 07))
+        );
+        assert_eq!(
+            beijing_date(1_796_601_600_000 - 8 * 3_600_000 - 1),
+            Some(date!(2026 - 12 - 06))
+        );
+    }
 
     #[test]
     fn money_round_trips_through_fen() {

@@ -1,9 +1,11 @@
 //! Strict request-body reading: JSON objects only, unknown fields refused,
 //! every problem reported with the field's name and a stable code.
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
 use super::error::{ApiError, ErrorCode};
@@ -300,6 +302,17 @@ pub fn canonical_json(v: &Value) -> String {
         }
     }
     sorted(v).to_string()
+}
+
+/// `201 Created` with `body`; `Idempotent-Replayed: true` when this is the
+/// first answer to the same `Idempotency-Key` again.
+pub fn created(body: Value, replayed: bool) -> Response {
+    let mut resp = (StatusCode::CREATED, Json(body)).into_response();
+    if replayed {
+        resp.headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    resp
 }
 
 #[cfg(test)]

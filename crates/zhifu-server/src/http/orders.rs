@@ -5,12 +5,12 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use serde_json::{Value, json};
 use zhifu_store::{OrderQuery, OrderStatus};
 
-use super::body::{Fields, JsonObject, canonical_json, idempotency_key};
+use super::body::{Fields, JsonObject, canonical_json, created, idempotency_key};
 use super::error::{ApiError, ErrorCode};
 use super::query::{RawQuery, encode_cursor, only_params, page_after, page_limit, refresh_flag};
 use super::schema;
@@ -18,15 +18,6 @@ use crate::domain::Channel;
 use crate::payments::{self, OrderRequest, PayParams, PayRequest, RefundRequest};
 use crate::state::AppState;
 use crate::view;
-
-fn created(body: Value, replayed: bool) -> Response {
-    let mut resp = (StatusCode::CREATED, Json(body)).into_response();
-    if replayed {
-        resp.headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
-    resp
-}
 
 /// `POST /v1/orders`.
 #[utoipa::path(

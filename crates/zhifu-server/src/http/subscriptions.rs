@@ -3,12 +3,12 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use serde_json::{Value, json};
 use zhifu_store::{Subscription, SubscriptionQuery, SubscriptionStatus};
 
-use super::body::{Fields, JsonObject, canonical_json, idempotency_key};
+use super::body::{Fields, JsonObject, canonical_json, created, idempotency_key};
 use super::error::{ApiError, ErrorCode};
 use super::query::{RawQuery, encode_cursor, only_params, page_after, page_limit, refresh_flag};
 use super::schema;
@@ -108,12 +108,7 @@ pub async fn create_subscription(
         idempotency_key,
     };
     let c = subs::create_subscription(&st, req).await?;
-    let mut resp = (StatusCode::CREATED, Json(with_sign(&st, &c.value)?)).into_response();
-    if c.replayed {
-        resp.headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
-    Ok(resp)
+    Ok(created(with_sign(&st, &c.value)?, c.replayed))
 }
 
 /// `GET /v1/subscriptions/{id}[?refresh=true]`.

@@ -15,7 +15,7 @@
 //! 3. subscriptions whose next period is due are charged, each claimed
 //!    with the pass's lease; a period is charged by one order with a
 //!    derived `out_trade_no` however many passes try
-//!    ([`payments::subscriptions::charge_due`]);
+//!    ([`payments::subscription_charges::charge_due`]);
 //! 4. webhook events (orders' and subscriptions') whose delivery is due are
 //!    delivered (retries with backoff, see [`crate::outbox`]).
 //!
@@ -260,7 +260,7 @@ async fn refunds(st: &AppState, opts: &ReconcileOptions, report: &mut ReconcileR
 async fn subscriptions(st: &AppState, opts: &ReconcileOptions, report: &mut ReconcileReport) {
     let mut budget = Budget { opts, done: 0 };
     while let Some(n) = budget.next_batch(report) {
-        match payments::subscriptions::charge_due(st, n, ms(opts.lease)).await {
+        match payments::subscription_charges::charge_due(st, n, ms(opts.lease)).await {
             Ok(pass) => {
                 report.subscriptions_checked += pass.claimed;
                 report.subscription_periods_charged += pass.charged;

@@ -70,30 +70,51 @@ fn trade_state(s: &TradeStatus) -> Option<TradeState> {
     })
 }
 
-/// The single after-commit hook: the order's new events get their first
-/// webhook attempt. Never fails the caller (the outbox keeps the events).
-async fn after_commit(st: &AppState, order_id: &str) {
+/// Whose new events the after-commit hook delivers.
+#[derive(Debug, Clone)]
+pub(crate) enum Committed {
+    /// An order's (`order_events`).
+    Order(String),
+    /// A subscription's (`subscription_events`).
+    Subscription(String),
+}
+
+impl Committed {
+    async fn flush(&self, st: &AppState) {
+        let Some(outbox) = st.outbox() else {
+            return;
+        };
+        match self {
+            Committed::Order(id) => outbox.flush_order(id).await,
+            Committed::Subscription(id) => outbox.flush_subscription(id).await,
+        }
+    }
+}
+
+/// The single after-commit hook: the new events get their first webhook
+/// attempt. Never fails the caller (the outbox keeps the events).
+pub(crate) async fn after_commit(st: &AppState, committed: Committed) {
     let Some(outbox) = st.outbox() else {
         return;
     };
     match outbox.delivery() {
         WebhookDelivery::AfterAnswer => {
-            let (st, order_id) = (st.clone(), order_id.to_owned());
-            tokio::spawn(async move {
-                if let Some(outbox) = st.outbox() {
-                    outbox.flush_order(&order_id).await;
-                }
-            });
+            let st = st.clone();
+            tokio::spawn(async move { committed.flush(&st).await });
         }
         WebhookDelivery::Inline { budget } => {
             // Past the budget the attempt is dropped where it stands; its
             // lease ends and the reconcile pass delivers (receivers
             // de-duplicate on the event id, as they must for retries).
-            if tokio::time::timeout(budget, outbox.flush_order(order_id))
+            if tokio::time::timeout(budget, committed.flush(st))
                 .await
                 .is_err()
             {
-                tracing::info!(order = %order_id, ?budget, "webhook budget spent; the reconcile pass delivers the rest");
+                tracing::info!(
+                    ?committed,
+                    ?budget,
+                    "webhook budget spent; the reconcile pass delivers the rest"
+                );
             }
         }
     }
@@ -195,7 +216,7 @@ pub async fn commit_report(
     }
     if !result.events.is_empty() {
         tracing::info!(order = %order.id, source = source.as_str(), events = ?result.events, "order changed");
-        after_commit(st, &order.id).await;
+        after_commit(st, Committed::Order(order.id.clone())).await;
     }
     if result.events.contains(&EventType::PaidAfterClose) {
         tracing::warn!(order = %order.id, policy = ?st.money().late_payment, "the buyer paid an order we had closed");
@@ -219,7 +240,7 @@ pub async fn settle_refund(
     result: &RefundResult,
 ) -> Result<Refund, StoreError> {
     let settled = st.store().finish_refund(&refund.id, result).await?;
-    after_commit(st, &order.id).await;
+    after_commit(st, Committed::Order(order.id.clone())).await;
     Ok(settled)
 }
 

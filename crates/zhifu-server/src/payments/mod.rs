@@ -10,7 +10,8 @@
 //! | [`orders`] | creating orders, payment parameters per [`crate::domain::Channel`] |
 //! | [`refunds`] | creating and driving refunds |
 //! | [`oauth`] | user authorization for in-app payments: the authorize URL, `auth_code` → buyer id |
-//! | [`subscriptions`] | recurring agreements: create + signing parameters, status from verified agreement notifications or queries, the charging pass, cancel |
+//! | [`subscriptions`] | recurring agreements: create + signing parameters, status from verified agreement notifications or queries, cancel |
+//! | [`subscription_charges`] | the charging pass: one order per period, one deduction per attempt, retries, past due |
 //! | [`settled`] | notifications already answered `success`, so a replay skips the database |
 //! | [`commit`] | the one way a change is made: commit, then the single after-commit hook (webhooks) |
 //! | [`error`] | [`PaymentError`] |
@@ -22,6 +23,7 @@ pub mod oauth;
 pub mod orders;
 pub mod refunds;
 pub mod settled;
+pub mod subscription_charges;
 pub mod subscriptions;
 pub mod trade;
 

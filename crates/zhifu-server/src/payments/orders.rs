@@ -45,7 +45,8 @@ pub struct Created<T> {
     pub replayed: bool,
 }
 
-fn alipay_field_error(e: alipay::Error) -> PaymentError {
+/// Alipay's field-rule errors as the API's `invalid_field` / `invalid_amount`.
+pub(super) fn alipay_field_error(e: alipay::Error) -> PaymentError {
     match e {
         alipay::Error::Field { field, problem } => {
             PaymentError::InvalidField(format!("`{field}` {problem}"))

@@ -398,3 +398,44 @@ pub(super) async fn claim_event(
         .map(event_from_row)
         .transpose()
 }
+
+/// Claims rows one by one: `pick` (binds `$1` now, `$2` limit) lists due
+/// ids; for each, `take` (binds `$1` now, `$2` lease until, `$3` id)
+/// repeats the due test in a conditional update, so whoever's update
+/// matches holds the row and a concurrent claimer matches nothing; the
+/// taken row is read back with `read` (binds `$1` id) in the same
+/// transaction.
+pub(super) async fn claim_each(
+    s: &SqlStore,
+    (pick, take, read): (&'static str, &'static str, &'static str),
+    now: i64,
+    lease_until: i64,
+    limit: i64,
+    subscription_id: Option<&str>,
+) -> Result<Vec<AnyRow>> {
+    let ids: Vec<String> = sqlx::query(pick)
+        .bind(now)
+        .bind(limit)
+        .bind(subscription_id)
+        .fetch_all(&s.pool)
+        .await?
+        .iter()
+        .map(|r| r.try_get::<String, _>("id"))
+        .collect::<std::result::Result<_, _>>()?;
+    let mut out = Vec::new();
+    for id in ids {
+        let mut tx = s.begin_write().await?;
+        let taken = sqlx::query(take)
+            .bind(now)
+            .bind(lease_until)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if taken == 1 {
+            out.push(sqlx::query(read).bind(&id).fetch_one(&mut *tx).await?);
+        }
+        tx.commit().await?;
+    }
+    Ok(out)
+}

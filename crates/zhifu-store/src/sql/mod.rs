@@ -47,6 +47,7 @@ mod outbox;
 mod refunds;
 mod rows;
 mod store;
+mod subscription_events;
 mod subscriptions;
 
 use std::str::FromStr;

@@ -5,7 +5,8 @@
 use async_trait::async_trait;
 
 use super::{
-    SqlStore, alipay_certs, apply, leases, notifications, orders, outbox, refunds, subscriptions,
+    SqlStore, alipay_certs, apply, leases, notifications, orders, outbox, refunds,
+    subscription_events, subscriptions,
 };
 use crate::model::*;
 use crate::{AlipayCertRecord, Result, Store};
@@ -243,7 +244,7 @@ impl Store for SqlStore {
     }
 
     async fn list_subscription_events(&self, id: &str) -> Result<Vec<SubscriptionEvent>> {
-        subscriptions::events(self, id).await
+        subscription_events::events(self, id).await
     }
 
     async fn count_subscriptions_by_status(&self) -> Result<Vec<(SubscriptionStatus, i64)>> {
@@ -251,7 +252,7 @@ impl Store for SqlStore {
     }
 
     async fn recent_subscription_events(&self, limit: i64) -> Result<Vec<SubscriptionEvent>> {
-        subscriptions::recent_events(self, limit).await
+        subscription_events::recent_events(self, limit).await
     }
 
     async fn claim_due_subscription_events(
@@ -261,7 +262,7 @@ impl Store for SqlStore {
         limit: i64,
         subscription_id: Option<&str>,
     ) -> Result<Vec<SubscriptionEvent>> {
-        subscriptions::claim_due_events(self, now, lease_until, limit, subscription_id).await
+        subscription_events::claim_due_events(self, now, lease_until, limit, subscription_id).await
     }
 
     async fn claim_subscription_event_for_resend(
@@ -269,7 +270,7 @@ impl Store for SqlStore {
         event_id: &str,
         lease_until: i64,
     ) -> Result<Option<SubscriptionEvent>> {
-        subscriptions::claim_event_for_resend(self, event_id, lease_until).await
+        subscription_events::claim_event_for_resend(self, event_id, lease_until).await
     }
 
     async fn finish_subscription_event_delivery(
@@ -279,6 +280,6 @@ impl Store for SqlStore {
         error: Option<&str>,
         next: DeliveryNext,
     ) -> Result<()> {
-        subscriptions::finish_event_delivery(self, event_id, at, error, next).await
+        subscription_events::finish_event_delivery(self, event_id, at, error, next).await
     }
 }

@@ -1,27 +1,28 @@
-//! Subscriptions, the order of each charged period, and subscription
-//! events (their webhook outbox).
+//! Subscriptions and the order of each charged period (their events, the
+//! webhook outbox, are in `subscription_events`).
 //!
 //! Every change is a conditional `UPDATE … WHERE status = … [AND
 //! next_period = …]` whose matched-row count decides whether this caller
 //! made the change; only then is its event written, in the same
 //! transaction. No statement here needs `RETURNING`, so the texts are the
 //! same on every backend (MySQL counts matched rows, `docs/storage.md`).
-//! Claims take one row at a time with a conditional update of its lease:
-//! a few more statements than the batch claims of `leases`, for rows that
-//! are due at most once a period.
+//! Claims take one row at a time with a conditional update of its lease
+//! (`leases::claim_each`): a few more statements than the batch claims,
+//! for rows that are due at most once a period.
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::leases::claim_each;
 use super::orders::{get_order, insert_order};
 use super::rows::{order_cols, order_from_row};
-use super::{SqlStore, Tx, new_id};
+use super::subscription_events::insert_event;
+use super::{SqlStore, Tx};
 use crate::Result;
 use crate::error::StoreError;
 use crate::model::{
-    ChargeResult, CreateSubscriptionOutcome, DeliveryNext, NewOrder, NewSubscription, Order,
-    Subscription, SubscriptionEvent, SubscriptionEventType, SubscriptionQuery, SubscriptionStatus,
-    WebhookState,
+    ChargeResult, CreateSubscriptionOutcome, NewOrder, NewSubscription, Order, Subscription,
+    SubscriptionEventType, SubscriptionQuery, SubscriptionStatus,
 };
 
 macro_rules! subscription_cols {
@@ -30,13 +31,6 @@ macro_rules! subscription_cols {
          period_every, first_charge_date, max_periods, channel, return_url, metadata, buyer_id, \
          periods_charged, next_period, next_charge_at, failed_attempts, lease_until, \
          idempotency_key, request_hash, created_at, updated_at, activated_at, canceled_at"
-    };
-}
-
-macro_rules! sub_event_cols {
-    () => {
-        "id, subscription_id, type, order_id, period, created_at, webhook_state, attempts, \
-         next_attempt_at, delivered_at, last_error"
     };
 }
 
@@ -78,27 +72,6 @@ fn subscription_from_row(r: &AnyRow) -> Result<Subscription> {
     })
 }
 
-fn event_from_row(r: &AnyRow) -> Result<SubscriptionEvent> {
-    let kind: String = r.try_get("type")?;
-    let state: String = r.try_get("webhook_state")?;
-    Ok(SubscriptionEvent {
-        id: r.try_get("id")?,
-        subscription_id: r.try_get("subscription_id")?,
-        event_type: SubscriptionEventType::parse(&kind)
-            .ok_or(StoreError::Corrupt { column: "type" })?,
-        order_id: r.try_get("order_id")?,
-        period: r.try_get("period")?,
-        created_at: r.try_get("created_at")?,
-        webhook_state: WebhookState::parse(&state).ok_or(StoreError::Corrupt {
-            column: "webhook_state",
-        })?,
-        attempts: r.try_get("attempts")?,
-        next_attempt_at: r.try_get("next_attempt_at")?,
-        delivered_at: r.try_get("delivered_at")?,
-        last_error: r.try_get("last_error")?,
-    })
-}
-
 async fn fetch(tx: &mut Tx, id: &str) -> Result<Subscription> {
     let row = sqlx::query(SELECT_BY_ID)
         .bind(id)
@@ -108,27 +81,26 @@ async fn fetch(tx: &mut Tx, id: &str) -> Result<Subscription> {
     subscription_from_row(&row)
 }
 
-async fn insert_event(
-    tx: &mut Tx,
-    subscription_id: &str,
-    kind: SubscriptionEventType,
-    order_id: Option<&str>,
-    period: Option<i64>,
+/// Ends a change's transaction: when this caller's conditional update
+/// matched (`changed == 1`), writes the change's one event and answers the
+/// subscription as it now is; otherwise commits nothing new and answers
+/// `None`.
+async fn finish_change(
+    mut tx: Tx,
+    changed: u64,
+    id: &str,
+    event: (SubscriptionEventType, Option<&str>, Option<i64>),
     at: i64,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO subscription_events (id, subscription_id, type, order_id, period, \
-         created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
-    )
-    .bind(new_id("evt"))
-    .bind(subscription_id)
-    .bind(kind.as_str())
-    .bind(order_id)
-    .bind(period)
-    .bind(at)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+) -> Result<Option<Subscription>> {
+    if changed != 1 {
+        tx.commit().await?;
+        return Ok(None);
+    }
+    let (kind, order_id, period) = event;
+    insert_event(&mut tx, id, kind, order_id, period, at).await?;
+    let sub = fetch(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(Some(sub))
 }
 
 pub(super) async fn create(s: &SqlStore, n: NewSubscription) -> Result<CreateSubscriptionOutcome> {
@@ -250,14 +222,14 @@ pub(super) async fn activate(
     .execute(&mut *tx)
     .await?
     .rows_affected();
-    if changed != 1 {
-        tx.commit().await?;
-        return Ok(None);
-    }
-    insert_event(&mut tx, id, SubscriptionEventType::Active, None, None, at).await?;
-    let sub = fetch(&mut tx, id).await?;
-    tx.commit().await?;
-    Ok(Some(sub))
+    finish_change(
+        tx,
+        changed,
+        id,
+        (SubscriptionEventType::Active, None, None),
+        at,
+    )
+    .await
 }
 
 /// Any state but a final one → `canceled`. `Some` when this call made the
@@ -274,14 +246,14 @@ pub(super) async fn cancel(s: &SqlStore, id: &str, at: i64) -> Result<Option<Sub
     .execute(&mut *tx)
     .await?
     .rows_affected();
-    if changed != 1 {
-        tx.commit().await?;
-        return Ok(None);
-    }
-    insert_event(&mut tx, id, SubscriptionEventType::Canceled, None, None, at).await?;
-    let sub = fetch(&mut tx, id).await?;
-    tx.commit().await?;
-    Ok(Some(sub))
+    finish_change(
+        tx,
+        changed,
+        id,
+        (SubscriptionEventType::Canceled, None, None),
+        at,
+    )
+    .await
 }
 
 /// Active subscriptions whose next charge is due and whose lease is free:
@@ -291,47 +263,6 @@ macro_rules! subscriptions_due {
         "status = 'active' AND next_charge_at IS NOT NULL AND next_charge_at <= $1 \
          AND (lease_until IS NULL OR lease_until <= $1)"
     };
-}
-
-/// Claims rows one by one: `pick` (binds `$1` now, `$2` limit) lists due
-/// ids; for each, `take` (binds `$1` now, `$2` lease until, `$3` id)
-/// repeats the due test in a conditional update, so whoever's update
-/// matches holds the row and a concurrent claimer matches nothing; the
-/// taken row is read back with `read` (binds `$1` id) in the same
-/// transaction.
-async fn claim_each(
-    s: &SqlStore,
-    (pick, take, read): (&'static str, &'static str, &'static str),
-    now: i64,
-    lease_until: i64,
-    limit: i64,
-    subscription_id: Option<&str>,
-) -> Result<Vec<AnyRow>> {
-    let ids: Vec<String> = sqlx::query(pick)
-        .bind(now)
-        .bind(limit)
-        .bind(subscription_id)
-        .fetch_all(&s.pool)
-        .await?
-        .iter()
-        .map(|r| r.try_get::<String, _>("id"))
-        .collect::<std::result::Result<_, _>>()?;
-    let mut out = Vec::new();
-    for id in ids {
-        let mut tx = s.begin_write().await?;
-        let taken = sqlx::query(take)
-            .bind(now)
-            .bind(lease_until)
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if taken == 1 {
-            out.push(sqlx::query(read).bind(&id).fetch_one(&mut *tx).await?);
-        }
-        tx.commit().await?;
-    }
-    Ok(out)
 }
 
 pub(super) async fn claim_due(
@@ -485,11 +416,7 @@ pub(super) async fn record_charge(
             (n, SubscriptionEventType::PaymentFailed, order_id)
         }
     };
-    if changed != 1 {
-        tx.commit().await?;
-        return Ok(None);
-    }
-    if let ChargeResult::Failed { retry_at, .. } = result {
+    if let (1, ChargeResult::Failed { retry_at, .. }) = (changed, result) {
         // A refused deduction left no trade at Alipay: the reconcile pass
         // need not ask about the period's order before its retry (or, once
         // past due, before it expires and is closed).
@@ -502,10 +429,7 @@ pub(super) async fn record_charge(
         .execute(&mut *tx)
         .await?;
     }
-    insert_event(&mut tx, id, event, Some(order_id), Some(period), at).await?;
-    let sub = fetch(&mut tx, id).await?;
-    tx.commit().await?;
-    Ok(Some(sub))
+    finish_change(tx, changed, id, (event, Some(order_id), Some(period)), at).await
 }
 
 /// Gives a claimed subscription back without a result (the outcome is
@@ -555,135 +479,6 @@ pub(super) async fn subscription_of_order(
             .await?;
     row.map(|r| Ok((r.try_get("subscription_id")?, r.try_get("period")?)))
         .transpose()
-}
-
-pub(super) async fn events(s: &SqlStore, id: &str) -> Result<Vec<SubscriptionEvent>> {
-    let rows = sqlx::query(concat!(
-        "SELECT ",
-        sub_event_cols!(),
-        " FROM subscription_events WHERE subscription_id = $1 ORDER BY created_at, id"
-    ))
-    .bind(id)
-    .fetch_all(&s.pool)
-    .await?;
-    rows.iter().map(event_from_row).collect()
-}
-
-pub(super) async fn recent_events(s: &SqlStore, limit: i64) -> Result<Vec<SubscriptionEvent>> {
-    let rows = sqlx::query(concat!(
-        "SELECT ",
-        sub_event_cols!(),
-        " FROM subscription_events ORDER BY created_at DESC, id DESC LIMIT $1"
-    ))
-    .bind(limit)
-    .fetch_all(&s.pool)
-    .await?;
-    rows.iter().map(event_from_row).collect()
-}
-
-/// Pending subscription events whose attempt is due (`$1` now).
-macro_rules! sub_events_due {
-    () => {
-        "webhook_state = 'pending' AND next_attempt_at <= $1"
-    };
-}
-
-pub(super) async fn claim_due_events(
-    s: &SqlStore,
-    now: i64,
-    lease_until: i64,
-    limit: i64,
-    subscription_id: Option<&str>,
-) -> Result<Vec<SubscriptionEvent>> {
-    let rows = claim_each(
-        s,
-        (
-            concat!(
-                "SELECT id FROM subscription_events WHERE ",
-                sub_events_due!(),
-                " AND (CAST($3 AS TEXT) IS NULL OR subscription_id = $3) \
-                 ORDER BY next_attempt_at, id LIMIT $2"
-            ),
-            concat!(
-                "UPDATE subscription_events SET next_attempt_at = $2 WHERE id = $3 AND ",
-                sub_events_due!()
-            ),
-            concat!(
-                "SELECT ",
-                sub_event_cols!(),
-                " FROM subscription_events WHERE id = $1"
-            ),
-        ),
-        now,
-        lease_until,
-        limit,
-        subscription_id,
-    )
-    .await?;
-    rows.iter().map(event_from_row).collect()
-}
-
-/// Takes one event for an operator's resend, whatever its state: a
-/// delivered or failed one is re-armed with a fresh retry budget. MySQL
-/// assigns left to right: `attempts` reads `webhook_state` before it is
-/// assigned, as on the other backends.
-pub(super) async fn claim_event_for_resend(
-    s: &SqlStore,
-    event_id: &str,
-    lease_until: i64,
-) -> Result<Option<SubscriptionEvent>> {
-    let mut tx = s.begin_write().await?;
-    let taken = sqlx::query(
-        "UPDATE subscription_events SET next_attempt_at = $2, \
-         attempts = CASE WHEN webhook_state = 'pending' THEN attempts ELSE 0 END, \
-         webhook_state = 'pending' WHERE id = $1",
-    )
-    .bind(event_id)
-    .bind(lease_until)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    let row = if taken == 1 {
-        sqlx::query(concat!(
-            "SELECT ",
-            sub_event_cols!(),
-            " FROM subscription_events WHERE id = $1"
-        ))
-        .bind(event_id)
-        .fetch_optional(&mut *tx)
-        .await?
-    } else {
-        None
-    };
-    tx.commit().await?;
-    row.as_ref().map(event_from_row).transpose()
-}
-
-pub(super) async fn finish_event_delivery(
-    s: &SqlStore,
-    event_id: &str,
-    at: i64,
-    error: Option<&str>,
-    next: DeliveryNext,
-) -> Result<()> {
-    let (state, next_at, delivered_at) = match next {
-        DeliveryNext::Delivered => (WebhookState::Delivered, None, Some(at)),
-        DeliveryNext::RetryAt(t) => (WebhookState::Pending, Some(t), None),
-        DeliveryNext::GiveUp => (WebhookState::Failed, None, None),
-    };
-    sqlx::query(
-        "UPDATE subscription_events SET attempts = attempts + 1, webhook_state = $2, \
-         next_attempt_at = $3, delivered_at = COALESCE($4, delivered_at), last_error = $5 \
-         WHERE id = $1",
-    )
-    .bind(event_id)
-    .bind(state.as_str())
-    .bind(next_at)
-    .bind(delivered_at)
-    .bind(error)
-    .execute(s.writer())
-    .await?;
-    Ok(())
 }
 
 pub(super) async fn count_by_status(s: &SqlStore) -> Result<Vec<(SubscriptionStatus, i64)>> {
